@@ -1,0 +1,95 @@
+// Package app wires the programs together: it opens PostgreSQL and Redis,
+// applies migrations and builds the worker and the scheduler from a Config.
+// The cmd/ mains and the end-to-end tests use the same wiring, so what the
+// tests prove is what ships. It must not import fiber, swag or asynqmon:
+// cmd/worker and cmd/scheduler link it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/sethvargo/go-retry"
+
+	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// Deps are the connections every program shares.
+type Deps struct {
+	Pool  *pgxpool.Pool
+	Redis *redis.Client
+	Store *store.Store
+	Log   *slog.Logger
+}
+
+// Open connects to PostgreSQL and Redis, waiting for them with a bounded
+// exponential backoff (containers start in any order), and migrates the
+// schema. poolSize is the most PostgreSQL connections this process uses.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int) (*Deps, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.PostgresURI)
+	if err != nil {
+		// pgx's message may quote the URI, password and all.
+		return nil, &config.Error{Var: "POSTGRES_URI", Value: "(hidden)", Accepts: "a valid PostgreSQL connection URI"}
+	}
+	pcfg.MaxConns = int32(max(poolSize, 2))
+	pcfg.ConnConfig.RuntimeParams["application_name"] = cfg.AppName
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	rdb := redis.NewClient(&redis.Options{
+		Addr:     cfg.RedisAddr(),
+		Password: cfg.RedisPassword,
+		DB:       cfg.RedisDB,
+		PoolSize: max(poolSize, 10),
+	})
+	d := &Deps{Pool: pool, Redis: rdb, Store: store.New(pool), Log: log}
+
+	if err := waitFor(ctx, log, "postgres", pool.Ping); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := waitFor(ctx, log, "redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := store.Migrate(ctx, pool, log); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// waitFor retries ping for about a minute: 0.25 s doubling to 5 s between
+// tries.
+func waitFor(ctx context.Context, log *slog.Logger, name string, ping func(context.Context) error) error {
+	b := retry.WithCappedDuration(5*time.Second, retry.NewExponential(250*time.Millisecond))
+	b = retry.WithMaxDuration(time.Minute, b)
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := ping(pctx); err != nil {
+			log.Warn("waiting for "+name, "err", err)
+			return retry.RetryableError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", name, err)
+	}
+	return nil
+}
+
+// Close releases the connections.
+func (d *Deps) Close() {
+	d.Pool.Close()
+	if err := d.Redis.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		d.Log.Warn("close redis", "err", err)
+	}
+}

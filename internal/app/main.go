@@ -1,0 +1,52 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/logging"
+)
+
+// Exit codes of the programs.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitConfig = 2
+)
+
+// Program is what a cmd/ main runs once its dependencies are open.
+type Program struct {
+	Name string
+	// PoolSize is how many PostgreSQL connections the program may hold.
+	PoolSize func(config.Config) int
+	Run      func(ctx context.Context, cfg config.Config, d *Deps) error
+}
+
+// Main is the whole life of a program: read the config (one line and exit 2
+// when it is bad), open the connections, run until ctx ends, close. It
+// returns the exit code.
+func Main(ctx context.Context, p Program, environ []string, stderr io.Writer) int {
+	cfg, err := config.Load(environ)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitConfig
+	}
+	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat).With("app", cfg.AppName, "program", p.Name)
+	size := 4
+	if p.PoolSize != nil {
+		size = p.PoolSize(cfg)
+	}
+	d, err := Open(ctx, cfg, log, size)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return ExitFailed
+	}
+	defer d.Close()
+	if err := p.Run(ctx, cfg, d); err != nil {
+		log.Error("stopped with error", "err", err)
+		return ExitFailed
+	}
+	return ExitOK
+}

@@ -1,0 +1,130 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/logging"
+	"github.com/messaging-server/messaging-server/internal/scheduler"
+	"github.com/messaging-server/messaging-server/internal/webhook"
+)
+
+// Tuning holds knobs the environment does not expose; zero values mean the
+// production defaults. Tests shorten them to run fast.
+type Tuning struct {
+	// PollInterval is how often an idle worker asks Redis for a task
+	// (asynq's TaskCheckInterval; default 1 s).
+	PollInterval time.Duration
+	// BackoffBase is the first retry delay (default 5 s).
+	BackoffBase time.Duration
+	// Lease overrides the claim lease (default from WEBHOOK_TIMEOUT).
+	Lease time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Worker is one worker process: an asynq server running dispatch tasks with
+// MAX_CONCURRENT_JOBS handlers and as many webhook calls in flight.
+type Worker struct {
+	cfg   config.Config
+	srv   *asynq.Server
+	svc   *delivery.Service
+	hook  *webhook.Client
+	log   *slog.Logger
+	grace time.Duration
+}
+
+// NewWorker builds a Worker over d.
+func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
+	log := d.Log.With("component", "worker")
+	hook := webhook.New(webhook.Options{
+		URL:        cfg.WebhookURL,
+		Timeout:    cfg.WebhookTimeoutDuration(),
+		AuthHeader: cfg.WebhookAuthHeader,
+		AuthKey:    cfg.WebhookAuthKey,
+		MaxConns:   cfg.MaxConcurrentJobs,
+		Now:        t.Now,
+	})
+	lease := t.Lease
+	if lease <= 0 {
+		lease = cfg.LeaseDuration()
+	}
+	svc := delivery.New(delivery.Config{
+		Budget:      cfg.MessageFetchLimit,
+		Interval:    cfg.CronIntervalDuration(),
+		Concurrency: cfg.MaxConcurrentJobs,
+		MaxAttempts: cfg.MaxAttempts,
+		Lease:       lease,
+		BackoffBase: t.BackoffBase,
+	}, d.Store, hook, cache.New(d.Redis, cfg.CacheTTL()), log, t.Now)
+
+	grace := cfg.GracePeriod()
+	srv := asynq.NewServerFromRedisClient(d.Redis, asynq.Config{
+		Concurrency:       cfg.MaxConcurrentJobs,
+		Queues:            map[string]int{cfg.Queue: 1},
+		TaskCheckInterval: t.PollInterval,
+		// Handlers get the grace period plus time to record outcomes
+		// before asynq gives up on them.
+		ShutdownTimeout: grace + 15*time.Second,
+		Logger:          logging.Asynq{L: log},
+		LogLevel:        logging.AsynqLevel(cfg.LogLevel),
+		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+			return delivery.Backoff(n+1, time.Second, 30*time.Second, 0.5)
+		},
+		ErrorHandler: asynq.ErrorHandlerFunc(func(_ context.Context, task *asynq.Task, err error) {
+			log.Error("dispatch task failed", "type", task.Type(), "err", err)
+		}),
+	})
+	return &Worker{cfg: cfg, srv: srv, svc: svc, hook: hook, log: log, grace: grace}
+}
+
+// Service exposes the delivery service, for metrics and tests.
+func (w *Worker) Service() *delivery.Service { return w.svc }
+
+// Run processes dispatch tasks until ctx ends, then shuts down: it claims
+// nothing more, hands back claimed messages that did not start, lets calls
+// in flight finish within SERVER_GRACE_PERIOD (cutting them after it), and
+// returns once every outcome is recorded.
+func (w *Worker) Run(ctx context.Context) error {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(delivery.TaskDispatch, w.svc.HandleDispatch)
+	if err := w.srv.Start(mux); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	w.log.Info("worker started", "concurrency", w.cfg.MaxConcurrentJobs, "queue", w.cfg.Queue)
+	<-ctx.Done()
+
+	w.log.Info("worker stopping", "grace", w.grace)
+	w.svc.Drain()
+	abort := time.AfterFunc(w.grace, w.svc.Abort)
+	defer abort.Stop()
+	w.srv.Shutdown()
+	w.svc.Wait()
+	w.hook.Close()
+	w.log.Info("worker stopped", "stats", fmt.Sprintf("%+v", w.svc.Stats()))
+	return nil
+}
+
+// NewScheduler builds a scheduler replica over d.
+func NewScheduler(cfg config.Config, d *Deps, syncInterval time.Duration) (*scheduler.Scheduler, error) {
+	return scheduler.New(d.Redis, d.Store, scheduler.Config{
+		Interval:     cfg.CronIntervalDuration(),
+		Queue:        cfg.Queue,
+		TaskTimeout:  TaskTimeout(cfg),
+		SyncInterval: syncInterval,
+		LogLevel:     cfg.LogLevel,
+	}, d.Log)
+}
+
+// TaskTimeout bounds one dispatch task: long enough for a tick's sends, short
+// enough that a stuck one is retried.
+func TaskTimeout(cfg config.Config) time.Duration {
+	return max(cfg.CronIntervalDuration(), cfg.LeaseDuration()) + cfg.GracePeriod()
+}

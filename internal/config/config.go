@@ -1,0 +1,203 @@
+// Package config turns the process environment into a validated Config, so
+// that a bad deployment fails at start with one line naming the variable,
+// instead of misbehaving later.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config holds every setting the three programs read. Field tags name the
+// environment variable, its default and, in `accepts`, the sentence an
+// operator sees when the value is rejected.
+type Config struct {
+	AppName           string `env:"APP_NAME" envDefault:"Messaging Server" accepts:"any text"`
+	LogLevel          string `env:"LOG_LEVEL" envDefault:"INFO" accepts:"one of DEBUG, INFO, WARN, ERROR"`
+	LogFormat         string `env:"LOG_FORMAT" envDefault:"text" accepts:"text or json"`
+	MessageFetchLimit int    `env:"MESSAGE_FETCH_LIMIT" envDefault:"2" accepts:"a whole number from 1 to 100000"`
+	CronInterval      int    `env:"CRON_INTERVAL" envDefault:"120" accepts:"whole seconds from 1 to 86400"`
+	MaxConcurrentJobs int    `env:"MAX_CONCURRENT_JOBS" envDefault:"5" accepts:"a whole number from 1 to 1000"`
+	ServerGracePeriod int    `env:"SERVER_GRACE_PERIOD" envDefault:"30" accepts:"whole seconds from 1 to 3600"`
+	MaxAttempts       int    `env:"MAX_ATTEMPTS" envDefault:"5" accepts:"a whole number from 1 to 100"`
+
+	WebhookURL        string `env:"WEBHOOK_URL" accepts:"an absolute http or https URL (required)"`
+	WebhookTimeout    int    `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds from 1 to 300"`
+	WebhookAuthHeader string `env:"WEBHOOK_AUTH_HEADER" envDefault:"x-ins-auth-key" accepts:"an HTTP header name"`
+	WebhookAuthKey    string `env:"WEBHOOK_AUTH_KEY" accepts:"any text; the header is sent only when set"`
+
+	RedisHost     string `env:"REDIS_HOST" envDefault:"localhost" accepts:"a host name or address"`
+	RedisPort     int    `env:"REDIS_PORT" envDefault:"6379" accepts:"a port from 1 to 65535"`
+	RedisDB       int    `env:"REDIS_DB" envDefault:"0" accepts:"a database index from 0 to 15"`
+	RedisPassword string `env:"REDIS_PASSWORD" accepts:"any text"`
+	RedisTTL      int    `env:"REDIS_TTL" envDefault:"3600" accepts:"whole seconds from 1 to 31536000"`
+
+	PostgresURI string `env:"POSTGRES_URI" envDefault:"postgres://postgres@localhost:5432/postgres?sslmode=disable" accepts:"a postgres:// or postgresql:// URI"`
+
+	HTTPPort int `env:"HTTP_PORT" envDefault:"8080" accepts:"a port from 1 to 65535"`
+
+	// Queue is the asynq queue the scheduler fills and the workers drain.
+	// Tests give each run its own so that they share one Redis safely.
+	Queue string `env:"QUEUE_NAME" envDefault:"messages" accepts:"letters, digits, '-' or '_'"`
+}
+
+// Error reports one rejected variable. Its text is meant to be the single
+// line a program prints before it exits.
+type Error struct {
+	Var     string
+	Value   string
+	Accepts string
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("config: %s is not set: want %s", e.Var, e.Accepts)
+	}
+	return fmt.Sprintf("config: %s=%q is invalid: want %s", e.Var, e.Value, e.Accepts)
+}
+
+// Load reads the configuration from environ (os.Environ() form) and validates
+// it. Taking the environment as an argument keeps os.Getenv out of the rest of
+// the code and makes every rule testable.
+func Load(environ []string) (Config, error) {
+	vars := env.ToMap(environ)
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
+		return Config{}, translate(err, vars)
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// translate maps the library's field-named parse errors to our variable-named
+// ones; the first problem is enough to act on.
+func translate(err error, vars map[string]string) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+			key := f.Tag.Get("env")
+			return &Error{Var: key, Value: vars[key], Accepts: f.Tag.Get("accepts")}
+		}
+	}
+	return fmt.Errorf("config: %w", err)
+}
+
+func (c *Config) validate() error {
+	checks := []struct {
+		field string
+		ok    bool
+	}{
+		{"LogLevel", oneOf(strings.ToUpper(c.LogLevel), "DEBUG", "INFO", "WARN", "ERROR")},
+		{"LogFormat", oneOf(strings.ToLower(c.LogFormat), "text", "json")},
+		{"MessageFetchLimit", between(c.MessageFetchLimit, 1, 100000)},
+		{"CronInterval", between(c.CronInterval, 1, 86400)},
+		{"MaxConcurrentJobs", between(c.MaxConcurrentJobs, 1, 1000)},
+		{"ServerGracePeriod", between(c.ServerGracePeriod, 1, 3600)},
+		{"MaxAttempts", between(c.MaxAttempts, 1, 100)},
+		{"WebhookURL", httpURL(c.WebhookURL)},
+		{"WebhookTimeout", between(c.WebhookTimeout, 1, 300)},
+		{"WebhookAuthHeader", headerName(c.WebhookAuthHeader)},
+		{"RedisHost", c.RedisHost != ""},
+		{"RedisPort", between(c.RedisPort, 1, 65535)},
+		{"RedisDB", between(c.RedisDB, 0, 15)},
+		{"RedisTTL", between(c.RedisTTL, 1, 31536000)},
+		{"PostgresURI", postgresURI(c.PostgresURI)},
+		{"HTTPPort", between(c.HTTPPort, 1, 65535)},
+		{"Queue", queueName(c.Queue)},
+	}
+	for _, ch := range checks {
+		if ch.ok {
+			continue
+		}
+		f, _ := reflect.TypeFor[Config]().FieldByName(ch.field)
+		v := reflect.ValueOf(*c).FieldByName(ch.field)
+		return &Error{Var: f.Tag.Get("env"), Value: fmt.Sprint(v.Interface()), Accepts: f.Tag.Get("accepts")}
+	}
+	c.LogLevel = strings.ToUpper(c.LogLevel)
+	c.LogFormat = strings.ToLower(c.LogFormat)
+	return nil
+}
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+func between(v, lo, hi int) bool { return v >= lo && v <= hi }
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func postgresURI(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql")
+}
+
+// headerName accepts an RFC 9110 token, which is what net/http will send.
+func headerName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+func queueName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// CronIntervalDuration is the time between dispatch ticks.
+func (c Config) CronIntervalDuration() time.Duration {
+	return time.Duration(c.CronInterval) * time.Second
+}
+
+// GracePeriod bounds how long a program waits for in-flight work at shutdown.
+func (c Config) GracePeriod() time.Duration { return time.Duration(c.ServerGracePeriod) * time.Second }
+
+// WebhookTimeoutDuration bounds one webhook call, connection to last byte.
+func (c Config) WebhookTimeoutDuration() time.Duration {
+	return time.Duration(c.WebhookTimeout) * time.Second
+}
+
+// CacheTTL is how long a sent record stays in Redis.
+func (c Config) CacheTTL() time.Duration { return time.Duration(c.RedisTTL) * time.Second }
+
+// LeaseDuration is how long a claimed message stays reserved for its worker.
+// It outlives one webhook call with room to record the outcome, so a live
+// worker never loses its claim, while a dead worker's rows come back soon.
+func (c Config) LeaseDuration() time.Duration {
+	return 2*c.WebhookTimeoutDuration() + 10*time.Second
+}
+
+// RedisAddr is the host:port go-redis dials.
+func (c Config) RedisAddr() string { return fmt.Sprintf("%s:%d", c.RedisHost, c.RedisPort) }

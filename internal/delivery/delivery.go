@@ -1,0 +1,362 @@
+// Package delivery turns a dispatch tick into webhook calls: it claims due
+// messages within the tick's budget, sends each once, and records what
+// happened. It holds no transaction across a call and records every outcome
+// with its own bounded context, so a shutdown or a slow receiver never loses
+// a result.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/webhook"
+)
+
+// TaskDispatch is the asynq task type the scheduler enqueues once per tick.
+const TaskDispatch = "messages:dispatch"
+
+// Store is what delivery needs of PostgreSQL.
+type Store interface {
+	ReserveTick(ctx context.Context, budget int, minGap time.Duration, maxAttempts int) (bool, error)
+	Claim(ctx context.Context, n int, lease time.Duration) ([]store.Claimed, error)
+	RecordSent(ctx context.Context, c store.Claimed, remoteID string, sentAt time.Time) (bool, error)
+	RecordRetry(ctx context.Context, c store.Claimed, next time.Time, reason string) (bool, error)
+	RecordFailed(ctx context.Context, c store.Claimed, reason string) (bool, error)
+	Release(ctx context.Context, cs []store.Claimed) (int64, error)
+}
+
+// Sender makes one webhook call.
+type Sender interface {
+	Send(ctx context.Context, r webhook.Request) (webhook.Response, error)
+}
+
+// Cache records sent messages for fast reads.
+type Cache interface {
+	PutSent(ctx context.Context, recs ...cache.Sent) error
+}
+
+var (
+	_ Store  = (*store.Store)(nil)
+	_ Sender = (*webhook.Client)(nil)
+	_ Cache  = (*cache.Cache)(nil)
+)
+
+// Config tunes a Service.
+type Config struct {
+	// Budget is how many messages one tick may send, across all workers.
+	Budget int
+	// Interval is the time between ticks.
+	Interval time.Duration
+	// Concurrency bounds webhook calls in flight in this process.
+	Concurrency int
+	// MaxAttempts is how many calls a message gets before it fails.
+	MaxAttempts int
+	// Lease is how long a claim stays reserved for this worker.
+	Lease time.Duration
+	// BackoffBase and BackoffMax shape the delay before a retry:
+	// base*2^(attempt-1), capped, with jitter.
+	BackoffBase, BackoffMax time.Duration
+	// RecordTimeout bounds writing one outcome after the call returned.
+	RecordTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency < 1 {
+		c.Concurrency = 1
+	}
+	if c.MaxAttempts < 1 {
+		c.MaxAttempts = 1
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 5 * time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Minute
+	}
+	if c.RecordTimeout <= 0 {
+		c.RecordTimeout = 10 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = time.Minute
+	}
+}
+
+// Stats are running totals for metrics and tests.
+type Stats struct {
+	Sent, Retried, Failed, Released, LostClaims, CacheErrors int64
+}
+
+// Service runs deliveries for one worker process.
+type Service struct {
+	cfg   Config
+	store Store
+	send  Sender
+	cache Cache
+	log   *slog.Logger
+	now   func() time.Time
+
+	slots chan struct{} // one token per webhook call allowed in flight
+
+	draining  chan struct{} // closed: claim nothing more, start nothing more
+	drainOnce sync.Once
+	callCtx   context.Context // canceled when the grace period runs out
+	abort     context.CancelFunc
+	inflight  sync.WaitGroup
+
+	sent, retried, failed, released, lost, cacheErrs atomic.Int64
+}
+
+// New builds a Service. now is the clock used for sent_at and backoff.
+func New(cfg Config, st Store, send Sender, c Cache, log *slog.Logger, now func() time.Time) *Service {
+	cfg.setDefaults()
+	if now == nil {
+		now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		cfg: cfg, store: st, send: send, cache: c, log: log, now: now,
+		slots:    make(chan struct{}, cfg.Concurrency),
+		draining: make(chan struct{}),
+		callCtx:  ctx,
+		abort:    cancel,
+	}
+}
+
+// Drain stops claiming and starting deliveries; calls in flight go on.
+func (s *Service) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// Abort cancels the calls still in flight (the grace period is over). Their
+// outcomes are still recorded, as retryable failures.
+func (s *Service) Abort() { s.Drain(); s.abort() }
+
+// Wait blocks until every started delivery has recorded its outcome.
+func (s *Service) Wait() { s.inflight.Wait() }
+
+// Stats returns the running totals.
+func (s *Service) Stats() Stats {
+	return Stats{
+		Sent: s.sent.Load(), Retried: s.retried.Load(), Failed: s.failed.Load(),
+		Released: s.released.Load(), LostClaims: s.lost.Load(), CacheErrors: s.cacheErrs.Load(),
+	}
+}
+
+// minGap is how close two ticks may start and still both refill the budget.
+// It is a little under the interval so a late tick from the one scheduler is
+// not mistaken for a replica's duplicate.
+func (s *Service) minGap() time.Duration { return s.cfg.Interval * 9 / 10 }
+
+// HandleDispatch is the asynq handler of TaskDispatch.
+func (s *Service) HandleDispatch(ctx context.Context, _ *asynq.Task) error {
+	_, err := s.Dispatch(ctx)
+	return err
+}
+
+// Dispatch runs one tick: it refills the shared budget unless another tick
+// did so moments ago, then sends what the budget allows. A duplicate tick (a
+// second scheduler replica, or a task handed back at shutdown) spends only
+// what is left, so the budget holds.
+func (s *Service) Dispatch(ctx context.Context) (int, error) {
+	if s.isDraining() {
+		return 0, nil
+	}
+	fresh, err := s.store.ReserveTick(ctx, s.cfg.Budget, s.minGap(), s.cfg.MaxAttempts)
+	if err != nil {
+		return 0, fmt.Errorf("dispatch: %w", err)
+	}
+	s.log.Debug("dispatch tick", "refilled", fresh, "budget", s.cfg.Budget)
+	return s.Drive(ctx)
+}
+
+// Drive claims and sends until the budget is spent, nothing is due, sending
+// is stopped, or the service drains. It returns how many deliveries it
+// started, after all of them recorded their outcome.
+func (s *Service) Drive(ctx context.Context) (int, error) {
+	started := 0
+	var mine sync.WaitGroup
+	defer mine.Wait()
+	for {
+		n := s.acquire(ctx)
+		if n == 0 {
+			return started, nil
+		}
+		claimed, err := s.store.Claim(ctx, n, s.cfg.Lease)
+		if err != nil {
+			s.release(n)
+			return started, fmt.Errorf("dispatch: %w", err)
+		}
+		s.release(n - len(claimed))
+		if len(claimed) == 0 {
+			return started, nil
+		}
+		for i, c := range claimed {
+			if s.isDraining() {
+				s.handBack(ctx, claimed[i:])
+				s.release(len(claimed) - i)
+				return started, nil
+			}
+			started++
+			s.inflight.Add(1)
+			mine.Add(1)
+			go func() {
+				defer s.inflight.Done()
+				defer mine.Done()
+				defer s.release(1)
+				s.deliver(ctx, c)
+			}()
+		}
+	}
+}
+
+// acquire takes at least one call slot, and then as many more free ones as
+// there are, so a claim never takes more rows than can start at once: no
+// message waits in this process behind a slow call. It returns 0 when the
+// service drains or ctx ends.
+func (s *Service) acquire(ctx context.Context) int {
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.draining:
+		return 0
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < cap(s.slots) {
+		select {
+		case s.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func (s *Service) release(n int) {
+	for range n {
+		<-s.slots
+	}
+}
+
+func (s *Service) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// recordCtx is a fresh, bounded context for writing an outcome: the
+// handler's context may already be canceled, the result must still land.
+func (s *Service) recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RecordTimeout)
+}
+
+func (s *Service) handBack(ctx context.Context, cs []store.Claimed) {
+	rctx, cancel := s.recordCtx(ctx)
+	defer cancel()
+	n, err := s.store.Release(rctx, cs)
+	if err != nil {
+		s.log.Error("hand back claimed messages; they return after their lease", "count", len(cs), "err", err)
+		return
+	}
+	s.released.Add(n)
+	s.log.Info("handed back claimed messages", "count", n)
+}
+
+func (s *Service) deliver(ctx context.Context, c store.Claimed) {
+	log := s.log.With("message_id", c.ID, "attempt", c.Attempt)
+	// The call ends by the webhook timeout or by Abort, not by the
+	// handler's context: a started call is allowed to finish.
+	resp, err := s.send.Send(s.callCtx, webhook.Request{ID: c.ID, To: c.PhoneNumber, Content: c.Content})
+
+	rctx, cancel := s.recordCtx(ctx)
+	defer cancel()
+	if err == nil {
+		s.recordSent(rctx, log, c, resp)
+		return
+	}
+	var werr *webhook.Error
+	if !errors.As(err, &werr) {
+		werr = &webhook.Error{Retryable: true, Reason: err.Error(), Err: err}
+	}
+	reason := werr.Error()
+	switch {
+	case !werr.Retryable:
+		s.recordFailed(rctx, log, c, reason)
+	case c.Attempt >= s.cfg.MaxAttempts:
+		s.recordFailed(rctx, log, c, fmt.Sprintf("gave up after %d attempts: %s", c.Attempt, reason))
+	default:
+		delay := werr.RetryAfter
+		if s.callCtx.Err() != nil {
+			delay = 0 // we cut the call short at shutdown; the receiver is not to blame
+		} else if delay <= 0 {
+			delay = Backoff(c.Attempt, s.cfg.BackoffBase, s.cfg.BackoffMax, rand.Float64())
+		}
+		next := s.now().Add(delay)
+		ok, err := s.store.RecordRetry(rctx, c, next, reason)
+		s.outcome(log, ok, err, "retry")
+		if ok {
+			s.retried.Add(1)
+			log.Warn("delivery failed; will retry", "reason", reason, "retry_in", delay.Round(time.Millisecond))
+		}
+	}
+}
+
+func (s *Service) recordSent(ctx context.Context, log *slog.Logger, c store.Claimed, resp webhook.Response) {
+	sentAt := s.now().UTC().Truncate(time.Microsecond) // PostgreSQL's precision
+	ok, err := s.store.RecordSent(ctx, c, resp.MessageID, sentAt)
+	s.outcome(log, ok, err, "sent")
+	if !ok {
+		return
+	}
+	s.sent.Add(1)
+	log.Info("message sent", "remote_message_id", resp.MessageID, "status", resp.Status)
+	if err := s.cache.PutSent(ctx, cache.Sent{ID: c.ID, MessageID: resp.MessageID, SentAt: sentAt}); err != nil {
+		s.cacheErrs.Add(1)
+		log.Error("cache sent record; the database has it", "err", err)
+	}
+}
+
+func (s *Service) recordFailed(ctx context.Context, log *slog.Logger, c store.Claimed, reason string) {
+	ok, err := s.store.RecordFailed(ctx, c, reason)
+	s.outcome(log, ok, err, "failure")
+	if ok {
+		s.failed.Add(1)
+		log.Error("delivery failed for good", "reason", reason)
+	}
+}
+
+func (s *Service) outcome(log *slog.Logger, ok bool, err error, what string) {
+	switch {
+	case err != nil:
+		// The lease will expire and the message will be sent again with
+		// the same Idempotency-Key.
+		log.Error("record outcome failed; the message returns after its lease", "outcome", what, "err", err)
+	case !ok:
+		s.lost.Add(1)
+		log.Warn("outcome not recorded: the claim was taken over after its lease expired", "outcome", what)
+	}
+}
+
+// Backoff is the delay before retry number attempt (1-based): base doubled
+// per attempt, capped at max, then spread over [d/2, d) by jitter in [0,1)
+// so that messages failing together do not retry together.
+func Backoff(attempt int, base, max time.Duration, jitter float64) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d/2 + time.Duration(jitter*float64(d/2))
+}

@@ -1,0 +1,284 @@
+// Package store is the only place that speaks SQL. It owns the messages
+// table and the dispatch control row, and every state change of a message
+// happens in one statement here, so that concurrent workers stay correct
+// without holding transactions across network calls.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Message statuses, as stored in messages.status.
+const (
+	StatusPending = "pending"
+	StatusSending = "sending"
+	StatusSent    = "sent"
+	StatusFailed  = "failed"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound  = errors.New("message not found")
+	ErrDuplicate = errors.New("message id already exists")
+	ErrNotFailed = errors.New("message is not failed")
+)
+
+// Store wraps a pgx pool with the queries the system needs.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store over pool; the caller owns and closes the pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Ping tells whether PostgreSQL answers, for readiness checks.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Message is one row of the messages table.
+type Message struct {
+	ID              string
+	Content         string
+	PhoneNumber     string
+	Status          string
+	Attempts        int
+	NextAttemptAt   time.Time
+	LastError       string
+	RemoteMessageID string
+	SentAt          *time.Time
+	CreatedAt       time.Time
+}
+
+// Claimed is a message reserved for one delivery attempt. Attempt is the
+// attempt number this claim made; it fences the outcome, so a worker whose
+// lease expired and whose row was claimed again cannot overwrite the newer
+// attempt's result.
+type Claimed struct {
+	ID          string
+	Content     string
+	PhoneNumber string
+	Attempt     int
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+// ReserveTick starts a new tick: it resets the shared budget to budget when
+// sending is running and no tick started within minGap. Scheduler replicas
+// each enqueue a dispatch per interval; only the first of them in a window
+// refills the budget, so the limit per tick holds however many replicas run.
+// It also fails rows whose lease expired after their last allowed attempt,
+// so a message that kills its worker cannot loop forever.
+func (s *Store) ReserveTick(ctx context.Context, budget int, minGap time.Duration, maxAttempts int) (bool, error) {
+	const expire = `
+UPDATE messages
+SET status = 'failed', lease_expires_at = NULL,
+    last_error = 'lease expired on the last attempt: the worker stopped during delivery'
+WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $1`
+	if _, err := s.pool.Exec(ctx, expire, maxAttempts); err != nil {
+		return false, fmt.Errorf("fail expired leases: %w", err)
+	}
+	const q = `
+UPDATE dispatch_control
+SET budget = $1, last_tick_at = now()
+WHERE id = 1 AND running
+  AND (last_tick_at IS NULL OR last_tick_at <= now() - $2::float8 * interval '1 second')`
+	tag, err := s.pool.Exec(ctx, q, budget, seconds(minGap))
+	if err != nil {
+		return false, fmt.Errorf("reserve tick: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// claimSQL reserves up to $1 due messages, oldest first, and spends the same
+// amount of the tick budget, in one statement. The budget row is locked for
+// the statement only, which serializes claims across workers just long
+// enough to keep the count exact; SKIP LOCKED keeps workers off each other's
+// rows. Rows whose lease expired are due again: their worker died.
+const claimSQL = `
+WITH budget AS (
+    SELECT budget FROM dispatch_control WHERE id = 1 AND running FOR UPDATE
+), picked AS (
+    SELECT id FROM messages
+    WHERE (status = 'pending' AND next_attempt_at <= now())
+       OR (status = 'sending' AND lease_expires_at < now())
+    ORDER BY created_at, id
+    LIMIT GREATEST(LEAST($1::int, COALESCE((SELECT budget FROM budget), 0)), 0)
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE messages m
+    SET status = 'sending', attempts = m.attempts + 1,
+        lease_expires_at = now() + $2::float8 * interval '1 second'
+    FROM picked
+    WHERE m.id = picked.id
+    RETURNING m.id, m.content, m.phone_number, m.attempts, m.created_at
+), spent AS (
+    UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
+)
+SELECT id, content, phone_number, attempts FROM claimed ORDER BY created_at, id`
+
+// Claim reserves up to n due messages under a lease of length lease, within
+// the current tick's budget and only while sending is running.
+func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]Claimed, error) {
+	rows, err := s.pool.Query(ctx, claimSQL, n, seconds(lease))
+	if err != nil {
+		return nil, fmt.Errorf("claim messages: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
+		var c Claimed
+		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim messages: %w", err)
+	}
+	return out, nil
+}
+
+// RecordSent marks a claimed message delivered. It reports false when the
+// claim was lost (lease expired and the row was claimed again, or handed
+// back), in which case nothing changed.
+func (s *Store) RecordSent(ctx context.Context, c Claimed, remoteID string, sentAt time.Time) (bool, error) {
+	const q = `
+UPDATE messages
+SET status = 'sent', is_sent = TRUE, sent_at = $3, remote_message_id = $4,
+    lease_expires_at = NULL, last_error = NULL
+WHERE id = $1 AND status = 'sending' AND attempts = $2`
+	return s.exec1(ctx, "record sent", q, c.ID, c.Attempt, sentAt, remoteID)
+}
+
+// RecordRetry puts a claimed message back to pending, due at next, after a
+// transient failure.
+func (s *Store) RecordRetry(ctx context.Context, c Claimed, next time.Time, reason string) (bool, error) {
+	const q = `
+UPDATE messages
+SET status = 'pending', next_attempt_at = $3, last_error = $4, lease_expires_at = NULL
+WHERE id = $1 AND status = 'sending' AND attempts = $2`
+	return s.exec1(ctx, "record retry", q, c.ID, c.Attempt, next, reason)
+}
+
+// RecordFailed gives up on a claimed message for good.
+func (s *Store) RecordFailed(ctx context.Context, c Claimed, reason string) (bool, error) {
+	const q = `
+UPDATE messages
+SET status = 'failed', last_error = $3, lease_expires_at = NULL
+WHERE id = $1 AND status = 'sending' AND attempts = $2`
+	return s.exec1(ctx, "record failure", q, c.ID, c.Attempt, reason)
+}
+
+// Release hands back claimed messages whose delivery never started (the
+// worker is shutting down), so they are due again at once rather than after
+// the lease, and the attempt they did not make is not counted.
+func (s *Store) Release(ctx context.Context, cs []Claimed) (int64, error) {
+	if len(cs) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(cs))
+	attempts := make([]int32, len(cs))
+	for i, c := range cs {
+		ids[i], attempts[i] = c.ID, int32(c.Attempt)
+	}
+	const q = `
+UPDATE messages m
+SET status = 'pending', attempts = m.attempts - 1, lease_expires_at = NULL
+FROM unnest($1::text[], $2::int[]) AS r(id, attempt)
+WHERE m.id = r.id AND m.status = 'sending' AND m.attempts = r.attempt`
+	tag, err := s.pool.Exec(ctx, q, ids, attempts)
+	if err != nil {
+		return 0, fmt.Errorf("release claims: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (s *Store) exec1(ctx context.Context, what, q string, args ...any) (bool, error) {
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Control is the shared switch that starts and stops sending.
+type Control struct {
+	Running      bool
+	PausedReason string
+	LastTickAt   *time.Time
+	UpdatedAt    time.Time
+}
+
+// Control reads the shared switch.
+func (s *Store) Control(ctx context.Context) (Control, error) {
+	const q = `SELECT running, paused_reason, last_tick_at, updated_at FROM dispatch_control WHERE id = 1`
+	var c Control
+	if err := s.pool.QueryRow(ctx, q).Scan(&c.Running, &c.PausedReason, &c.LastTickAt, &c.UpdatedAt); err != nil {
+		return Control{}, fmt.Errorf("read dispatch control: %w", err)
+	}
+	return c, nil
+}
+
+// SetRunning flips the shared switch; reason says why sending paused (empty
+// when an operator stopped it or when it runs). Setting the current value
+// again is a no-op apart from the reason, so start and stop are idempotent.
+func (s *Store) SetRunning(ctx context.Context, running bool, reason string) (Control, error) {
+	const q = `
+UPDATE dispatch_control
+SET running = $1, paused_reason = $2,
+    updated_at = CASE WHEN running = $1 THEN updated_at ELSE now() END
+WHERE id = 1
+RETURNING running, paused_reason, last_tick_at, updated_at`
+	var c Control
+	if err := s.pool.QueryRow(ctx, q, running, reason).Scan(&c.Running, &c.PausedReason, &c.LastTickAt, &c.UpdatedAt); err != nil {
+		return Control{}, fmt.Errorf("set dispatch control: %w", err)
+	}
+	return c, nil
+}
+
+// NewMessage is what a producer supplies; everything else has a default.
+type NewMessage struct {
+	ID          string
+	Content     string
+	PhoneNumber string
+}
+
+const messageColumns = `id, content, phone_number, status, attempts, next_attempt_at,
+    COALESCE(last_error, ''), COALESCE(remote_message_id, ''), sent_at, created_at`
+
+func scanMessage(row pgx.Row) (Message, error) {
+	var m Message
+	err := row.Scan(&m.ID, &m.Content, &m.PhoneNumber, &m.Status, &m.Attempts, &m.NextAttemptAt,
+		&m.LastError, &m.RemoteMessageID, &m.SentAt, &m.CreatedAt)
+	return m, err
+}
+
+// Insert stores a new pending message.
+func (s *Store) Insert(ctx context.Context, n NewMessage) (Message, error) {
+	q := `INSERT INTO messages (id, content, phone_number) VALUES ($1, $2, $3) RETURNING ` + messageColumns
+	m, err := scanMessage(s.pool.QueryRow(ctx, q, n.ID, n.Content, n.PhoneNumber))
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return Message{}, ErrDuplicate
+		}
+		return Message{}, fmt.Errorf("insert message: %w", err)
+	}
+	return m, nil
+}
+
+// Get reads one message by id.
+func (s *Store) Get(ctx context.Context, id string) (Message, error) {
+	q := `SELECT ` + messageColumns + ` FROM messages WHERE id = $1`
+	m, err := scanMessage(s.pool.QueryRow(ctx, q, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, ErrNotFound
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("get message: %w", err)
+	}
+	return m, nil
+}
