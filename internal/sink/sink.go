@@ -1,0 +1,102 @@
+// Package sink is a webhook receiver that answers like the production one
+// (202 {"message":"Accepted","messageId":"<uuid>"}) and keeps a ledger of
+// what it received. It backs the local run (cmd/sink), the tests and the
+// benchmarks, so all three exercise the same receiver.
+package sink
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// Delivery is one request the sink received.
+type Delivery struct {
+	IdempotencyKey string
+	To             string
+	Content        string
+	Header         http.Header
+}
+
+// Responder may override the answer to a request: it returns ok=false to let
+// the sink accept it. n counts the requests with the same Idempotency-Key,
+// starting at 1.
+type Responder func(w http.ResponseWriter, r *http.Request, d Delivery, n int) (handled bool)
+
+// Sink is an http.Handler.
+type Sink struct {
+	mu       sync.Mutex
+	byKey    map[string]int
+	received []Delivery
+	notify   chan Delivery
+	respond  Responder
+	log      *slog.Logger
+}
+
+// New returns a Sink. respond may be nil; log may be nil.
+func New(respond Responder, log *slog.Logger) *Sink {
+	return &Sink{byKey: map[string]int{}, notify: make(chan Delivery, 1<<16), respond: respond, log: log}
+}
+
+// Received is a channel that gets every accepted delivery (buffered; the
+// sink drops notifications nobody reads once the buffer is full).
+func (s *Sink) Received() <-chan Delivery { return s.notify }
+
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	var body struct {
+		To      string `json:"to"`
+		Content string `json:"content"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	d := Delivery{IdempotencyKey: r.Header.Get("Idempotency-Key"), To: body.To, Content: body.Content, Header: r.Header.Clone()}
+	s.mu.Lock()
+	s.byKey[d.IdempotencyKey]++
+	n := s.byKey[d.IdempotencyKey]
+	s.mu.Unlock()
+	if s.respond != nil && s.respond(w, r, d, n) {
+		return
+	}
+	s.mu.Lock()
+	s.received = append(s.received, d)
+	s.mu.Unlock()
+	select {
+	case s.notify <- d:
+	default:
+	}
+	if s.log != nil {
+		s.log.Info("webhook received", "idempotency_key", d.IdempotencyKey, "to", d.To, "content", d.Content, "attempt", n)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": "Accepted", "messageId": uuid.NewString()})
+}
+
+// Accepted returns the deliveries the sink accepted, in order.
+func (s *Sink) Accepted() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Delivery(nil), s.received...)
+}
+
+// Calls returns how many requests carried each Idempotency-Key, accepted or
+// not.
+func (s *Sink) Calls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.byKey))
+	for k, v := range s.byKey {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,223 @@
+// Package testenv gives each test its own PostgreSQL database and asynq
+// queue on the real servers, so tests run in parallel, twice in a row and
+// with -race without seeing each other. Only tests import it.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/logging"
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+const (
+	defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	defaultRedis    = "127.0.0.1:6379"
+	howToStart      = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start " +
+		"(or set TEST_POSTGRES_URI); Redis: redis-server --daemonize yes --port 6379 --save '' (or set TEST_REDIS_ADDR)"
+)
+
+// AdminURI is the database tests connect to in order to create their own.
+func AdminURI() string {
+	if v := os.Getenv("TEST_POSTGRES_URI"); v != "" {
+		return v
+	}
+	return defaultPostgres
+}
+
+// RedisAddr is the Redis server tests use.
+func RedisAddr() string {
+	if v := os.Getenv("TEST_REDIS_ADDR"); v != "" {
+		return v
+	}
+	return defaultRedis
+}
+
+// Name returns a short random name with prefix, safe as an identifier.
+func Name(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + "_" + hex.EncodeToString(b)
+}
+
+// NewDatabase creates an empty database for t and drops it when t ends. It
+// returns the database's URI.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, AdminURI())
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s is unreachable: %v\n%s", redact(AdminURI()), err, howToStart)
+	}
+	defer admin.Close(ctx)
+	name := Name("mstest")
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, AdminURI())
+		if err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(AdminURI())
+	if err != nil {
+		t.Fatalf("TEST_POSTGRES_URI: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func redact(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(unparsable URI)"
+	}
+	return u.Redacted()
+}
+
+// NewPool opens a pool on uri, closed when t ends.
+func NewPool(t testing.TB, uri string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), uri)
+	if err != nil {
+		t.Fatalf("open pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// NewRedis returns a client on the test Redis, closed when t ends; it fails
+// the test with a hint when Redis does not answer.
+func NewRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		t.Fatalf("Redis at %s is unreachable: %v\n%s", RedisAddr(), err, howToStart)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// MigratedStore creates a database, migrates it and returns its URI, pool
+// and store.
+func MigratedStore(t testing.TB) (string, *pgxpool.Pool, *store.Store) {
+	t.Helper()
+	uri := NewDatabase(t)
+	pool := NewPool(t, uri)
+	if err := store.Migrate(context.Background(), pool, Logger(t)); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return uri, pool, store.New(pool)
+}
+
+// Queue returns a queue name of t's own and deletes the queue's keys when t
+// ends.
+func Queue(t testing.TB) string {
+	t.Helper()
+	q := Name("q")
+	t.Cleanup(func() {
+		insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: RedisAddr()})
+		defer insp.Close()
+		if err := insp.DeleteQueue(q, true); err != nil && !strings.Contains(err.Error(), "not found") {
+			t.Logf("delete queue %s: %v", q, err)
+		}
+	})
+	return q
+}
+
+// Config returns a valid configuration for t's database and queue, with
+// vars (KEY=VALUE) applied over it.
+func Config(t testing.TB, postgresURI, queue string, vars ...string) config.Config {
+	t.Helper()
+	host, port, _ := strings.Cut(RedisAddr(), ":")
+	env := []string{
+		"POSTGRES_URI=" + postgresURI,
+		"REDIS_HOST=" + host,
+		"REDIS_PORT=" + port,
+		"QUEUE_NAME=" + queue,
+		"WEBHOOK_URL=http://127.0.0.1:1/unused",
+		"LOG_LEVEL=DEBUG",
+	}
+	cfg, err := config.Load(append(env, vars...))
+	if err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	return cfg
+}
+
+// Logger writes to t's log when -v asks for it, and nowhere otherwise.
+func Logger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return logging.New(io.Discard, "ERROR", "text")
+	}
+	return logging.New(tWriter{t}, "DEBUG", "text")
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Eventually polls cond every 20 ms until it is true or timeout passes.
+// Tests use it to wait for an outcome in the database or at a webhook,
+// where no event is delivered to the test.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// InsertMessages inserts n rows the way another system would: only id,
+// content and phone number. created_at is spread a millisecond apart so
+// that age order is well defined.
+func InsertMessages(t testing.TB, pool *pgxpool.Pool, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%06d", Name("m"), i)
+	}
+	_, err := pool.Exec(context.Background(), `
+INSERT INTO messages (id, content, phone_number, created_at)
+SELECT id, 'message ' || ord, '+9055511' || lpad((ord % 100000)::text, 5, '0'),
+       now() - interval '1 hour' + ord * interval '1 millisecond'
+FROM unnest($1::text[]) WITH ORDINALITY AS t(id, ord)`, ids)
+	if err != nil {
+		t.Fatalf("insert messages: %v", err)
+	}
+	return ids
+}
