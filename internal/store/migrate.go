@@ -34,7 +34,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 
-	locker, err := lock.NewPostgresSessionLocker()
+	// Waiters poll the lock every second, for at most two minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 120))
 	if err != nil {
 		return fmt.Errorf("migrate: locker: %w", err)
 	}

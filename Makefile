@@ -1,0 +1,38 @@
+# Every command the README names lives here.
+GO        ?= go
+PKGS      := ./...
+BIN       := bin
+LINT      := $(shell $(GO) env GOPATH)/bin/golangci-lint
+LINT_VER  := v2.15.0
+
+.PHONY: all build test test-short lint fmt vet bench docs run clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+## test: the full suite against the local PostgreSQL and Redis, with the race detector.
+test:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-short: skip the slow end-to-end process tests.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+$(LINT):
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(LINT_VER)
+
+lint: $(LINT)
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+	$(LINT) run $(PKGS)
+
+clean:
+	rm -rf $(BIN)

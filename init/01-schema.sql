@@ -1,0 +1,50 @@
+-- Run by the PostgreSQL container on its first start
+-- (/docker-entrypoint-initdb.d). It builds the same schema as the embedded
+-- migrations in internal/store/migrations (a test compares the two), so the
+-- sample rows below have a table to go into before any program starts.
+-- Every statement is idempotent: the programs apply the migrations again at
+-- start and find nothing to change.
+
+CREATE TABLE IF NOT EXISTS messages (
+    id           VARCHAR(36)  PRIMARY KEY,
+    content      VARCHAR(255) NOT NULL,
+    phone_number VARCHAR(20)  NOT NULL,
+    is_sent      BOOLEAN      NOT NULL DEFAULT FALSE
+);
+
+ALTER TABLE messages
+    ADD COLUMN IF NOT EXISTS status            TEXT        NOT NULL DEFAULT 'pending',
+    ADD COLUMN IF NOT EXISTS attempts          INTEGER     NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS next_attempt_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS lease_expires_at  TIMESTAMPTZ,
+    ADD COLUMN IF NOT EXISTS last_error        TEXT,
+    ADD COLUMN IF NOT EXISTS remote_message_id TEXT,
+    ADD COLUMN IF NOT EXISTS sent_at           TIMESTAMPTZ,
+    ADD COLUMN IF NOT EXISTS created_at        TIMESTAMPTZ NOT NULL DEFAULT now();
+
+UPDATE messages SET status = 'sent' WHERE is_sent AND status = 'pending';
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'messages_status_check') THEN
+        ALTER TABLE messages ADD CONSTRAINT messages_status_check
+            CHECK (status IN ('pending', 'sending', 'sent', 'failed'));
+    END IF;
+END
+$$;
+
+CREATE INDEX IF NOT EXISTS messages_claim_idx
+    ON messages (created_at, id) WHERE status IN ('pending', 'sending');
+
+CREATE INDEX IF NOT EXISTS messages_sent_idx
+    ON messages (sent_at DESC, id DESC) WHERE status = 'sent';
+
+CREATE TABLE IF NOT EXISTS dispatch_control (
+    id            SMALLINT    PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    running       BOOLEAN     NOT NULL DEFAULT TRUE,
+    paused_reason TEXT        NOT NULL DEFAULT '',
+    budget        INTEGER     NOT NULL DEFAULT 0,
+    last_tick_at  TIMESTAMPTZ,
+    updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+INSERT INTO dispatch_control (id) VALUES (1) ON CONFLICT (id) DO NOTHING;

@@ -1,0 +1,354 @@
+package store_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/testenv"
+)
+
+// schema describes a database's public schema as sorted lines, so that two
+// databases can be compared whatever order they were built in.
+func schema(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	const q = `
+SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type
+       || COALESCE('(' || character_maximum_length || ')', '')
+       || ' null=' || is_nullable || ' default=' || COALESCE(column_default, '-')
+       || ' pos=' || ordinal_position
+FROM information_schema.columns
+WHERE table_schema = 'public' AND table_name <> 'goose_db_version'
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint
+WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> 'goose_db_version'
+UNION ALL
+SELECT 'index ' || indexdef FROM pg_indexes
+WHERE schemaname = 'public' AND tablename <> 'goose_db_version'
+UNION ALL
+SELECT 'row dispatch_control ' || running || ' ' || budget FROM dispatch_control`
+	rows, err := pool.Query(context.Background(), q)
+	if err != nil {
+		t.Fatalf("read schema: %v", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func runInitScripts(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	files, err := filepath.Glob("../../init/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no init scripts found: %v", err)
+	}
+	sort.Strings(files)
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Conn().PgConn().Exec(context.Background(), string(b)).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestInitScriptsMatchMigrations(t *testing.T) {
+	t.Parallel()
+	_, migrated, _ := testenv.MigratedStore(t)
+
+	initPool := testenv.NewPool(t, testenv.NewDatabase(t))
+	runInitScripts(t, initPool)
+	if diff := cmp.Diff(schema(t, migrated), schema(t, initPool)); diff != "" {
+		t.Fatalf("init/ and the migrations build different schemas (-migrated +init):\n%s", diff)
+	}
+
+	// The programs migrate a database init/ made: nothing changes, and the
+	// sample rows are still pending.
+	if err := store.Migrate(context.Background(), initPool, testenv.Logger(t)); err != nil {
+		t.Fatalf("migrate over init/: %v", err)
+	}
+	if diff := cmp.Diff(schema(t, migrated), schema(t, initPool)); diff != "" {
+		t.Fatalf("migrating over init/ changed the schema (-migrated +init):\n%s", diff)
+	}
+	var pending int
+	if err := initPool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'pending' AND NOT is_sent`).Scan(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if pending == 0 {
+		t.Fatal("init/ sample rows are missing or not pending")
+	}
+}
+
+func TestMigrateTwiceAndConcurrently(t *testing.T) {
+	t.Parallel()
+	uri := testenv.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pool, err := pgxpool.New(context.Background(), uri)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer pool.Close()
+			errs <- store.Migrate(context.Background(), pool, testenv.Logger(t))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent migrate: %v", err)
+		}
+	}
+	pool := testenv.NewPool(t, uri)
+	before := schema(t, pool)
+	if err := store.Migrate(context.Background(), pool, testenv.Logger(t)); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	if diff := cmp.Diff(before, schema(t, pool)); diff != "" {
+		t.Fatalf("second migrate changed the schema:\n%s", diff)
+	}
+}
+
+// A deployment made from the seed has only the four original columns and
+// may already have sent rows; migrating must keep them sent.
+func TestMigrateSeedEraDatabase(t *testing.T) {
+	t.Parallel()
+	pool := testenv.NewPool(t, testenv.NewDatabase(t))
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `
+CREATE TABLE messages (
+    id VARCHAR(36) PRIMARY KEY, content VARCHAR(255) NOT NULL,
+    phone_number VARCHAR(20) NOT NULL, is_sent BOOLEAN NOT NULL DEFAULT FALSE);
+INSERT INTO messages VALUES ('old-sent', 'hi', '+905551111111', true), ('old-new', 'hi', '+905551111112', false)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx, pool, testenv.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	s := store.New(pool)
+	for id, want := range map[string]string{"old-sent": store.StatusSent, "old-new": store.StatusPending} {
+		m, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Status != want {
+			t.Errorf("%s: status %q, want %q", id, m.Status, want)
+		}
+	}
+}
+
+func setBudget(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `UPDATE dispatch_control SET budget = $1`, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClaimOldestFirstWithinBudget(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	ids := testenv.InsertMessages(t, pool, 10)
+	setBudget(t, pool, 3)
+
+	got, err := s.Claim(ctx, 5, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("claimed %d, want the budget of 3", len(got))
+	}
+	for i, c := range got {
+		if c.ID != ids[i] || c.Attempt != 1 {
+			t.Errorf("claim %d = %s attempt %d, want %s attempt 1", i, c.ID, c.Attempt, ids[i])
+		}
+	}
+	if more, _ := s.Claim(ctx, 5, time.Minute); len(more) != 0 {
+		t.Fatalf("claimed %d beyond the budget", len(more))
+	}
+
+	// Stopped: nothing is claimed whatever the budget.
+	setBudget(t, pool, 100)
+	if _, err := s.SetRunning(ctx, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Claim(ctx, 5, time.Minute); len(got) != 0 {
+		t.Fatalf("claimed %d while stopped", len(got))
+	}
+}
+
+func TestReserveTickSpacing(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	ok, err := s.ReserveTick(ctx, 2, time.Hour, 5)
+	if err != nil || !ok {
+		t.Fatalf("first tick: %v %v", ok, err)
+	}
+	if ok, _ := s.ReserveTick(ctx, 2, time.Hour, 5); ok {
+		t.Fatal("a second tick within the gap refilled the budget")
+	}
+	if ok, _ := s.ReserveTick(ctx, 2, 0, 5); !ok {
+		t.Fatal("a tick after the gap did not refill the budget")
+	}
+	if _, err := s.SetRunning(ctx, false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.ReserveTick(ctx, 2, 0, 5); ok {
+		t.Fatal("a tick refilled the budget while stopped")
+	}
+	_ = pool
+}
+
+func TestLeaseExpiryAndFencing(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	testenv.InsertMessages(t, pool, 1)
+	setBudget(t, pool, 10)
+
+	first, err := s.Claim(ctx, 1, time.Millisecond)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("claim: %v %v", first, err)
+	}
+	// The worker died; after its lease the row is due again.
+	testenv.Eventually(t, 5*time.Second, "lease to expire", func() bool {
+		again, err := s.Claim(ctx, 1, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again) == 1 {
+			if again[0].ID != first[0].ID || again[0].Attempt != 2 {
+				t.Fatalf("reclaimed %+v", again[0])
+			}
+			first = append(first, again[0])
+			return true
+		}
+		return false
+	})
+	// The first worker's late outcome must not overwrite the second claim.
+	if ok, err := s.RecordSent(ctx, first[0], "late", time.Now()); err != nil || ok {
+		t.Fatalf("stale claim recorded: ok=%v err=%v", ok, err)
+	}
+	if ok, err := s.RecordSent(ctx, first[1], "r-1", time.Now()); err != nil || !ok {
+		t.Fatalf("current claim not recorded: ok=%v err=%v", ok, err)
+	}
+	m, err := s.Get(ctx, first[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status != store.StatusSent || m.RemoteMessageID != "r-1" || m.Attempts != 2 {
+		t.Fatalf("got %+v", m)
+	}
+	var isSent bool
+	if err := pool.QueryRow(ctx, `SELECT is_sent FROM messages WHERE id = $1`, m.ID).Scan(&isSent); err != nil || !isSent {
+		t.Fatalf("is_sent = %v (%v), want true", isSent, err)
+	}
+}
+
+func TestReleaseHandsBackAtOnce(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	testenv.InsertMessages(t, pool, 3)
+	setBudget(t, pool, 10)
+	claimed, err := s.Claim(ctx, 3, time.Hour)
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claim: %v %v", len(claimed), err)
+	}
+	n, err := s.Release(ctx, claimed[1:])
+	if err != nil || n != 2 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	again, err := s.Claim(ctx, 3, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 2 || again[0].Attempt != 1 {
+		t.Fatalf("released rows were not due at once with the attempt uncounted: %+v", again)
+	}
+}
+
+func TestExpiredLeaseOnLastAttemptFails(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	ids := testenv.InsertMessages(t, pool, 1)
+	if _, err := pool.Exec(ctx, `UPDATE messages SET status = 'sending', attempts = 3, lease_expires_at = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReserveTick(ctx, 5, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Get(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "lease expired") {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+// The claim must never walk sent rows: with the partial index the plan reads
+// only pending and sending rows, however much history the table holds.
+func TestClaimPlanUsesPartialIndex(t *testing.T) {
+	t.Parallel()
+	_, pool, _ := testenv.MigratedStore(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `
+INSERT INTO messages (id, content, phone_number, status, is_sent, sent_at)
+SELECT 'sent-' || g, 'x', '+905551111111', 'sent', true, now() FROM generate_series(1, 20000) g;
+ANALYZE messages`); err != nil {
+		t.Fatal(err)
+	}
+	testenv.InsertMessages(t, pool, 10)
+	setBudget(t, pool, 5)
+	rows, err := pool.Query(ctx, "EXPLAIN "+store.ClaimSQL, 5, 60.0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "messages_claim_idx") || strings.Contains(text, "Seq Scan on messages") {
+		t.Fatalf("claim plan does not use the partial index:\n%s", text)
+	}
+}
