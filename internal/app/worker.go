@@ -2,16 +2,24 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/logging"
+	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
@@ -28,6 +36,9 @@ type Tuning struct {
 	Lease time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Registry receives the delivery metrics (default: a new one, served on
+	// METRICS_PORT).
+	Registry *prometheus.Registry
 }
 
 // Worker is one worker process: an asynq server running dispatch tasks with
@@ -39,6 +50,7 @@ type Worker struct {
 	hook  *webhook.Client
 	log   *slog.Logger
 	grace time.Duration
+	reg   *prometheus.Registry
 }
 
 // NewWorker builds a Worker over d.
@@ -52,6 +64,11 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		MaxConns:   cfg.MaxConcurrentJobs,
 		Now:        t.Now,
 	})
+	reg := t.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	lease := t.Lease
 	if lease <= 0 {
 		lease = cfg.LeaseDuration()
@@ -63,7 +80,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		MaxAttempts: cfg.MaxAttempts,
 		Lease:       lease,
 		BackoffBase: t.BackoffBase,
-	}, d.Store, hook, cache.New(d.Redis, cfg.CacheTTL()), log, t.Now)
+	}, d.Store, hook, cache.New(d.Redis, cfg.CacheTTL()), log, t.Now, metrics.NewDelivery(reg))
 
 	grace := cfg.GracePeriod()
 	srv := asynq.NewServerFromRedisClient(d.Redis, asynq.Config{
@@ -82,7 +99,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 			log.Error("dispatch task failed", "type", task.Type(), "err", err)
 		}),
 	})
-	return &Worker{cfg: cfg, srv: srv, svc: svc, hook: hook, log: log, grace: grace}
+	return &Worker{cfg: cfg, srv: srv, svc: svc, hook: hook, log: log, grace: grace, reg: reg}
 }
 
 // Service exposes the delivery service, for metrics and tests.
@@ -99,6 +116,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: start: %w", err)
 	}
 	w.log.Info("worker started", "concurrency", w.cfg.MaxConcurrentJobs, "queue", w.cfg.Queue)
+	stopMetrics, err := w.serveMetrics()
+	if err != nil {
+		w.srv.Shutdown()
+		return err
+	}
+	defer stopMetrics()
 	<-ctx.Done()
 
 	w.log.Info("worker stopping", "grace", w.grace)
@@ -127,4 +150,32 @@ func NewScheduler(cfg config.Config, d *Deps, syncInterval time.Duration) (*sche
 // enough that a stuck one is retried.
 func TaskTimeout(cfg config.Config) time.Duration {
 	return max(cfg.CronIntervalDuration(), cfg.LeaseDuration()) + cfg.GracePeriod()
+}
+
+// serveMetrics serves /metrics on METRICS_PORT with net/http (the worker
+// links no web framework) and returns the function that stops it.
+func (w *Worker) serveMetrics() (func(), error) {
+	if w.cfg.MetricsPort == 0 {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(w.cfg.MetricsPort))
+	if err != nil {
+		return nil, fmt.Errorf("worker: metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }

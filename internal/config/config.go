@@ -41,6 +41,9 @@ type Config struct {
 	PostgresURI string `env:"POSTGRES_URI" envDefault:"postgres://postgres@localhost:5432/postgres?sslmode=disable" accepts:"a postgres:// or postgresql:// URI"`
 
 	HTTPPort int `env:"HTTP_PORT" envDefault:"8080" accepts:"a port from 1 to 65535"`
+	// MetricsPort is where a worker serves /metrics (it has no HTTP API);
+	// 0 turns it off.
+	MetricsPort int `env:"METRICS_PORT" envDefault:"9090" accepts:"a port from 0 to 65535 (0 turns it off)"`
 
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
@@ -115,6 +118,7 @@ func (c *Config) validate() error {
 		{"RedisTTL", between(c.RedisTTL, 1, 31536000)},
 		{"PostgresURI", postgresURI(c.PostgresURI)},
 		{"HTTPPort", between(c.HTTPPort, 1, 65535)},
+		{"MetricsPort", between(c.MetricsPort, 0, 65535)},
 		{"Queue", queueName(c.Queue)},
 	}
 	for _, ch := range checks {

@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
@@ -104,6 +105,7 @@ type Service struct {
 	cache Cache
 	log   *slog.Logger
 	now   func() time.Time
+	m     *metrics.Delivery
 
 	slots chan struct{} // one token per webhook call allowed in flight
 
@@ -116,15 +118,16 @@ type Service struct {
 	sent, retried, failed, released, lost, cacheErrs atomic.Int64
 }
 
-// New builds a Service. now is the clock used for sent_at and backoff.
-func New(cfg Config, st Store, send Sender, c Cache, log *slog.Logger, now func() time.Time) *Service {
+// New builds a Service. now is the clock used for sent_at and backoff; m may
+// be nil.
+func New(cfg Config, st Store, send Sender, c Cache, log *slog.Logger, now func() time.Time, m *metrics.Delivery) *Service {
 	cfg.setDefaults()
 	if now == nil {
 		now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
-		cfg: cfg, store: st, send: send, cache: c, log: log, now: now,
+		cfg: cfg, store: st, send: send, cache: c, log: log, now: now, m: m,
 		slots:    make(chan struct{}, cfg.Concurrency),
 		draining: make(chan struct{}),
 		callCtx:  ctx,
@@ -189,11 +192,13 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 		if n == 0 {
 			return started, nil
 		}
+		t0 := time.Now()
 		claimed, err := s.store.Claim(ctx, n, s.cfg.Lease)
 		if err != nil {
 			s.release(n)
 			return started, fmt.Errorf("dispatch: %w", err)
 		}
+		s.m.Claim(len(claimed), time.Since(t0))
 		s.release(n - len(claimed))
 		if len(claimed) == 0 {
 			return started, nil
@@ -271,6 +276,7 @@ func (s *Service) handBack(ctx context.Context, cs []store.Claimed) {
 		return
 	}
 	s.released.Add(n)
+	s.m.Released(int(n))
 	s.log.Info("handed back claimed messages", "count", n)
 }
 
@@ -278,11 +284,14 @@ func (s *Service) deliver(ctx context.Context, c store.Claimed) {
 	log := s.log.With("message_id", c.ID, "attempt", c.Attempt)
 	// The call ends by the webhook timeout or by Abort, not by the
 	// handler's context: a started call is allowed to finish.
+	t0 := time.Now()
 	resp, err := s.send.Send(s.callCtx, webhook.Request{ID: c.ID, To: c.PhoneNumber, Content: c.Content})
+	took := time.Since(t0)
 
 	rctx, cancel := s.recordCtx(ctx)
 	defer cancel()
 	if err == nil {
+		s.m.Outcome("sent", "ok", took)
 		s.recordSent(rctx, log, c, resp)
 		return
 	}
@@ -293,10 +302,13 @@ func (s *Service) deliver(ctx context.Context, c store.Claimed) {
 	reason := werr.Error()
 	switch {
 	case !werr.Retryable:
+		s.m.Outcome("failed", werr.Kind(), took)
 		s.recordFailed(rctx, log, c, reason)
 	case c.Attempt >= s.cfg.MaxAttempts:
+		s.m.Outcome("failed", werr.Kind(), took)
 		s.recordFailed(rctx, log, c, fmt.Sprintf("gave up after %d attempts: %s", c.Attempt, reason))
 	default:
+		s.m.Outcome("retried", werr.Kind(), took)
 		delay := werr.RetryAfter
 		if s.callCtx.Err() != nil {
 			delay = 0 // we cut the call short at shutdown; the receiver is not to blame
@@ -324,6 +336,7 @@ func (s *Service) recordSent(ctx context.Context, log *slog.Logger, c store.Clai
 	log.Info("message sent", "remote_message_id", resp.MessageID, "status", resp.Status)
 	if err := s.cache.PutSent(ctx, cache.Sent{ID: c.ID, MessageID: resp.MessageID, SentAt: sentAt}); err != nil {
 		s.cacheErrs.Add(1)
+		s.m.CacheError()
 		log.Error("cache sent record; the database has it", "err", err)
 	}
 }

@@ -57,6 +57,27 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Kind is a short, bounded label for the failure, for metrics: http_5xx,
+// http_429, http_408, http_3xx, http_4xx, timeout, canceled or connection.
+func (e *Error) Kind() string {
+	switch s := e.Status; {
+	case s >= 500:
+		return "http_5xx"
+	case s == http.StatusTooManyRequests:
+		return "http_429"
+	case s == http.StatusRequestTimeout:
+		return "http_408"
+	case s >= 400:
+		return "http_4xx"
+	case s >= 300:
+		return "http_3xx"
+	case e.Reason == "timeout" || e.Reason == "canceled":
+		return e.Reason
+	default:
+		return "connection"
+	}
+}
+
 // Options configures a Client.
 type Options struct {
 	URL        string

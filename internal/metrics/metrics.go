@@ -1,0 +1,83 @@
+// Package metrics defines the project's own Prometheus metrics. Each program
+// registers them on its own registry and serves it; constructors take the
+// registerer so tests and several in-process workers do not collide.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Delivery counts what workers do with messages.
+type Delivery struct {
+	outcomes       *prometheus.CounterVec
+	webhookLatency *prometheus.HistogramVec
+	claimLatency   prometheus.Histogram
+	claimed        prometheus.Counter
+	cacheErrors    prometheus.Counter
+	released       prometheus.Counter
+}
+
+// NewDelivery creates the delivery metrics and registers them on reg.
+func NewDelivery(reg prometheus.Registerer) *Delivery {
+	d := &Delivery{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "messaging", Name: "deliveries_total",
+			Help: "Webhook deliveries by outcome (sent, retried, failed) and reason (ok, http_5xx, http_429, http_408, http_4xx, http_3xx, timeout, connection, canceled).",
+		}, []string{"outcome", "reason"}),
+		webhookLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "messaging", Name: "webhook_request_duration_seconds",
+			Help:    "Time of one webhook call, by outcome.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"outcome"}),
+		claimLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "messaging", Name: "claim_duration_seconds",
+			Help:    "Time of one claim statement.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		claimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "messaging", Name: "claimed_total", Help: "Messages claimed for delivery.",
+		}),
+		cacheErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "messaging", Name: "cache_errors_total", Help: "Sent records that could not be written to Redis.",
+		}),
+		released: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "messaging", Name: "released_total", Help: "Claimed messages handed back unsent at shutdown.",
+		}),
+	}
+	reg.MustRegister(d.outcomes, d.webhookLatency, d.claimLatency, d.claimed, d.cacheErrors, d.released)
+	return d
+}
+
+// Outcome records one delivery's result and the webhook call's duration.
+func (d *Delivery) Outcome(outcome, reason string, took time.Duration) {
+	if d == nil {
+		return
+	}
+	d.outcomes.WithLabelValues(outcome, reason).Inc()
+	d.webhookLatency.WithLabelValues(outcome).Observe(took.Seconds())
+}
+
+// Claim records one claim statement.
+func (d *Delivery) Claim(n int, took time.Duration) {
+	if d == nil {
+		return
+	}
+	d.claimed.Add(float64(n))
+	d.claimLatency.Observe(took.Seconds())
+}
+
+// CacheError records a failed cache write.
+func (d *Delivery) CacheError() {
+	if d != nil {
+		d.cacheErrors.Inc()
+	}
+}
+
+// Released records messages handed back at shutdown.
+func (d *Delivery) Released(n int) {
+	if d != nil {
+		d.released.Add(float64(n))
+	}
+}
