@@ -27,18 +27,18 @@ type Config struct {
 	ServerGracePeriod int    `env:"SERVER_GRACE_PERIOD" envDefault:"30" accepts:"whole seconds from 1 to 3600"`
 	MaxAttempts       int    `env:"MAX_ATTEMPTS" envDefault:"5" accepts:"a whole number from 1 to 100"`
 
-	WebhookURL        string `env:"WEBHOOK_URL" accepts:"an absolute http or https URL (required)"`
+	WebhookURL        string `env:"WEBHOOK_URL" secret:"true" accepts:"an absolute http or https URL (required)"`
 	WebhookTimeout    int    `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds from 1 to 300"`
 	WebhookAuthHeader string `env:"WEBHOOK_AUTH_HEADER" envDefault:"x-ins-auth-key" accepts:"an HTTP header name"`
-	WebhookAuthKey    string `env:"WEBHOOK_AUTH_KEY" accepts:"any text; the header is sent only when set"`
+	WebhookAuthKey    string `env:"WEBHOOK_AUTH_KEY" secret:"true" accepts:"any text; the header is sent only when set"`
 
 	RedisHost     string `env:"REDIS_HOST" envDefault:"localhost" accepts:"a host name or address"`
 	RedisPort     int    `env:"REDIS_PORT" envDefault:"6379" accepts:"a port from 1 to 65535"`
 	RedisDB       int    `env:"REDIS_DB" envDefault:"0" accepts:"a database index from 0 to 15"`
-	RedisPassword string `env:"REDIS_PASSWORD" accepts:"any text"`
+	RedisPassword string `env:"REDIS_PASSWORD" secret:"true" accepts:"any text"`
 	RedisTTL      int    `env:"REDIS_TTL" envDefault:"3600" accepts:"whole seconds from 1 to 31536000"`
 
-	PostgresURI string `env:"POSTGRES_URI" envDefault:"postgres://postgres@localhost:5432/postgres?sslmode=disable" accepts:"a postgres:// or postgresql:// URI"`
+	PostgresURI string `env:"POSTGRES_URI" secret:"true" envDefault:"postgres://postgres@localhost:5432/postgres?sslmode=disable" accepts:"a postgres:// or postgresql:// URI"`
 
 	HTTPPort int `env:"HTTP_PORT" envDefault:"8080" accepts:"a port from 1 to 65535"`
 	// MetricsPort is where a worker serves /metrics (it has no HTTP API);
@@ -48,6 +48,15 @@ type Config struct {
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
 	Queue string `env:"QUEUE_NAME" envDefault:"messages" accepts:"letters, digits, '-' or '_'"`
+}
+
+// fieldError builds the Error for field f holding value, hiding values of
+// fields tagged secret (URLs and keys carry credentials).
+func fieldError(f reflect.StructField, value string) *Error {
+	if f.Tag.Get("secret") == "true" && value != "" {
+		value = "(hidden)"
+	}
+	return &Error{Var: f.Tag.Get("env"), Value: value, Accepts: f.Tag.Get("accepts")}
 }
 
 // Error reports one rejected variable. Its text is meant to be the single
@@ -60,7 +69,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Value == "" {
-		return fmt.Sprintf("config: %s is not set: want %s", e.Var, e.Accepts)
+		return fmt.Sprintf("config: %s is not set or empty: want %s", e.Var, e.Accepts)
 	}
 	return fmt.Sprintf("config: %s=%q is invalid: want %s", e.Var, e.Value, e.Accepts)
 }
@@ -70,6 +79,9 @@ func (e *Error) Error() string {
 // the code and makes every rule testable.
 func Load(environ []string) (Config, error) {
 	vars := env.ToMap(environ)
+	if err := rejectEmpty(vars); err != nil {
+		return Config{}, err
+	}
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
 		return Config{}, translate(err, vars)
@@ -78,6 +90,24 @@ func Load(environ []string) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// rejectEmpty refuses a variable that has a default but is set to nothing:
+// an operator who wrote CRON_INTERVAL= meant something, and silently using
+// the default would hide the mistake.
+func rejectEmpty(vars map[string]string) error {
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := f.Tag.Get("env")
+		if _, hasDefault := f.Tag.Lookup("envDefault"); !hasDefault {
+			continue
+		}
+		if v, set := vars[key]; set && strings.TrimSpace(v) == "" {
+			return fieldError(f, v)
+		}
+	}
+	return nil
 }
 
 // translate maps the library's field-named parse errors to our variable-named
@@ -90,8 +120,7 @@ func translate(err error, vars map[string]string) error {
 	var pe env.ParseError
 	if errors.As(err, &pe) {
 		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
-			key := f.Tag.Get("env")
-			return &Error{Var: key, Value: vars[key], Accepts: f.Tag.Get("accepts")}
+			return fieldError(f, vars[f.Tag.Get("env")])
 		}
 	}
 	return fmt.Errorf("config: %w", err)
@@ -127,7 +156,7 @@ func (c *Config) validate() error {
 		}
 		f, _ := reflect.TypeFor[Config]().FieldByName(ch.field)
 		v := reflect.ValueOf(*c).FieldByName(ch.field)
-		return &Error{Var: f.Tag.Get("env"), Value: fmt.Sprint(v.Interface()), Accepts: f.Tag.Get("accepts")}
+		return fieldError(f, fmt.Sprint(v.Interface()))
 	}
 	c.LogLevel = strings.ToUpper(c.LogLevel)
 	c.LogFormat = strings.ToLower(c.LogFormat)

@@ -1,0 +1,162 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/messaging-server/messaging-server/internal/config"
+)
+
+var base = []string{"WEBHOOK_URL=https://example.test/hook"}
+
+func TestDefaultsMatchTheSeed(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"MESSAGE_FETCH_LIMIT", c.MessageFetchLimit, 2},
+		{"CRON_INTERVAL", c.CronInterval, 120},
+		{"MAX_CONCURRENT_JOBS", c.MaxConcurrentJobs, 5},
+		{"SERVER_GRACE_PERIOD", c.ServerGracePeriod, 30},
+		{"REDIS_PORT", c.RedisPort, 6379},
+		{"REDIS_DB", c.RedisDB, 0},
+		{"REDIS_TTL", c.RedisTTL, 3600},
+		{"HTTP_PORT", c.HTTPPort, 8080},
+		{"WEBHOOK_TIMEOUT", c.WebhookTimeout, 10},
+		{"WEBHOOK_AUTH_HEADER", c.WebhookAuthHeader, "x-ins-auth-key"},
+		{"MAX_ATTEMPTS", c.MaxAttempts, 5},
+		{"LOG_FORMAT", c.LogFormat, "text"},
+		{"LOG_LEVEL", c.LogLevel, "INFO"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestSeedValuesLoad(t *testing.T) {
+	t.Parallel()
+	env := []string{
+		"APP_NAME=Messaging Server V1", "LOG_LEVEL=DEBUG", "MESSAGE_FETCH_LIMIT=2", "CRON_INTERVAL=120",
+		"MAX_CONCURRENT_JOBS=5", "SERVER_GRACE_PERIOD=30",
+		"WEBHOOK_URL=https://webhook.site/ddd0be6e-d6c5-4859-a90f-9f72801bb182",
+		"REDIS_HOST=redis", "REDIS_PORT=6379", "REDIS_DB=0", "REDIS_TTL=3600",
+		"POSTGRES_URI=postgres://sample_user:sample_password@postgres_db:5432/messaging_db?sslmode=disable",
+		"LOG_FORMAT=json", "WEBHOOK_AUTH_KEY=secret",
+	}
+	c, err := config.Load(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AppName != "Messaging Server V1" || c.RedisAddr() != "redis:6379" || c.LogFormat != "json" || c.WebhookAuthKey != "secret" {
+		t.Fatalf("unexpected config %+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  []string
+		want string // the variable the error must name
+	}{
+		{"missing webhook", nil, "WEBHOOK_URL"},
+		{"empty webhook", []string{"WEBHOOK_URL="}, "WEBHOOK_URL"},
+		{"relative webhook", []string{"WEBHOOK_URL=/hook"}, "WEBHOOK_URL"},
+		{"ftp webhook", []string{"WEBHOOK_URL=ftp://x/y"}, "WEBHOOK_URL"},
+		{"cron not a number", append(base, "CRON_INTERVAL=abc"), "CRON_INTERVAL"},
+		{"cron zero", append(base, "CRON_INTERVAL=0"), "CRON_INTERVAL"},
+		{"cron huge", append(base, "CRON_INTERVAL=99999999999999999999"), "CRON_INTERVAL"},
+		{"cron empty", append(base, "CRON_INTERVAL="), "CRON_INTERVAL"},
+		{"negative limit", append(base, "MESSAGE_FETCH_LIMIT=-1"), "MESSAGE_FETCH_LIMIT"},
+		{"limit float", append(base, "MESSAGE_FETCH_LIMIT=2.5"), "MESSAGE_FETCH_LIMIT"},
+		{"zero jobs", append(base, "MAX_CONCURRENT_JOBS=0"), "MAX_CONCURRENT_JOBS"},
+		{"grace negative", append(base, "SERVER_GRACE_PERIOD=-30"), "SERVER_GRACE_PERIOD"},
+		{"timeout zero", append(base, "WEBHOOK_TIMEOUT=0"), "WEBHOOK_TIMEOUT"},
+		{"attempts zero", append(base, "MAX_ATTEMPTS=0"), "MAX_ATTEMPTS"},
+		{"bad header", append(base, "WEBHOOK_AUTH_HEADER=x y"), "WEBHOOK_AUTH_HEADER"},
+		{"redis port", append(base, "REDIS_PORT=70000"), "REDIS_PORT"},
+		{"redis db", append(base, "REDIS_DB=16"), "REDIS_DB"},
+		{"redis ttl", append(base, "REDIS_TTL=-5"), "REDIS_TTL"},
+		{"redis host", append(base, "REDIS_HOST="), "REDIS_HOST"},
+		{"postgres scheme", append(base, "POSTGRES_URI=mysql://x"), "POSTGRES_URI"},
+		{"log level", append(base, "LOG_LEVEL=LOUD"), "LOG_LEVEL"},
+		{"log format", append(base, "LOG_FORMAT=xml"), "LOG_FORMAT"},
+		{"http port", append(base, "HTTP_PORT=0"), "HTTP_PORT"},
+		{"metrics port", append(base, "METRICS_PORT=-1"), "METRICS_PORT"},
+		{"queue name", append(base, "QUEUE_NAME=a b"), "QUEUE_NAME"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(tc.env)
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a *config.Error", err)
+			}
+			msg := err.Error()
+			if ce.Var != tc.want || !strings.Contains(msg, tc.want) || !strings.Contains(msg, "want ") {
+				t.Fatalf("error %q does not name %s and what it accepts", msg, tc.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Fatalf("error is not one line: %q", msg)
+			}
+		})
+	}
+}
+
+func TestLevelAndFormatAreCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(append(base, "LOG_LEVEL=debug", "LOG_FORMAT=JSON"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogLevel != "DEBUG" || c.LogFormat != "json" {
+		t.Fatalf("got %q %q", c.LogLevel, c.LogFormat)
+	}
+}
+
+// FuzzLoad feeds arbitrary values to every numeric and enumerated variable:
+// Load must either accept them or fail with a one-line *config.Error, never
+// panic.
+func FuzzLoad(f *testing.F) {
+	for _, s := range []string{"", "0", "-1", "abc", "99999999999999999999", "1e3", " 5", "DEBUG", "\x00"} {
+		f.Add("CRON_INTERVAL", s)
+		f.Add("MESSAGE_FETCH_LIMIT", s)
+		f.Add("LOG_LEVEL", s)
+		f.Add("WEBHOOK_URL", s)
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		_, err := config.Load(append([]string{"WEBHOOK_URL=https://example.test/hook"}, name+"="+value))
+		if err == nil {
+			return
+		}
+		var ce *config.Error
+		if errors.As(err, &ce) && strings.Contains(err.Error(), ce.Var) {
+			return
+		}
+		if !strings.HasPrefix(err.Error(), "config: ") {
+			t.Fatalf("unexpected error shape: %v", err)
+		}
+	})
+}
+
+func TestSecretsStayOutOfErrors(t *testing.T) {
+	t.Parallel()
+	for _, env := range [][]string{
+		{"WEBHOOK_URL=ftp://user:hunter2@example.test/"},
+		append(base, "POSTGRES_URI=mysql://user:hunter2@db/x"),
+	} {
+		_, err := config.Load(env)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("error %v leaks the secret", err)
+		}
+	}
+}
