@@ -259,12 +259,14 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	var d time.Duration
-	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if secs > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
+	secs, err := strconv.ParseUint(v, 10, 64)
+	switch {
+	case err == nil && secs <= uint64(maxRetryAfter/time.Second):
 		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
+	case err == nil || errors.Is(err, strconv.ErrRange):
+		return maxRetryAfter
+	}
+	if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}
 	if d < 0 {
