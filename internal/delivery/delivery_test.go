@@ -1,0 +1,371 @@
+package delivery_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/sink"
+	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/testenv"
+	"github.com/messaging-server/messaging-server/internal/webhook"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type env struct {
+	pool  *pgxpool.Pool
+	store *store.Store
+	rdb   *redis.Client
+	sink  *sink.Sink
+	url   string
+}
+
+func newEnv(t *testing.T, respond sink.Responder) *env {
+	t.Helper()
+	_, pool, st := testenv.MigratedStore(t)
+	s := sink.New(respond, nil)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &env{pool: pool, store: st, rdb: testenv.NewRedis(t), sink: s, url: srv.URL}
+}
+
+func (e *env) service(t *testing.T, cfg delivery.Config) *delivery.Service {
+	t.Helper()
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Hour
+	}
+	if cfg.Budget == 0 {
+		cfg.Budget = 100000
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = time.Minute
+	}
+	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, AuthHeader: "x-ins-auth-key", MaxConns: cfg.Concurrency})
+	t.Cleanup(hook.Close)
+	return delivery.New(cfg, e.store, hook, cache.New(e.rdb, time.Hour), testenv.Logger(t), nil, nil)
+}
+
+func (e *env) message(t *testing.T, id string) store.Message {
+	t.Helper()
+	m, err := e.store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSendsRecordsAndCaches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ids := testenv.InsertMessages(t, e.pool, 3)
+	svc := e.service(t, delivery.Config{Concurrency: 2, MaxAttempts: 3})
+
+	n, err := svc.Dispatch(context.Background())
+	if err != nil || n != 3 {
+		t.Fatalf("dispatch: %d %v", n, err)
+	}
+	got := e.sink.Accepted()
+	if len(got) != 3 {
+		t.Fatalf("sink got %d", len(got))
+	}
+	for _, id := range ids {
+		m := e.message(t, id)
+		if m.Status != store.StatusSent || m.RemoteMessageID == "" || m.SentAt == nil || m.Attempts != 1 {
+			t.Fatalf("row %+v", m)
+		}
+		raw, err := e.rdb.Get(context.Background(), "message:sent:"+id).Bytes()
+		if err != nil {
+			t.Fatalf("cache: %v", err)
+		}
+		var rec map[string]string
+		if err := json.Unmarshal(raw, &rec); err != nil || len(rec) != 2 {
+			t.Fatalf("cache value %s: %v", raw, err)
+		}
+		if rec["message_id"] != m.RemoteMessageID {
+			t.Fatalf("cached id %q, row %q", rec["message_id"], m.RemoteMessageID)
+		}
+		at, err := time.Parse(time.RFC3339, rec["sent_at"])
+		if err != nil || !at.Equal(*m.SentAt) {
+			t.Fatalf("cached sent_at %q (%v), row %s", rec["sent_at"], err, m.SentAt)
+		}
+		ttl := e.rdb.TTL(context.Background(), "message:sent:"+id).Val()
+		if ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("ttl %s", ttl)
+		}
+		e.rdb.Del(context.Background(), "message:sent:"+id)
+	}
+}
+
+func TestRetriesWithBackoffThenFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(w http.ResponseWriter, _ *http.Request, _ sink.Delivery, _ int) bool {
+		w.WriteHeader(http.StatusInternalServerError)
+		return true
+	})
+	ids := testenv.InsertMessages(t, e.pool, 1)
+	base := 100 * time.Millisecond
+	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, BackoffBase: base, BackoffMax: time.Second})
+
+	for attempt := 1; attempt <= 3; attempt++ {
+		before := time.Now()
+		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("attempt %d to be due", attempt), func() bool {
+			n, err := svc.Dispatch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		})
+		m := e.message(t, ids[0])
+		if m.Attempts != attempt {
+			t.Fatalf("attempts %d, want %d", m.Attempts, attempt)
+		}
+		if attempt < 3 {
+			// Exponential: base*2^(attempt-1), jittered over [d/2, d).
+			d := base << (attempt - 1)
+			wait := m.NextAttemptAt.Sub(before)
+			if m.Status != store.StatusPending || wait < d/2-10*time.Millisecond || wait > d+time.Second {
+				t.Fatalf("attempt %d: status %s, next in %s, want in [%s, %s)", attempt, m.Status, wait, d/2, d)
+			}
+			if n, _ := svc.Dispatch(context.Background()); n != 0 && wait > 50*time.Millisecond {
+				t.Fatal("retried before its backoff")
+			}
+		} else if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "gave up after 3 attempts") {
+			t.Fatalf("after the last attempt: %+v", m)
+		}
+	}
+	if calls := e.sink.Calls()[ids[0]]; calls != 3 {
+		t.Fatalf("webhook called %d times, want 3", calls)
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(w http.ResponseWriter, _ *http.Request, _ sink.Delivery, n int) bool {
+		if n > 1 {
+			return false
+		}
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return true
+	})
+	ids := testenv.InsertMessages(t, e.pool, 1)
+	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 5, BackoffBase: time.Millisecond})
+	before := time.Now()
+	if _, err := svc.Dispatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := e.message(t, ids[0])
+	if wait := m.NextAttemptAt.Sub(before); m.Status != store.StatusPending || wait < 2500*time.Millisecond || wait > 4*time.Second {
+		t.Fatalf("status %s, next attempt in %s, want about 3s", m.Status, wait)
+	}
+	if !strings.Contains(m.LastError, "429") {
+		t.Fatalf("last_error %q", m.LastError)
+	}
+}
+
+func TestClientErrorFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(w http.ResponseWriter, _ *http.Request, _ sink.Delivery, _ int) bool {
+		http.Error(w, "invalid phone number", http.StatusBadRequest)
+		return true
+	})
+	ids := testenv.InsertMessages(t, e.pool, 1)
+	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 5})
+	if _, err := svc.Dispatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := e.message(t, ids[0])
+	if m.Status != store.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "400") || !strings.Contains(m.LastError, "invalid phone number") {
+		t.Fatalf("%+v", m)
+	}
+}
+
+func TestCacheOutageDoesNotBlockSending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ids := testenv.InsertMessages(t, e.pool, 2)
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { _ = dead.Close() })
+	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, MaxConns: 2})
+	t.Cleanup(hook.Close)
+	svc := delivery.New(delivery.Config{Budget: 10, Interval: time.Hour, Concurrency: 2, MaxAttempts: 3},
+		e.store, hook, cache.New(dead, time.Hour), testenv.Logger(t), nil, nil)
+	if _, err := svc.Dispatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if m := e.message(t, id); m.Status != store.StatusSent {
+			t.Fatalf("%s: %s", id, m.Status)
+		}
+	}
+	if got := svc.Stats().CacheErrors; got != 2 {
+		t.Fatalf("cache errors counted: %d, want 2", got)
+	}
+}
+
+// Many services dispatching at once (as many worker processes would) share
+// one tick's budget exactly.
+func TestBudgetHoldsAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	testenv.InsertMessages(t, e.pool, 60)
+	var wg sync.WaitGroup
+	for range 4 {
+		svc := e.service(t, delivery.Config{Budget: 7, Concurrency: 3, MaxAttempts: 3})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := svc.Dispatch(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := len(e.sink.Accepted()); got != 7 {
+		t.Fatalf("one tick sent %d messages, budget is 7", got)
+	}
+}
+
+// Several services drain thousands of rows concurrently; each row reaches
+// the webhook exactly once.
+func TestExactlyOnceAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	e := newEnv(t, nil)
+	const total = 3000
+	ids := testenv.InsertMessages(t, e.pool, total)
+	var wg sync.WaitGroup
+	for range 4 {
+		svc := e.service(t, delivery.Config{Budget: total, Concurrency: 8, MaxAttempts: 3})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := svc.Dispatch(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	calls := e.sink.Calls()
+	if len(calls) != total {
+		t.Fatalf("webhook saw %d distinct messages, want %d", len(calls), total)
+	}
+	for _, id := range ids {
+		if calls[id] != 1 {
+			t.Fatalf("%s delivered %d times", id, calls[id])
+		}
+	}
+	var sent int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sent' AND is_sent`).Scan(&sent); err != nil || sent != total {
+		t.Fatalf("sent rows %d (%v)", sent, err)
+	}
+	e.rdb.Del(context.Background(), keys(ids)...)
+}
+
+func keys(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = cache.Key(id)
+	}
+	return out
+}
+
+// Drain lets the calls in flight finish and record, and claims nothing more.
+func TestDrainFinishesInFlightAndClaimsNoMore(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 10)
+	release := make(chan struct{})
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request, _ sink.Delivery, _ int) bool {
+		entered <- struct{}{}
+		<-release
+		return false
+	})
+	ids := testenv.InsertMessages(t, e.pool, 5)
+	svc := e.service(t, delivery.Config{Concurrency: 2, MaxAttempts: 3})
+	done := make(chan error)
+	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
+	<-entered
+	<-entered
+	svc.Drain()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	svc.Wait()
+	for i, id := range ids {
+		m := e.message(t, id)
+		want := store.StatusPending
+		if i < 2 {
+			want = store.StatusSent
+		}
+		if m.Status != want {
+			t.Fatalf("message %d: %s, want %s", i, m.Status, want)
+		}
+		if i >= 2 && m.Attempts != 0 {
+			t.Fatalf("untouched message %d counts %d attempts", i, m.Attempts)
+		}
+	}
+}
+
+// Abort cuts calls that outlive the grace period; their rows are due again
+// at once, with the attempt counted.
+func TestAbortReturnsCutCallsAtOnce(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request, _ sink.Delivery, _ int) bool {
+		entered <- struct{}{}
+		<-r.Context().Done()
+		return true
+	})
+	ids := testenv.InsertMessages(t, e.pool, 1)
+	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, BackoffBase: time.Hour})
+	done := make(chan error)
+	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
+	<-entered
+	svc.Abort()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	m := e.message(t, ids[0])
+	if m.Status != store.StatusPending || m.Attempts != 1 || time.Until(m.NextAttemptAt) > time.Second {
+		t.Fatalf("%+v", m)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	base, maxD := time.Second, 10*time.Second
+	cases := []struct {
+		attempt int
+		jitter  float64
+		want    time.Duration
+	}{
+		{1, 0, 500 * time.Millisecond},
+		{1, 0.999999, 999999500 * time.Nanosecond},
+		{2, 0, time.Second},
+		{3, 0, 2 * time.Second},
+		{4, 0.5, 6 * time.Second},
+		{10, 0, 5 * time.Second},
+		{1000, 0, 5 * time.Second},
+	}
+	for _, tc := range cases {
+		if got := delivery.Backoff(tc.attempt, base, maxD, tc.jitter); got != tc.want {
+			t.Errorf("Backoff(%d, %v) = %s, want %s", tc.attempt, tc.jitter, got, tc.want)
+		}
+	}
+}
