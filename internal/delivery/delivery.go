@@ -94,6 +94,9 @@ func (c *Config) setDefaults() {
 
 // Stats are running totals for metrics and tests.
 type Stats struct {
+	// Dispatches counts dispatch runs; Ticks counts those that refilled the
+	// budget. With several scheduler replicas Dispatches exceeds Ticks.
+	Dispatches, Ticks                                        int64
 	Sent, Retried, Failed, Released, LostClaims, CacheErrors int64
 }
 
@@ -115,6 +118,7 @@ type Service struct {
 	abort     context.CancelFunc
 	inflight  sync.WaitGroup
 
+	dispatches, ticks                                atomic.Int64
 	sent, retried, failed, released, lost, cacheErrs atomic.Int64
 }
 
@@ -148,6 +152,7 @@ func (s *Service) Wait() { s.inflight.Wait() }
 // Stats returns the running totals.
 func (s *Service) Stats() Stats {
 	return Stats{
+		Dispatches: s.dispatches.Load(), Ticks: s.ticks.Load(),
 		Sent: s.sent.Load(), Retried: s.retried.Load(), Failed: s.failed.Load(),
 		Released: s.released.Load(), LostClaims: s.lost.Load(), CacheErrors: s.cacheErrs.Load(),
 	}
@@ -172,9 +177,13 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 	if s.isDraining() {
 		return 0, nil
 	}
+	s.dispatches.Add(1)
 	fresh, err := s.store.ReserveTick(ctx, s.cfg.Budget, s.minGap(), s.cfg.MaxAttempts)
 	if err != nil {
 		return 0, fmt.Errorf("dispatch: %w", err)
+	}
+	if fresh {
+		s.ticks.Add(1)
 	}
 	s.log.Debug("dispatch tick", "refilled", fresh, "budget", s.cfg.Budget)
 	return s.Drive(ctx)
