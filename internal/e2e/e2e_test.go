@@ -1,0 +1,177 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/e2e"
+	"github.com/messaging-server/messaging-server/internal/sink"
+	"github.com/messaging-server/messaging-server/internal/testenv"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ms-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := e2e.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+// runInit runs init/*.sql on the database, as the PostgreSQL container does
+// on its first start.
+func runInit(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	files, _ := filepath.Glob("../../init/*.sql")
+	sort.Strings(files)
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Conn().PgConn().Exec(context.Background(), string(b)).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+func baseEnv(t *testing.T, uri, webhook string) map[string]string {
+	host, port, _ := strings.Cut(testenv.RedisAddr(), ":")
+	return map[string]string{
+		"POSTGRES_URI":        uri,
+		"REDIS_HOST":          host,
+		"REDIS_PORT":          port,
+		"QUEUE_NAME":          testenv.Queue(t),
+		"WEBHOOK_URL":         webhook,
+		"CRON_INTERVAL":       "1",
+		"MESSAGE_FETCH_LIMIT": "2",
+		"SERVER_GRACE_PERIOD": "5",
+		"WEBHOOK_TIMEOUT":     "2",
+		"METRICS_PORT":        "0",
+		"LOG_LEVEL":           "DEBUG",
+		"LOG_FORMAT":          "json",
+	}
+}
+
+// The three programs, run by hand as a user would, send the sample rows to a
+// local webhook once each, serve health and readiness, and exit 0 on
+// SIGTERM.
+func TestProgramsSendTheSampleRows(t *testing.T) {
+	t.Parallel()
+	uri := testenv.NewDatabase(t)
+	pool := testenv.NewPool(t, uri)
+	runInit(t, pool)
+	var samples []string
+	rows, err := pool.Query(context.Background(), `SELECT id FROM messages ORDER BY created_at, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		samples = append(samples, id)
+	}
+	rows.Close()
+	if len(samples) == 0 {
+		t.Fatal("init/ inserted no sample rows")
+	}
+
+	s := sink.New(nil, nil)
+	hook := httptest.NewServer(s)
+	defer hook.Close()
+	env := baseEnv(t, uri, hook.URL)
+	apiPort := e2e.FreePort(t)
+
+	procs := []*e2e.Proc{
+		e2e.Start(t, bin("scheduler"), "scheduler", e2e.Env(env)),
+		e2e.Start(t, bin("worker"), "worker-1", e2e.Env(env)),
+		e2e.Start(t, bin("worker"), "worker-2", e2e.Env(env)),
+		e2e.Start(t, bin("api"), "api", e2e.Env(env, "HTTP_PORT="+e2e.Itoa(apiPort))),
+	}
+
+	testenv.Eventually(t, 30*time.Second, "all sample rows to be sent", func() bool {
+		var n int
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sent'`).Scan(&n)
+		return n == len(samples)
+	})
+	calls := s.Calls()
+	for _, id := range samples {
+		if calls[id] != 1 {
+			t.Errorf("sample %s reached the webhook %d times", id, calls[id])
+		}
+	}
+	rdb := testenv.NewRedis(t)
+	for _, id := range samples {
+		if err := rdb.Get(context.Background(), cache.Key(id)).Err(); err != nil {
+			t.Errorf("sample %s not cached: %v", id, err)
+		}
+		rdb.Del(context.Background(), cache.Key(id))
+	}
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", apiPort, path))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s answered %d", path, resp.StatusCode)
+		}
+	}
+
+	for _, p := range procs {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range procs {
+		code, err := p.Wait(10 * time.Second)
+		if err != nil || code != 0 {
+			t.Errorf("%s: exit %d, %v", p.Name, code, err)
+		}
+	}
+}
+
+// A bad value stops a program at once with one line naming the variable.
+func TestBadConfigStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"api", "worker", "scheduler"} {
+		p := e2e.Start(t, bin(name), name, []string{"WEBHOOK_URL=http://127.0.0.1:1/", "CRON_INTERVAL=abc"})
+		code, err := p.Wait(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := strings.TrimSpace(p.Output())
+		if code != 2 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "CRON_INTERVAL") {
+			t.Errorf("%s: exit %d, output %q", name, code, out)
+		}
+	}
+}

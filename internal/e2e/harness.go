@@ -1,0 +1,195 @@
+// Package e2e runs the real binaries as separate processes against the real
+// PostgreSQL and Redis, for the end-to-end and fault tests. Its helpers
+// start, signal and reap processes and always clean up what they started.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles the programs into dir. Tests call it once from TestMain.
+func Build(dir string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/api", "./cmd/worker", "./cmd/scheduler")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build programs: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Proc is one running program.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start runs bin with exactly env (no inherited variables, so the test
+// controls the whole configuration). The process is killed when t ends if
+// it is still running, and its output is logged when t failed.
+func Start(t testing.TB, bin, name string, env []string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", name, tail(p.out.String(), 60))
+		}
+	})
+	return p
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Output is everything the process wrote so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// PID is the process id.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Kill sends SIGKILL, as a crash would.
+func (p *Proc) Kill() error { return p.cmd.Process.Signal(syscall.SIGKILL) }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits up to timeout for the process to end and returns its exit code
+// (-1 when it was killed by a signal).
+func (p *Proc) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("%s did not exit within %s", p.Name, timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	return 0, nil
+}
+
+// WaitForOutput waits until the process has written substr.
+func (p *Proc) WaitForOutput(ctx context.Context, substr string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !strings.Contains(p.out.String(), substr) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s never wrote %q: %w", p.Name, substr, ctx.Err())
+		case <-p.done:
+			return fmt.Errorf("%s exited before writing %q", p.Name, substr)
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// Env turns a map into KEY=VALUE pairs, with extra pairs appended last.
+func Env(m map[string]string, extra ...string) []string {
+	out := make([]string, 0, len(m)+len(extra))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return append(out, extra...)
+}
+
+// Itoa is strconv.Itoa, to keep call sites short.
+func Itoa(n int) string { return strconv.Itoa(n) }
