@@ -56,7 +56,10 @@ type Worker struct {
 // NewWorker builds a Worker over d.
 func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 	log := d.Log.With("component", "worker")
+	// config.Load validated the secret's format.
+	key, _ := webhook.ParseSecret(cfg.WebhookSecret)
 	hook := webhook.New(webhook.Options{
+		SigningKey: key,
 		URL:        cfg.WebhookURL,
 		Timeout:    cfg.WebhookTimeoutDuration(),
 		AuthHeader: cfg.WebhookAuthHeader,

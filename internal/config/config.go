@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -31,6 +32,9 @@ type Config struct {
 	WebhookTimeout    int    `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds from 1 to 300"`
 	WebhookAuthHeader string `env:"WEBHOOK_AUTH_HEADER" envDefault:"x-ins-auth-key" accepts:"an HTTP header name"`
 	WebhookAuthKey    string `env:"WEBHOOK_AUTH_KEY" secret:"true" accepts:"any text; the header is sent only when set"`
+	// WebhookSecret, when set, signs every call the Standard Webhooks way
+	// (webhook-id, webhook-timestamp, webhook-signature headers).
+	WebhookSecret string `env:"WEBHOOK_SECRET" secret:"true" accepts:"whsec_ followed by base64 (Standard Webhooks)"`
 
 	RedisHost     string `env:"REDIS_HOST" envDefault:"localhost" accepts:"a host name or address"`
 	RedisPort     int    `env:"REDIS_PORT" envDefault:"6379" accepts:"a port from 1 to 65535"`
@@ -44,6 +48,17 @@ type Config struct {
 	// MetricsPort is where a worker serves /metrics (it has no HTTP API);
 	// 0 turns it off.
 	MetricsPort int `env:"METRICS_PORT" envDefault:"9090" accepts:"a port from 0 to 65535 (0 turns it off)"`
+
+	// APIKey, when set, is the bearer token every mutating API request must
+	// carry (and that unlocks write access to /monitoring). Never logged.
+	APIKey string `env:"API_KEY" accepts:"any text; when set, mutating API requests need Authorization: Bearer <key>"`
+	// MaxContentLength bounds a message's content in characters (runes), so
+	// that what the API accepts always fits the VARCHAR(255) column and the
+	// provider's limit.
+	MaxContentLength int `env:"MAX_CONTENT_LENGTH" envDefault:"160" accepts:"a whole number from 1 to 255"`
+	// RateLimit is how many API requests one client IP may make per minute;
+	// 0 turns the limit off.
+	RateLimit int `env:"RATE_LIMIT" envDefault:"600" accepts:"a whole number from 0 to 1000000 (0 turns it off)"`
 
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
@@ -141,6 +156,7 @@ func (c *Config) validate() error {
 		{"WebhookURL", httpURL(c.WebhookURL)},
 		{"WebhookTimeout", between(c.WebhookTimeout, 1, 300)},
 		{"WebhookAuthHeader", headerName(c.WebhookAuthHeader)},
+		{"WebhookSecret", c.WebhookSecret == "" || webhookSecret(c.WebhookSecret)},
 		{"RedisHost", c.RedisHost != ""},
 		{"RedisPort", between(c.RedisPort, 1, 65535)},
 		{"RedisDB", between(c.RedisDB, 0, 15)},
@@ -148,6 +164,8 @@ func (c *Config) validate() error {
 		{"PostgresURI", postgresURI(c.PostgresURI)},
 		{"HTTPPort", between(c.HTTPPort, 1, 65535)},
 		{"MetricsPort", between(c.MetricsPort, 0, 65535)},
+		{"MaxContentLength", between(c.MaxContentLength, 1, 255)},
+		{"RateLimit", between(c.RateLimit, 0, 1000000)},
 		{"Queue", queueName(c.Queue)},
 	}
 	for _, ch := range checks {
@@ -195,6 +213,16 @@ func headerName(s string) bool {
 		}
 	}
 	return true
+}
+
+// webhookSecret accepts "whsec_" followed by non-empty standard base64.
+func webhookSecret(s string) bool {
+	rest, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(rest)
+	return err == nil && len(b) > 0
 }
 
 func queueName(s string) bool {

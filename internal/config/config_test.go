@@ -92,6 +92,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"http port", append(base, "HTTP_PORT=0"), "HTTP_PORT"},
 		{"metrics port", append(base, "METRICS_PORT=-1"), "METRICS_PORT"},
 		{"queue name", append(base, "QUEUE_NAME=a b"), "QUEUE_NAME"},
+		{"secret prefix", append(base, "WEBHOOK_SECRET=MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "WEBHOOK_SECRET"},
+		{"secret base64", append(base, "WEBHOOK_SECRET=whsec_%%%"), "WEBHOOK_SECRET"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,6 +155,7 @@ func TestSecretsStayOutOfErrors(t *testing.T) {
 	for _, env := range [][]string{
 		{"WEBHOOK_URL=ftp://user:hunter2@example.test/"},
 		append(base, "POSTGRES_URI=mysql://user:hunter2@db/x"),
+		append(base, "WEBHOOK_SECRET=whsec_hunter2!"),
 	} {
 		_, err := config.Load(env)
 		if err == nil || strings.Contains(err.Error(), "hunter2") {

@@ -34,6 +34,7 @@ type Store interface {
 	RecordRetry(ctx context.Context, c store.Claimed, next time.Time, reason string) (bool, error)
 	RecordFailed(ctx context.Context, c store.Claimed, reason string) (bool, error)
 	Release(ctx context.Context, cs []store.Claimed) (int64, error)
+	SetRunning(ctx context.Context, running bool, reason string) (store.Control, error)
 }
 
 // Sender makes one webhook call.
@@ -310,6 +311,9 @@ func (s *Service) deliver(ctx context.Context, c store.Claimed) {
 	}
 	reason := werr.Error()
 	switch {
+	case werr.Gone():
+		s.m.Outcome("retried", werr.Kind(), took)
+		s.endpointGone(rctx, log, c, reason)
 	case !werr.Retryable:
 		s.m.Outcome("failed", werr.Kind(), took)
 		s.recordFailed(rctx, log, c, reason)
@@ -332,6 +336,20 @@ func (s *Service) deliver(ctx context.Context, c store.Claimed) {
 			log.Warn("delivery failed; will retry", "reason", reason, "retry_in", delay.Round(time.Millisecond))
 		}
 	}
+}
+
+// endpointGone handles a 410: the receiver says the endpoint is gone for
+// good, so sending pauses for every process (the reason shows in the API)
+// and the message waits, due at once, for an operator to start sending again.
+func (s *Service) endpointGone(ctx context.Context, log *slog.Logger, c store.Claimed, reason string) {
+	why := fmt.Sprintf("paused at %s: webhook answered 410 Gone; fix WEBHOOK_URL or the receiver, then start sending again",
+		s.now().UTC().Format(time.RFC3339))
+	if _, err := s.store.SetRunning(ctx, false, why); err != nil {
+		log.Error("pause sending after 410", "err", err)
+	}
+	log.Error("WEBHOOK ENDPOINT GONE: sending paused for every worker", "reason", reason)
+	ok, err := s.store.RecordRetry(ctx, c, s.now(), reason)
+	s.outcome(log, ok, err, "retry")
 }
 
 func (s *Service) recordSent(ctx context.Context, log *slog.Logger, c store.Claimed, resp webhook.Response) {

@@ -369,3 +369,30 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A 410 pauses sending for everyone, with a reason, and keeps the message.
+func TestGonePausesSending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(w http.ResponseWriter, _ *http.Request, _ sink.Delivery, _ int) bool {
+		w.WriteHeader(http.StatusGone)
+		return true
+	})
+	ids := testenv.InsertMessages(t, e.pool, 5)
+	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3})
+	if _, err := svc.Dispatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := e.store.Control(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl.Running || !strings.Contains(ctl.PausedReason, "410") {
+		t.Fatalf("control %+v", ctl)
+	}
+	if calls := len(e.sink.Calls()); calls != 1 {
+		t.Fatalf("%d calls after the 410; sending should stop at the first", calls)
+	}
+	if m := e.message(t, ids[0]); m.Status != store.StatusPending || time.Until(m.NextAttemptAt) > time.Second {
+		t.Fatalf("message after 410: %+v", m)
+	}
+}

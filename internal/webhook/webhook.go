@@ -57,6 +57,10 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Gone reports a 410: the receiver says this endpoint is gone for good, and
+// the Standard Webhooks advice is to stop sending to it.
+func (e *Error) Gone() bool { return e.Status == http.StatusGone }
+
 // Kind is a short, bounded label for the failure, for metrics: http_5xx,
 // http_429, http_408, http_3xx, http_4xx, timeout, canceled or connection.
 func (e *Error) Kind() string {
@@ -67,6 +71,8 @@ func (e *Error) Kind() string {
 		return "http_429"
 	case s == http.StatusRequestTimeout:
 		return "http_408"
+	case s == http.StatusGone:
+		return "http_410"
 	case s >= 400:
 		return "http_4xx"
 	case s >= 300:
@@ -87,8 +93,11 @@ type Options struct {
 	// MaxConns is the number of calls that may be in flight at once; the
 	// transport keeps that many idle connections so calls reuse them.
 	MaxConns int
-	// Now is the clock used to read HTTP-date Retry-After values.
+	// Now is the clock used to read HTTP-date Retry-After values and to
+	// stamp signatures.
 	Now func() time.Time
+	// SigningKey, when set, signs every call the Standard Webhooks way.
+	SigningKey []byte
 }
 
 // Client sends messages to one webhook URL over a keep-alive connection pool.
@@ -152,6 +161,12 @@ func (c *Client) Send(ctx context.Context, r Request) (Response, error) {
 	req.Header.Set("Idempotency-Key", r.ID)
 	if c.opts.AuthKey != "" {
 		req.Header.Set(c.opts.AuthHeader, c.opts.AuthKey)
+	}
+	if len(c.opts.SigningKey) > 0 {
+		ts := c.opts.Now()
+		req.Header.Set(HeaderID, r.ID)
+		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+		req.Header.Set(HeaderSignature, Sign(c.opts.SigningKey, r.ID, ts, payload))
 	}
 
 	resp, err := c.http.Do(req)

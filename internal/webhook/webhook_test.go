@@ -100,7 +100,7 @@ func TestClassification(t *testing.T) {
 		{"408", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(408) }, false, true, 0, "http_408"},
 		{"400", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(400) }, false, false, 0, "http_4xx"},
 		{"404", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(404) }, false, false, 0, "http_4xx"},
-		{"410", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(410) }, false, false, 0, "http_4xx"},
+		{"410", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(410) }, false, false, 0, "http_410"},
 		{"302 elsewhere", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://198.51.100.1/steal", http.StatusFound)
 		}, false, false, 0, "http_3xx"},
