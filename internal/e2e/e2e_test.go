@@ -63,24 +63,6 @@ func runInit(t *testing.T, pool *pgxpool.Pool) {
 	}
 }
 
-func baseEnv(t *testing.T, uri, webhook string) map[string]string {
-	host, port, _ := strings.Cut(testenv.RedisAddr(), ":")
-	return map[string]string{
-		"POSTGRES_URI":        uri,
-		"REDIS_HOST":          host,
-		"REDIS_PORT":          port,
-		"QUEUE_NAME":          testenv.Queue(t),
-		"WEBHOOK_URL":         webhook,
-		"CRON_INTERVAL":       "1",
-		"MESSAGE_FETCH_LIMIT": "2",
-		"SERVER_GRACE_PERIOD": "5",
-		"WEBHOOK_TIMEOUT":     "2",
-		"METRICS_PORT":        "0",
-		"LOG_LEVEL":           "DEBUG",
-		"LOG_FORMAT":          "json",
-	}
-}
-
 // The three programs, run by hand as a user would, send the sample rows to a
 // local webhook once each, serve health and readiness, and exit 0 on
 // SIGTERM.
@@ -107,7 +89,7 @@ func TestProgramsSendTheSampleRows(t *testing.T) {
 	s := sink.New(nil, nil)
 	hook := httptest.NewServer(s)
 	defer hook.Close()
-	env := baseEnv(t, uri, hook.URL)
+	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), hook.URL)
 	apiPort := e2e.FreePort(t)
 
 	procs := []*e2e.Proc{

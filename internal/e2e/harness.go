@@ -182,6 +182,26 @@ func (p *Proc) WaitForOutput(ctx context.Context, substr string) error {
 	return nil
 }
 
+// BaseEnv is a working configuration for the programs against the test
+// services: fast ticks, short timeouts, no metrics listener, JSON logs.
+func BaseEnv(postgresURI, redisAddr, queue, webhookURL string) map[string]string {
+	host, port, _ := strings.Cut(redisAddr, ":")
+	return map[string]string{
+		"POSTGRES_URI":        postgresURI,
+		"REDIS_HOST":          host,
+		"REDIS_PORT":          port,
+		"QUEUE_NAME":          queue,
+		"WEBHOOK_URL":         webhookURL,
+		"CRON_INTERVAL":       "1",
+		"MESSAGE_FETCH_LIMIT": "2",
+		"SERVER_GRACE_PERIOD": "5",
+		"WEBHOOK_TIMEOUT":     "2",
+		"METRICS_PORT":        "0",
+		"LOG_LEVEL":           "DEBUG",
+		"LOG_FORMAT":          "json",
+	}
+}
+
 // Env turns a map into KEY=VALUE pairs, with extra pairs appended last.
 func Env(m map[string]string, extra ...string) []string {
 	out := make([]string, 0, len(m)+len(extra))
