@@ -90,6 +90,15 @@ func TestProgramsSendTheSampleRows(t *testing.T) {
 	hook := httptest.NewServer(s)
 	defer hook.Close()
 	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), hook.URL)
+	// Secrets with values that cannot appear in a log by chance.
+	secrets := map[string]string{
+		"WEBHOOK_AUTH_KEY": "authkey-" + testenv.Name("s"),
+		"API_KEY":          "apikey-" + testenv.Name("s"),
+		"WEBHOOK_SECRET":   "whsec_c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw==",
+	}
+	for k, v := range secrets {
+		env[k] = v
+	}
 	apiPort := e2e.FreePort(t)
 
 	procs := []*e2e.Proc{
@@ -138,6 +147,21 @@ func TestProgramsSendTheSampleRows(t *testing.T) {
 		code, err := p.Wait(10 * time.Second)
 		if err != nil || code != 0 {
 			t.Errorf("%s: exit %d, %v", p.Name, code, err)
+		}
+	}
+	// The calls were signed and authenticated, and no log line of any
+	// program (at DEBUG) shows a secret.
+	for _, d := range s.Accepted() {
+		if d.Header.Get("x-ins-auth-key") != secrets["WEBHOOK_AUTH_KEY"] || d.Header.Get("webhook-signature") == "" {
+			t.Fatalf("delivery without auth key or signature: %v", d.Header)
+		}
+	}
+	for _, p := range procs {
+		out := p.Output()
+		for name, v := range secrets {
+			if strings.Contains(out, v) || strings.Contains(out, strings.TrimPrefix(v, "whsec_")) {
+				t.Errorf("%s logged %s", p.Name, name)
+			}
 		}
 	}
 }
