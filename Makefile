@@ -12,6 +12,12 @@ all: build
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
+## run: build, then start a local webhook sink, the scheduler, the api and two
+## workers against PostgreSQL and Redis on localhost; Ctrl-C stops them all.
+## Try CRON_INTERVAL=5 make run.
+run:
+	GO="$(GO)" BIN="$(BIN)" ./scripts/run-local.sh
+
 ## test: the full suite against the local PostgreSQL and Redis, with the race detector.
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
