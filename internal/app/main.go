@@ -30,7 +30,7 @@ type Program struct {
 func Main(ctx context.Context, p Program, environ []string, stderr io.Writer) int {
 	cfg, err := config.Load(environ)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		_, _ = fmt.Fprintln(stderr, err)
 		return ExitConfig
 	}
 	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat).With("app", cfg.AppName, "program", p.Name)

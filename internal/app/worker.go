@@ -161,7 +161,7 @@ func (w *Worker) serveMetrics() (func(), error) {
 	if w.cfg.MetricsPort == 0 {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(w.cfg.MetricsPort))
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", ":"+strconv.Itoa(w.cfg.MetricsPort))
 	if err != nil {
 		return nil, fmt.Errorf("worker: metrics listener: %w", err)
 	}

@@ -26,7 +26,7 @@ func Build(dir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/api", "./cmd/worker", "./cmd/scheduler")
+	cmd := exec.CommandContext(context.Background(), "go", "build", "-o", dir+string(os.PathSeparator), "./cmd/api", "./cmd/worker", "./cmd/scheduler")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build programs: %w\n%s", err, out)
@@ -54,11 +54,11 @@ func moduleRoot() (string, error) {
 // FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -94,7 +94,7 @@ func (s *syncBuffer) String() string {
 func Start(t testing.TB, bin, name string, env []string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin)
+	p.cmd = exec.CommandContext(context.Background(), bin)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -170,7 +170,7 @@ func TestPostgresConnectionsCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(context.Background())
+	defer func() { _ = admin.Close(context.Background()) }()
 	allow := func(ok bool) {
 		if _, err := admin.Exec(context.Background(), fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %t", db, ok)); err != nil {
 			t.Fatal(err)

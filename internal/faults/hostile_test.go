@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +31,18 @@ func behaviour(content string) int {
 	return n % 6
 }
 
+// reset closes the request's connection with a TCP RST.
+func reset(w http.ResponseWriter) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		panic(err) // httptest connections can always be hijacked
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
 // padded writes the sink's answer followed by 10 MiB of white space.
 type padded struct{ http.ResponseWriter }
 
@@ -40,9 +52,11 @@ func (p padded) Write(b []byte) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	// The client stops reading after its limit and closes the connection,
+	// so these writes are expected to fail part way.
 	pad := []byte(strings.Repeat(" ", 1<<20))
 	for range 10 {
-		if _, err := p.ResponseWriter.Write(pad); err != nil {
+		if _, werr := p.ResponseWriter.Write(pad); werr != nil {
 			break
 		}
 	}
@@ -83,13 +97,7 @@ func TestHostileWebhook(t *testing.T) {
 			}
 		case 3: // reset the connection once
 			if n == 1 {
-				conn, _, err := w.(http.Hijacker).Hijack()
-				if err == nil {
-					if tc, ok := conn.(*net.TCPConn); ok {
-						_ = tc.SetLinger(0)
-					}
-					_ = conn.Close()
-				}
+				reset(w)
 				return true
 			}
 		case 5: // redirect to another host: not followed, fails at once

@@ -50,7 +50,7 @@ func printReport() {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %s |\n",
 			r.Scenario, r.Messages, r.Delivered, r.Failed, r.Repeats, r.Lost, r.Took.Round(100*time.Millisecond), r.Note)
 	}
-	fmt.Fprint(os.Stdout, b.String())
+	_, _ = fmt.Fprint(os.Stdout, b.String())
 }
 
 // checkLedger is the check every scenario ends with. wantFailed lists ids

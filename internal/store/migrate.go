@@ -32,7 +32,7 @@ func Migrations() fs.FS {
 // do.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 
 	// Waiters poll the lock every second, for at most two minutes.
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 120))

@@ -66,7 +66,7 @@ func NewDatabase(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("PostgreSQL at %s is unreachable: %v\n%s", redact(AdminURI()), err, howToStart)
 	}
-	defer admin.Close(ctx)
+	defer func() { _ = admin.Close(ctx) }()
 	name := Name("mstest")
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create test database: %v", err)
@@ -79,7 +79,7 @@ func NewDatabase(t testing.TB) string {
 			t.Errorf("drop test database %s: %v", name, err)
 			return
 		}
-		defer c.Close(ctx)
+		defer func() { _ = c.Close(ctx) }()
 		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop test database %s: %v", name, err)
 		}
@@ -145,7 +145,7 @@ func Queue(t testing.TB) string {
 	q := Name("q")
 	t.Cleanup(func() {
 		insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: RedisAddr()})
-		defer insp.Close()
+		defer func() { _ = insp.Close() }()
 		if err := insp.DeleteQueue(q, true); err != nil && !strings.Contains(err.Error(), "not found") {
 			t.Logf("delete queue %s: %v", q, err)
 		}
@@ -198,7 +198,7 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) //nolint:forbidigo // polling state that sends no event (rows, counters)
 	}
 }
 
