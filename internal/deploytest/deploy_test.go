@@ -180,6 +180,8 @@ func loadServiceConfig(t *testing.T, s types.ServiceConfig) config.Config {
 	return cfg
 }
 
+// TestComposeServices checks each service's shape: what it runs, what it
+// publishes and how Docker learns that it is healthy.
 func TestComposeServices(t *testing.T) {
 	t.Parallel()
 	p := mustLoadCompose(t)
@@ -187,8 +189,8 @@ func TestComposeServices(t *testing.T) {
 		name    string
 		command []string
 		image   string
-		// health returns a text the healthcheck must contain ("" means
-		// the service needs none).
+		// health returns a text the healthcheck must contain; nil means
+		// the service needs no healthcheck.
 		health func(config.Config) string
 		// published returns the host:container ports to publish.
 		published func(config.Config) []string
@@ -284,6 +286,9 @@ func TestComposeServices(t *testing.T) {
 	}
 }
 
+// TestComposeAppServices checks what the three programs share: one image,
+// a start after the databases are healthy and a stop that outlasts
+// SERVER_GRACE_PERIOD.
 func TestComposeAppServices(t *testing.T) {
 	t.Parallel()
 	p := mustLoadCompose(t)
@@ -329,6 +334,9 @@ func TestComposeAppServices(t *testing.T) {
 	}
 }
 
+// TestComposeEnvironment checks each program's environment against the
+// variables internal/config reads, the seed's documented values and the
+// postgres and redis services it must reach.
 func TestComposeEnvironment(t *testing.T) {
 	t.Parallel()
 	p := mustLoadCompose(t)
@@ -438,6 +446,8 @@ func TestComposeOperatorSettings(t *testing.T) {
 	}
 }
 
+// TestComposePostgresStorage checks that the schema scripts reach the
+// container's init directory and that data survives a restart.
 func TestComposePostgresStorage(t *testing.T) {
 	t.Parallel()
 	p := mustLoadCompose(t)
@@ -604,6 +614,8 @@ func excluded(t *testing.T, pm *patternmatcher.PatternMatcher, path string) bool
 	return ex
 }
 
+// TestDockerfile checks the image build: toolchain, static binaries, layer
+// order, user and what the compose services expect to find in it.
 func TestDockerfile(t *testing.T) {
 	t.Parallel()
 	df := parseDockerfile(t)
@@ -776,6 +788,8 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// TestDockerignore checks that the build context keeps every source and
+// drops secrets and local junk.
 func TestDockerignore(t *testing.T) {
 	t.Parallel()
 	pm := dockerignore(t)
@@ -838,6 +852,8 @@ func TestDockerignore(t *testing.T) {
 	})
 }
 
+// TestEnvExample checks that .env.example, copied to .env unchanged, gives
+// a deployment whose programs start.
 func TestEnvExample(t *testing.T) {
 	t.Parallel()
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), ".env.example"))
