@@ -39,9 +39,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return 2
 	}
 	log := logging.New(stderr, "INFO", "text").With("program", "sink")
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *addr)
 	if err != nil {
-		fmt.Fprintln(stderr, "sink:", err)
+		_, _ = fmt.Fprintln(stderr, "sink:", err)
 		return 1
 	}
 	if err := serve(ctx, ln, log, ready); err != nil {
