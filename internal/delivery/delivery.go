@@ -30,9 +30,7 @@ const TaskDispatch = "messages:dispatch"
 type Store interface {
 	ReserveTick(ctx context.Context, budget int, minGap time.Duration, maxAttempts int) (bool, error)
 	Claim(ctx context.Context, n int, lease time.Duration) ([]store.Claimed, error)
-	RecordSent(ctx context.Context, c store.Claimed, remoteID string, sentAt time.Time) (bool, error)
-	RecordRetry(ctx context.Context, c store.Claimed, next time.Time, reason string) (bool, error)
-	RecordFailed(ctx context.Context, c store.Claimed, reason string) (bool, error)
+	RecordOutcomes(ctx context.Context, outs []store.Outcome) (map[string]bool, error)
 	Release(ctx context.Context, cs []store.Claimed) (int64, error)
 	SetRunning(ctx context.Context, running bool, reason string) (store.Control, error)
 }
@@ -117,7 +115,7 @@ type Service struct {
 	drainOnce sync.Once
 	callCtx   context.Context // canceled when the grace period runs out
 	abort     context.CancelFunc
-	inflight  sync.WaitGroup
+	inflight  sync.WaitGroup // deliveries started and not yet recorded
 
 	dispatches, ticks                                atomic.Int64
 	sent, retried, failed, released, lost, cacheErrs atomic.Int64
@@ -147,7 +145,8 @@ func (s *Service) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 // outcomes are still recorded, as retryable failures.
 func (s *Service) Abort() { s.Drain(); s.abort() }
 
-// Wait blocks until every started delivery has recorded its outcome.
+// Wait blocks until every started delivery has recorded its outcome (or
+// failed to, leaving the row to its lease).
 func (s *Service) Wait() { s.inflight.Wait() }
 
 // Stats returns the running totals.
@@ -193,59 +192,101 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 // Drive claims and sends until the budget is spent, nothing is due, sending
 // is stopped, or the service drains. It returns how many deliveries it
 // started, after all of them recorded their outcome.
+//
+// One loop claims rows as call slots free up and records outcomes as calls
+// finish. Outcomes that finish while a statement runs are recorded together
+// by the next one, so under load a batch costs two round trips (claim and
+// record) and one Redis pipeline, and at low load nothing waits for a batch
+// to fill.
 func (s *Service) Drive(ctx context.Context) (int, error) {
-	started := 0
-	var mine sync.WaitGroup
-	defer mine.Wait()
-	for {
-		n := s.acquire(ctx)
-		if n == 0 {
-			return started, nil
-		}
-		t0 := time.Now()
-		claimed, err := s.store.Claim(ctx, n, s.cfg.Lease)
-		if err != nil {
-			s.release(n)
-			return started, fmt.Errorf("dispatch: %w", err)
-		}
-		s.m.Claim(len(claimed), time.Since(t0))
-		s.release(n - len(claimed))
-		if len(claimed) == 0 {
-			return started, nil
-		}
-		for i, c := range claimed {
-			if s.isDraining() {
-				s.handBack(ctx, claimed[i:])
-				s.release(len(claimed) - i)
-				return started, nil
+	results := make(chan result, cap(s.slots))
+	var (
+		started, inflight int
+		claiming          = true
+		firstErr          error
+	)
+	// gather takes every result already finished, without waiting.
+	gather := func(batch []result) []result {
+		for {
+			select {
+			case r := <-results:
+				batch = append(batch, r)
+			default:
+				return batch
 			}
-			started++
-			s.inflight.Add(1)
-			mine.Add(1)
-			go func() {
-				defer s.inflight.Done()
-				defer mine.Done()
-				defer s.release(1)
-				s.deliver(ctx, c)
-			}()
 		}
 	}
+	for claiming || inflight > 0 {
+		// Outcomes first: a 410 pauses sending before the next claim.
+		if batch := gather(nil); len(batch) > 0 {
+			inflight -= len(batch)
+			s.record(ctx, batch)
+			s.inflight.Add(-len(batch))
+			continue
+		}
+		var free chan struct{}
+		var drain, done <-chan struct{}
+		if claiming {
+			free, drain, done = s.slots, s.draining, ctx.Done()
+		}
+		select {
+		case r := <-results:
+			batch := gather([]result{r})
+			inflight -= len(batch)
+			s.record(ctx, batch)
+			s.inflight.Add(-len(batch))
+		case free <- struct{}{}:
+			n := 1 + s.acquireMore()
+			if s.isDraining() {
+				s.release(n)
+				claiming = false
+				continue
+			}
+			t0 := time.Now()
+			claimed, err := s.store.Claim(ctx, n, s.cfg.Lease)
+			if err != nil {
+				s.release(n)
+				firstErr, claiming = fmt.Errorf("dispatch: %w", err), false
+				continue
+			}
+			s.m.Claim(len(claimed), time.Since(t0))
+			s.release(n - len(claimed))
+			if len(claimed) == 0 {
+				claiming = false
+				continue
+			}
+			if s.isDraining() {
+				s.handBack(ctx, claimed)
+				s.release(len(claimed))
+				claiming = false
+				continue
+			}
+			for _, c := range claimed {
+				started++
+				inflight++
+				s.inflight.Add(1)
+				go func() {
+					// The result is queued before the slot frees, so the
+					// loop sees it before it can claim again.
+					results <- s.call(c)
+					s.release(1)
+				}()
+			}
+		case <-drain:
+			claiming = false
+		case <-done:
+			claiming = false
+		}
+	}
+	return started, firstErr
 }
 
-// acquire takes at least one call slot, and then as many more free ones as
-// there are, so a claim never takes more rows than can start at once: no
-// message waits in this process behind a slow call. It returns 0 when the
-// service drains or ctx ends.
-func (s *Service) acquire(ctx context.Context) int {
-	select {
-	case s.slots <- struct{}{}:
-	case <-s.draining:
-		return 0
-	case <-ctx.Done():
-		return 0
-	}
-	n := 1
-	for n < cap(s.slots) {
+// acquireMore takes as many more free call slots as there are, up to the
+// concurrency, so a claim takes only rows that can start at once: no
+// message waits in this process behind a slow call.
+func (s *Service) acquireMore() int {
+	n := 0
+	for n < cap(s.slots)-1 {
 		select {
 		case s.slots <- struct{}{}:
 			n++
@@ -290,20 +331,25 @@ func (s *Service) handBack(ctx context.Context, cs []store.Claimed) {
 	s.log.Info("handed back claimed messages", "count", n)
 }
 
-func (s *Service) deliver(ctx context.Context, c store.Claimed) {
-	log := s.log.With("message_id", c.ID, "attempt", c.Attempt)
-	// The call ends by the webhook timeout or by Abort, not by the
-	// handler's context: a started call is allowed to finish.
+// result is one finished call, waiting to be recorded.
+type result struct {
+	out  store.Outcome
+	gone bool // the receiver answered 410
+}
+
+// call makes one webhook call and decides the outcome by the delivery rules.
+// The call ends by the webhook timeout or by Abort, not by the handler's
+// context: a started call is allowed to finish.
+func (s *Service) call(c store.Claimed) result {
 	t0 := time.Now()
 	resp, err := s.send.Send(s.callCtx, webhook.Request{ID: c.ID, To: c.PhoneNumber, Content: c.Content})
 	took := time.Since(t0)
-
-	rctx, cancel := s.recordCtx(ctx)
-	defer cancel()
 	if err == nil {
 		s.m.Outcome("sent", "ok", took)
-		s.recordSent(rctx, log, c, resp)
-		return
+		return result{out: store.Outcome{
+			Claimed: c, Status: store.StatusSent, RemoteID: resp.MessageID,
+			SentAt: s.now().UTC().Truncate(time.Microsecond), // PostgreSQL's precision
+		}}
 	}
 	var werr *webhook.Error
 	if !errors.As(err, &werr) {
@@ -312,81 +358,96 @@ func (s *Service) deliver(ctx context.Context, c store.Claimed) {
 	reason := werr.Error()
 	switch {
 	case werr.Gone():
+		// The message is not at fault: it waits, due at once, for sending
+		// to be started again.
 		s.m.Outcome("retried", werr.Kind(), took)
-		s.endpointGone(rctx, log, c, reason)
+		return result{gone: true, out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now(), Error: reason}}
 	case !werr.Retryable:
 		s.m.Outcome("failed", werr.Kind(), took)
-		s.recordFailed(rctx, log, c, reason)
+		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed, Error: reason}}
 	case c.Attempt >= s.cfg.MaxAttempts:
 		s.m.Outcome("failed", werr.Kind(), took)
-		s.recordFailed(rctx, log, c, fmt.Sprintf("gave up after %d attempts: %s", c.Attempt, reason))
-	default:
-		s.m.Outcome("retried", werr.Kind(), took)
-		delay := werr.RetryAfter
-		if s.callCtx.Err() != nil {
-			delay = 0 // we cut the call short at shutdown; the receiver is not to blame
-		} else if delay <= 0 {
-			delay = Backoff(c.Attempt, s.cfg.BackoffBase, s.cfg.BackoffMax, rand.Float64())
-		}
-		next := s.now().Add(delay)
-		ok, err := s.store.RecordRetry(rctx, c, next, reason)
-		s.outcome(log, ok, err, "retry")
-		if ok {
-			s.retried.Add(1)
-			log.Warn("delivery failed; will retry", "reason", reason, "retry_in", delay.Round(time.Millisecond))
+		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed,
+			Error: fmt.Sprintf("gave up after %d attempts: %s", c.Attempt, reason)}}
+	}
+	s.m.Outcome("retried", werr.Kind(), took)
+	delay := werr.RetryAfter
+	if s.callCtx.Err() != nil {
+		delay = 0 // we cut the call short at shutdown; the receiver is not to blame
+	} else if delay <= 0 {
+		delay = Backoff(c.Attempt, s.cfg.BackoffBase, s.cfg.BackoffMax, rand.Float64())
+	}
+	return result{out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now().Add(delay), Error: reason}}
+}
+
+// record writes a batch of outcomes in one statement and caches the sent
+// ones in one Redis pipeline, with a fresh bounded context: the handler's
+// may be canceled, the results must still land. A failed write loses
+// nothing: the rows come back after their lease and are sent again with the
+// same Idempotency-Key.
+func (s *Service) record(ctx context.Context, batch []result) {
+	rctx, cancel := s.recordCtx(ctx)
+	defer cancel()
+	outs := make([]store.Outcome, len(batch))
+	for i, r := range batch {
+		outs[i] = r.out
+		if r.gone {
+			s.endpointGone(rctx, r.out)
 		}
 	}
+	done, err := s.store.RecordOutcomes(rctx, outs)
+	if err != nil {
+		s.log.Error("record outcomes failed; the messages return after their lease", "count", len(outs), "err", err)
+		return
+	}
+	var sent []cache.Sent
+	for _, o := range outs {
+		if !done[o.ID] {
+			s.lost.Add(1)
+			s.logMessage(ctx, slog.LevelWarn, "outcome not recorded: the claim was taken over after its lease expired", o, "outcome", o.Status)
+			continue
+		}
+		switch o.Status {
+		case store.StatusSent:
+			s.sent.Add(1)
+			sent = append(sent, cache.Sent{ID: o.ID, MessageID: o.RemoteID, SentAt: o.SentAt})
+			s.logMessage(ctx, slog.LevelInfo, "message sent", o, "remote_message_id", o.RemoteID)
+		case store.StatusPending:
+			s.retried.Add(1)
+			s.logMessage(ctx, slog.LevelWarn, "delivery failed; will retry", o, "reason", o.Error, "retry_at", o.NextAt)
+		case store.StatusFailed:
+			s.failed.Add(1)
+			s.logMessage(ctx, slog.LevelError, "delivery failed for good", o, "reason", o.Error)
+		}
+	}
+	if err := s.cache.PutSent(rctx, sent...); err != nil {
+		s.cacheErrs.Add(int64(len(sent)))
+		for range sent {
+			s.m.CacheError()
+		}
+		s.log.Error("cache sent records; the database has them", "count", len(sent), "err", err)
+	}
+}
+
+// logMessage writes one line about a message, with its id and attempt, and
+// builds nothing when the level is off.
+func (s *Service) logMessage(ctx context.Context, level slog.Level, msg string, o store.Outcome, args ...any) {
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	s.log.Log(ctx, level, msg, append([]any{"message_id", o.ID, "attempt", o.Attempt}, args...)...)
 }
 
 // endpointGone handles a 410: the receiver says the endpoint is gone for
-// good, so sending pauses for every process (the reason shows in the API)
-// and the message waits, due at once, for an operator to start sending again.
-func (s *Service) endpointGone(ctx context.Context, log *slog.Logger, c store.Claimed, reason string) {
+// good, so sending pauses for every process, with the reason visible in the
+// API, until an operator starts it again.
+func (s *Service) endpointGone(ctx context.Context, o store.Outcome) {
 	why := fmt.Sprintf("paused at %s: webhook answered 410 Gone; fix WEBHOOK_URL or the receiver, then start sending again",
 		s.now().UTC().Format(time.RFC3339))
 	if _, err := s.store.SetRunning(ctx, false, why); err != nil {
-		log.Error("pause sending after 410", "err", err)
+		s.log.Error("pause sending after 410", "err", err)
 	}
-	log.Error("WEBHOOK ENDPOINT GONE: sending paused for every worker", "reason", reason)
-	ok, err := s.store.RecordRetry(ctx, c, s.now(), reason)
-	s.outcome(log, ok, err, "retry")
-}
-
-func (s *Service) recordSent(ctx context.Context, log *slog.Logger, c store.Claimed, resp webhook.Response) {
-	sentAt := s.now().UTC().Truncate(time.Microsecond) // PostgreSQL's precision
-	ok, err := s.store.RecordSent(ctx, c, resp.MessageID, sentAt)
-	s.outcome(log, ok, err, "sent")
-	if !ok {
-		return
-	}
-	s.sent.Add(1)
-	log.Info("message sent", "remote_message_id", resp.MessageID, "status", resp.Status)
-	if err := s.cache.PutSent(ctx, cache.Sent{ID: c.ID, MessageID: resp.MessageID, SentAt: sentAt}); err != nil {
-		s.cacheErrs.Add(1)
-		s.m.CacheError()
-		log.Error("cache sent record; the database has it", "err", err)
-	}
-}
-
-func (s *Service) recordFailed(ctx context.Context, log *slog.Logger, c store.Claimed, reason string) {
-	ok, err := s.store.RecordFailed(ctx, c, reason)
-	s.outcome(log, ok, err, "failure")
-	if ok {
-		s.failed.Add(1)
-		log.Error("delivery failed for good", "reason", reason)
-	}
-}
-
-func (s *Service) outcome(log *slog.Logger, ok bool, err error, what string) {
-	switch {
-	case err != nil:
-		// The lease will expire and the message will be sent again with
-		// the same Idempotency-Key.
-		log.Error("record outcome failed; the message returns after its lease", "outcome", what, "err", err)
-	case !ok:
-		s.lost.Add(1)
-		log.Warn("outcome not recorded: the claim was taken over after its lease expired", "outcome", what)
-	}
+	s.logMessage(ctx, slog.LevelError, "WEBHOOK ENDPOINT GONE: sending paused for every worker", o, "reason", o.Error)
 }
 
 // Backoff is the delay before retry number attempt (1-based): base doubled

@@ -141,35 +141,67 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]Claime
 	return out, nil
 }
 
-// RecordSent marks a claimed message delivered. It reports false when the
-// claim was lost (lease expired and the row was claimed again, or handed
-// back), in which case nothing changed.
-func (s *Store) RecordSent(ctx context.Context, c Claimed, remoteID string, sentAt time.Time) (bool, error) {
-	const q = `
-UPDATE messages
-SET status = 'sent', is_sent = TRUE, sent_at = $3, remote_message_id = $4,
-    lease_expires_at = NULL, last_error = NULL
-WHERE id = $1 AND status = 'sending' AND attempts = $2`
-	return s.exec1(ctx, "record sent", q, c.ID, c.Attempt, sentAt, remoteID)
+// Outcome is the result of one delivery attempt, to be recorded.
+type Outcome struct {
+	Claimed
+	// Status is what the message becomes: StatusSent, StatusPending (a
+	// retry, due at NextAt) or StatusFailed.
+	Status   string
+	RemoteID string    // sent only
+	SentAt   time.Time // sent only
+	NextAt   time.Time // pending only
+	Error    string    // pending and failed: why
 }
 
-// RecordRetry puts a claimed message back to pending, due at next, after a
-// transient failure.
-func (s *Store) RecordRetry(ctx context.Context, c Claimed, next time.Time, reason string) (bool, error) {
-	const q = `
-UPDATE messages
-SET status = 'pending', next_attempt_at = $3, last_error = $4, lease_expires_at = NULL
-WHERE id = $1 AND status = 'sending' AND attempts = $2`
-	return s.exec1(ctx, "record retry", q, c.ID, c.Attempt, next, reason)
-}
+// recordSQL writes a batch of outcomes in one statement. The status and
+// attempt in the WHERE clause fence each row: a worker whose lease expired
+// and whose row was claimed again (or handed back) changes nothing.
+const recordSQL = `
+UPDATE messages m
+SET status            = r.status,
+    is_sent           = m.is_sent OR r.status = 'sent',
+    sent_at           = CASE WHEN r.status = 'sent' THEN r.sent_at ELSE m.sent_at END,
+    remote_message_id = CASE WHEN r.status = 'sent' THEN NULLIF(r.remote_id, '') ELSE m.remote_message_id END,
+    next_attempt_at   = CASE WHEN r.status = 'pending' THEN r.next_at ELSE m.next_attempt_at END,
+    last_error        = CASE WHEN r.status = 'sent' THEN NULL ELSE r.error END,
+    lease_expires_at  = NULL
+FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[])
+     AS r(id, attempt, status, sent_at, remote_id, next_at, error)
+WHERE m.id = r.id AND m.status = 'sending' AND m.attempts = r.attempt
+RETURNING m.id`
 
-// RecordFailed gives up on a claimed message for good.
-func (s *Store) RecordFailed(ctx context.Context, c Claimed, reason string) (bool, error) {
-	const q = `
-UPDATE messages
-SET status = 'failed', last_error = $3, lease_expires_at = NULL
-WHERE id = $1 AND status = 'sending' AND attempts = $2`
-	return s.exec1(ctx, "record failure", q, c.ID, c.Attempt, reason)
+// RecordOutcomes records a batch of outcomes in one round trip and returns
+// the ids it changed; an outcome whose claim was lost is left out.
+func (s *Store) RecordOutcomes(ctx context.Context, outs []Outcome) (map[string]bool, error) {
+	if len(outs) == 0 {
+		return map[string]bool{}, nil
+	}
+	var (
+		ids      = make([]string, len(outs))
+		attempts = make([]int32, len(outs))
+		statuses = make([]string, len(outs))
+		sentAt   = make([]time.Time, len(outs))
+		remote   = make([]string, len(outs))
+		nextAt   = make([]time.Time, len(outs))
+		errs     = make([]string, len(outs))
+	)
+	for i, o := range outs {
+		ids[i], attempts[i], statuses[i] = o.ID, int32(o.Attempt), o.Status
+		sentAt[i], remote[i], nextAt[i], errs[i] = o.SentAt, o.RemoteID, o.NextAt, o.Error
+	}
+	rows, err := s.pool.Query(ctx, recordSQL, ids, attempts, statuses, sentAt, remote, nextAt, errs)
+	if err != nil {
+		return nil, fmt.Errorf("record outcomes: %w", err)
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("record outcomes: %w", err)
+	}
+	out := make(map[string]bool, len(done))
+	for _, id := range done {
+		out[id] = true
+	}
+	return out, nil
 }
 
 // Release hands back claimed messages whose delivery never started (the
@@ -194,14 +226,6 @@ WHERE m.id = r.id AND m.status = 'sending' AND m.attempts = r.attempt`
 		return 0, fmt.Errorf("release claims: %w", err)
 	}
 	return tag.RowsAffected(), nil
-}
-
-func (s *Store) exec1(ctx context.Context, what, q string, args ...any) (bool, error) {
-	tag, err := s.pool.Exec(ctx, q, args...)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", what, err)
-	}
-	return tag.RowsAffected() == 1, nil
 }
 
 // Control is the shared switch that starts and stops sending.

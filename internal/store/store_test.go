@@ -258,11 +258,14 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 		return false
 	})
 	// The first worker's late outcome must not overwrite the second claim.
-	if ok, err := s.RecordSent(ctx, first[0], "late", time.Now()); err != nil || ok {
-		t.Fatalf("stale claim recorded: ok=%v err=%v", ok, err)
+	sent := func(c store.Claimed, remote string) store.Outcome {
+		return store.Outcome{Claimed: c, Status: store.StatusSent, RemoteID: remote, SentAt: time.Now()}
 	}
-	if ok, err := s.RecordSent(ctx, first[1], "r-1", time.Now()); err != nil || !ok {
-		t.Fatalf("current claim not recorded: ok=%v err=%v", ok, err)
+	if done, err := s.RecordOutcomes(ctx, []store.Outcome{sent(first[0], "late")}); err != nil || done[first[0].ID] {
+		t.Fatalf("stale claim recorded: %v err=%v", done, err)
+	}
+	if done, err := s.RecordOutcomes(ctx, []store.Outcome{sent(first[1], "r-1")}); err != nil || !done[first[1].ID] {
+		t.Fatalf("current claim not recorded: %v err=%v", done, err)
 	}
 	m, err := s.Get(ctx, first[0].ID)
 	if err != nil {
@@ -350,5 +353,41 @@ ANALYZE messages`); err != nil {
 	text := strings.Join(plan, "\n")
 	if !strings.Contains(text, "messages_claim_idx") || strings.Contains(text, "Seq Scan on messages") {
 		t.Fatalf("claim plan does not use the partial index:\n%s", text)
+	}
+}
+
+// One statement records a mixed batch: sent, retried and failed rows each
+// get their own columns, and nothing else changes.
+func TestRecordOutcomesBatch(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	ids := testenv.InsertMessages(t, pool, 3)
+	setBudget(t, pool, 10)
+	c, err := s.Claim(ctx, 3, time.Minute)
+	if err != nil || len(c) != 3 {
+		t.Fatalf("claim: %v %v", c, err)
+	}
+	sentAt := time.Now().UTC().Truncate(time.Microsecond)
+	next := sentAt.Add(time.Hour)
+	done, err := s.RecordOutcomes(ctx, []store.Outcome{
+		{Claimed: c[0], Status: store.StatusSent, RemoteID: "r-0", SentAt: sentAt},
+		{Claimed: c[1], Status: store.StatusPending, NextAt: next, Error: "webhook answered 503"},
+		{Claimed: c[2], Status: store.StatusFailed, Error: "webhook answered 400"},
+	})
+	if err != nil || len(done) != 3 {
+		t.Fatalf("record: %v %v", done, err)
+	}
+	m0, _ := s.Get(ctx, ids[0])
+	m1, _ := s.Get(ctx, ids[1])
+	m2, _ := s.Get(ctx, ids[2])
+	if m0.Status != store.StatusSent || m0.RemoteMessageID != "r-0" || !m0.SentAt.Equal(sentAt) || m0.LastError != "" {
+		t.Errorf("sent row %+v", m0)
+	}
+	if m1.Status != store.StatusPending || !m1.NextAttemptAt.Equal(next) || m1.LastError != "webhook answered 503" || m1.SentAt != nil {
+		t.Errorf("retried row %+v", m1)
+	}
+	if m2.Status != store.StatusFailed || m2.LastError != "webhook answered 400" || m2.SentAt != nil {
+		t.Errorf("failed row %+v", m2)
 	}
 }
