@@ -7,13 +7,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/e2e"
@@ -24,44 +21,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ms-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := e2e.Build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(e2e.RunWithBinaries(m, func(dir string) { binDir = dir }, nil))
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }
-
-// runInit runs init/*.sql on the database, as the PostgreSQL container does
-// on its first start.
-func runInit(t *testing.T, pool *pgxpool.Pool) {
-	t.Helper()
-	files, _ := filepath.Glob("../../init/*.sql")
-	sort.Strings(files)
-	conn, err := pool.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Conn().PgConn().Exec(context.Background(), string(b)).ReadAll(); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-}
 
 // The three programs, run by hand as a user would, send the sample rows to a
 // local webhook once each, serve health and readiness, and exit 0 on
@@ -70,7 +33,7 @@ func TestProgramsSendTheSampleRows(t *testing.T) {
 	t.Parallel()
 	uri := testenv.NewDatabase(t)
 	pool := testenv.NewPool(t, uri)
-	runInit(t, pool)
+	testenv.RunInitScripts(t, pool)
 	var samples []string
 	rows, err := pool.Query(context.Background(), `SELECT id FROM messages ORDER BY created_at, id`)
 	if err != nil {

@@ -51,6 +51,28 @@ func moduleRoot() (string, error) {
 	}
 }
 
+// RunWithBinaries is a TestMain body: it builds the programs into a
+// temporary directory, runs the tests with that directory, calls after (may
+// be nil) and removes the directory. It returns the exit code.
+func RunWithBinaries(m interface{ Run() int }, setDir func(string), after func()) int {
+	dir, err := os.MkdirTemp("", "ms-bin")
+	if err != nil {
+		_, _ = fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	if err := Build(dir); err != nil {
+		_, _ = fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	setDir(dir)
+	code := m.Run()
+	if after != nil {
+		after()
+	}
+	return code
+}
+
 // FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()

@@ -33,20 +33,7 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "ms-faults-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := e2e.Build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	printReport()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(e2e.RunWithBinaries(m, func(dir string) { binDir = dir }, printReport))
 }
 
 // cluster is one scenario's database, webhook and programs.

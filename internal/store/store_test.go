@@ -2,8 +2,6 @@ package store_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -54,35 +52,12 @@ SELECT 'row dispatch_control ' || running || ' ' || budget FROM dispatch_control
 	return out
 }
 
-func runInitScripts(t *testing.T, pool *pgxpool.Pool) {
-	t.Helper()
-	files, err := filepath.Glob("../../init/*.sql")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no init scripts found: %v", err)
-	}
-	sort.Strings(files)
-	conn, err := pool.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Conn().PgConn().Exec(context.Background(), string(b)).ReadAll(); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-	}
-}
-
 func TestInitScriptsMatchMigrations(t *testing.T) {
 	t.Parallel()
 	_, migrated, _ := testenv.MigratedStore(t)
 
 	initPool := testenv.NewPool(t, testenv.NewDatabase(t))
-	runInitScripts(t, initPool)
+	testenv.RunInitScripts(t, initPool)
 	if diff := cmp.Diff(schema(t, migrated), schema(t, initPool)); diff != "" {
 		t.Fatalf("init/ and the migrations build different schemas (-migrated +init):\n%s", diff)
 	}

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +201,54 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond) //nolint:forbidigo // polling state that sends no event (rows, counters)
+	}
+}
+
+// RunInitScripts runs init/*.sql on pool's database in name order, as the
+// PostgreSQL container does on its first start.
+func RunInitScripts(t testing.TB, pool *pgxpool.Pool) {
+	t.Helper()
+	dir, err := initDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no init scripts in %s: %v", dir, err)
+	}
+	sort.Strings(files)
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The simple protocol runs a file of several statements.
+		if _, err := conn.Conn().PgConn().Exec(context.Background(), string(b)).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+// initDir finds the repository's init/ folder from the test's directory.
+func initDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "init"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above %s", dir)
+		}
+		dir = parent
 	}
 }
 
