@@ -1,4 +1,6 @@
-// Command api serves the HTTP API that controls sending and reads messages.
+// Command api serves the HTTP API that controls sending and reads messages:
+// the switch, message intake and reads, Swagger UI at /swagger/index.html,
+// the asynqmon dashboard at /monitoring and Prometheus metrics at /metrics.
 package main
 
 import (
@@ -17,8 +19,17 @@ func main() {
 	defer stop()
 	os.Exit(app.Main(ctx, app.Program{
 		Name: "api",
+		// Requests run concurrently; each holds a connection for one
+		// statement.
+		PoolSize: func(config.Config) int { return 10 },
 		Run: func(ctx context.Context, cfg config.Config, d *app.Deps) error {
-			return api.New(cfg, d).Serve(ctx)
+			srv := api.New(cfg, d)
+			defer func() {
+				if err := srv.Close(); err != nil {
+					d.Log.Warn("close api", "err", err)
+				}
+			}()
+			return srv.Serve(ctx)
 		},
 	}, os.Environ(), os.Stderr))
 }

@@ -1,66 +1,171 @@
-// Package api is the HTTP face of the system: health, readiness and (in
-// time) the control and read endpoints. It is the only package that imports
-// fiber, so the worker and scheduler binaries stay free of it.
+// Package api is the HTTP face of the system (cmd/api): health and
+// readiness, the switch that starts and stops sending, message intake and
+// reads, the OpenAPI document, the asynqmon dashboard and the Prometheus
+// scrape. It is the only package that imports fiber, swag and asynqmon, so
+// the worker and scheduler binaries stay free of them.
+//
+// Every error leaves through one place, Server.handleError, as
+// {"error": {"code", "message"}} with the matching status.
+//
+//	@title						Messaging Server API
+//	@version					1.0
+//	@description				Controls automatic message sending and reads messages.
+//	@description				Mutating endpoints need `Authorization: Bearer <API_KEY>` when API_KEY is set.
+//	@description				Per-delivery counters and webhook latency histograms are served by each worker process on METRICS_PORT, not by this API's /metrics.
+//	@BasePath					/
+//	@securityDefinitions.apikey	BearerAuth
+//	@in							header
+//	@name						Authorization
+//	@description				"Bearer " followed by the API_KEY value.
 package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/swagger"
+	"github.com/hibiken/asynq"
 
+	// The generated OpenAPI document registers itself with swag.
+	_ "github.com/messaging-server/messaging-server/docs"
 	"github.com/messaging-server/messaging-server/internal/app"
+	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 )
 
-// Server is the api program.
+// BodyLimit is the largest request body the API reads; larger ones get 413
+// before any handler runs. A message is at most 255 characters, so 64 KiB
+// leaves room for any honest client and none for a memory attack.
+const BodyLimit = 64 << 10
+
+// Server is the api program: a fiber app over the shared connections.
 type Server struct {
-	cfg  config.Config
-	deps *app.Deps
-	log  *slog.Logger
-	app  *fiber.App
+	cfg     config.Config
+	deps    *app.Deps
+	log     *slog.Logger
+	app     *fiber.App
+	cache   *cache.Cache
+	insp    *asynq.Inspector
+	keyHash *[sha256.Size]byte // nil when API_KEY is unset
+	closers []func() error
 }
 
-// New builds the routes over d.
+// New builds the routes over d. Call Close when done with the Server: the
+// dashboard holds Redis connections of its own.
 func New(cfg config.Config, d *app.Deps) *Server {
-	s := &Server{cfg: cfg, deps: d, log: d.Log.With("component", "api")}
+	s := &Server{
+		cfg:   cfg,
+		deps:  d,
+		log:   d.Log.With("component", "api"),
+		cache: cache.New(d.Redis, cfg.CacheTTL()),
+		// Shares the client, so it has nothing of its own to close.
+		insp: asynq.NewInspectorFromRedisClient(d.Redis),
+	}
+	if key := strings.TrimSpace(cfg.APIKey); key != "" {
+		// Comparing digests keeps the check constant-time even in the
+		// key's length.
+		sum := sha256.Sum256([]byte(key))
+		s.keyHash = &sum
+		if len(key) < 16 {
+			s.log.Warn("API_KEY is shorter than 16 characters; use a long random key")
+		}
+	} else {
+		s.log.Warn("API_KEY is not set: mutating endpoints and the dashboard are open to anyone who can reach the API")
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               cfg.AppName,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
-		ReadTimeout:           15 * time.Second,
-		WriteTimeout:          15 * time.Second,
-		IdleTimeout:           60 * time.Second,
+		BodyLimit:             BodyLimit,
+		// Values from the request outlive nothing by accident.
+		Immutable:    true,
+		ReadTimeout:  15 * time.Second,
+		WriteTimeout: 15 * time.Second,
+		IdleTimeout:  60 * time.Second,
 	})
-	s.app.Get("/healthz", s.healthz)
-	s.app.Get("/readyz", s.readyz)
-	s.app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	s.routes()
 	return s
 }
 
-// App exposes the fiber app, for app.Test in tests.
+func (s *Server) routes() {
+	a := s.app
+	a.Use(recover.New())
+	a.Use(s.accessLog)
+	if s.cfg.RateLimit > 0 {
+		a.Use(limiter.New(limiter.Config{
+			Max:        s.cfg.RateLimit,
+			Expiration: time.Minute,
+			// Probes come often from one address and must never be
+			// refused.
+			Next: func(c *fiber.Ctx) bool { return c.Path() == "/healthz" || c.Path() == "/readyz" },
+			LimitReached: func(*fiber.Ctx) error {
+				return errRateLimited
+			},
+		}))
+	}
+
+	a.Get("/healthz", s.healthz)
+	a.Get("/readyz", s.readyz)
+	a.Get("/metrics", s.metricsHandler())
+
+	v1 := a.Group("/api/v1")
+	v1.Get("/scheduler", s.getScheduler)
+	v1.Post("/scheduler/start", s.requireKey, s.startScheduler)
+	v1.Post("/scheduler/stop", s.requireKey, s.stopScheduler)
+	v1.Post("/messages", s.requireKey, s.createMessage)
+	// Registered before /messages/:id so that "sent" is not read as an id.
+	v1.Get("/messages/sent", s.listSent)
+	v1.Get("/messages/:id", s.getMessage)
+	v1.Post("/messages/:id/retry", s.requireKey, s.retryMessage)
+
+	a.Get("/swagger/*", swagger.HandlerDefault)
+
+	mon := s.monitoring()
+	a.All(MonitoringPath, mon)
+	a.All(MonitoringPath+"/*", mon)
+}
+
+// App exposes the fiber app, for app.Test and route listings in tests.
 func (s *Server) App() *fiber.App { return s.app }
+
+// Close releases the dashboard's Redis connections. The shared connections
+// in app.Deps belong to the caller.
+func (s *Server) Close() error {
+	var errs []error
+	for _, f := range s.closers {
+		errs = append(errs, f())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
 
 // Serve listens on HTTP_PORT until ctx ends, then drains connections within
 // SERVER_GRACE_PERIOD.
 func (s *Server) Serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(s.cfg.HTTPPort))
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", ":"+strconv.Itoa(s.cfg.HTTPPort))
 	if err != nil {
 		return fmt.Errorf("api: listen: %w", err)
 	}
 	return s.ServeListener(ctx, ln)
 }
 
-// ServeListener serves on ln until ctx ends.
+// ServeListener serves on ln until ctx ends; it takes the listener so tests
+// can serve on a free port.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(ln) }()
-	s.log.Info("api listening", "addr", ln.Addr().String())
+	s.log.Info("api listening", "addr", ln.Addr().String(), "auth", s.keyHash != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api: serve: %w", err)
@@ -69,67 +174,36 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	if err := s.app.ShutdownWithTimeout(s.cfg.GracePeriod()); err != nil {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
-	<-errc
+	if err := <-errc; err != nil {
+		return fmt.Errorf("api: serve: %w", err)
+	}
 	s.log.Info("api stopped")
 	return nil
 }
 
-func (s *Server) healthz(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"status": "ok"})
-}
-
-func (s *Server) readyz(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
-	defer cancel()
-	checks := fiber.Map{"postgres": "ok", "redis": "ok"}
-	ready := true
-	if err := s.deps.Pool.Ping(ctx); err != nil {
-		checks["postgres"], ready = "unavailable", false
-		s.log.Warn("readiness: postgres", "err", err)
-	}
-	if err := s.deps.Redis.Ping(ctx).Err(); err != nil {
-		checks["redis"], ready = "unavailable", false
-		s.log.Warn("readiness: redis", "err", err)
-	}
-	if !ready {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
-	}
-	return c.JSON(fiber.Map{"status": "ok", "checks": checks})
-}
-
-// handleError is the one place errors become HTTP answers. Users see a code
-// and a safe message; internal error text goes to the log only.
-func (s *Server) handleError(c *fiber.Ctx, err error) error {
+// accessLog records each request without its headers (which may carry the
+// API key) or body. Mutations are logged at INFO as an audit trail of who
+// started, stopped or retried what; reads at DEBUG.
+func (s *Server) accessLog(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	status := c.Response().StatusCode()
 	var fe *fiber.Error
-	if errors.As(err, &fe) {
-		return c.Status(fe.Code).JSON(errorBody(codeFor(fe.Code), fe.Message))
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		status = ae.Status
+	case errors.As(err, &fe):
+		status = fe.Code
+	case err != nil:
+		status = fiber.StatusInternalServerError
 	}
-	s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
-	return c.Status(fiber.StatusInternalServerError).JSON(errorBody("internal", "internal server error"))
-}
-
-func errorBody(code, msg string) fiber.Map {
-	return fiber.Map{"error": fiber.Map{"code": code, "message": msg}}
-}
-
-func codeFor(status int) string {
-	switch status {
-	case fiber.StatusNotFound:
-		return "not_found"
-	case fiber.StatusMethodNotAllowed:
-		return "method_not_allowed"
-	case fiber.StatusRequestEntityTooLarge:
-		return "too_large"
-	case fiber.StatusUnsupportedMediaType:
-		return "unsupported_media_type"
-	case fiber.StatusTooManyRequests:
-		return "rate_limited"
-	case fiber.StatusUnauthorized:
-		return "unauthorized"
-	default:
-		if status >= 500 {
-			return "internal"
-		}
-		return "bad_request"
+	level := slog.LevelDebug
+	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		level = slog.LevelInfo
 	}
+	s.log.Log(c.UserContext(), level, "request",
+		"method", c.Method(), "path", c.Path(), "status", status,
+		"took", time.Since(start), "ip", c.IP())
+	return err
 }

@@ -51,7 +51,7 @@ type Config struct {
 
 	// APIKey, when set, is the bearer token every mutating API request must
 	// carry (and that unlocks write access to /monitoring). Never logged.
-	APIKey string `env:"API_KEY" accepts:"any text; when set, mutating API requests need Authorization: Bearer <key>"`
+	APIKey string `env:"API_KEY" secret:"true" accepts:"any text; when set, mutating API requests need Authorization: Bearer <key>"`
 	// MaxContentLength bounds a message's content in characters (runes), so
 	// that what the API accepts always fits the VARCHAR(255) column and the
 	// provider's limit.

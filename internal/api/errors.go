@@ -1,0 +1,128 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// Error is an answer a handler chooses: the status, a stable code clients
+// branch on, and a message safe to show. Handlers return it (or a sentinel
+// below, or a store error) and handleError writes it, so statuses are decided
+// in one place.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	// Field names the offending input, when there is one.
+	Field string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%d %s: %s: %s", e.Status, e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// ValidationError says which field of a request is wrong and why. It is its
+// own type so that the validator stays free of HTTP and can be tested and
+// fuzzed alone; handleError turns it into a 422.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+
+// Sentinel answers shared by several handlers.
+var (
+	errUnauthorized = &Error{Status: fiber.StatusUnauthorized, Code: "unauthorized",
+		Message: "missing or wrong API key: send Authorization: Bearer <API_KEY>"}
+	errRateLimited = &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited",
+		Message: "too many requests from this address; retry later"}
+	errUnsupportedMedia = &Error{Status: fiber.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "Content-Type must be application/json"}
+)
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody describes one error. Code is stable and meant for programs;
+// Message is for people.
+type ErrorBody struct {
+	Code    string `json:"code" example:"validation_failed"`
+	Message string `json:"message" example:"phone_number must be in E.164 form"`
+	// Field is the offending input, for validation errors.
+	Field string `json:"field,omitempty" example:"phone_number"`
+}
+
+// handleError is the one place errors become HTTP answers. Users see a code
+// and a safe message; internal error text goes to the log only.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	e := s.classify(c, err)
+	if e.Status == fiber.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="messaging-server"`)
+	}
+	return c.Status(e.Status).JSON(ErrorResponse{Error: ErrorBody{Code: e.Code, Message: e.Message, Field: e.Field}})
+}
+
+func (s *Server) classify(c *fiber.Ctx, err error) *Error {
+	var (
+		ae *Error
+		ve *ValidationError
+		fe *fiber.Error
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &ve):
+		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Message: ve.Message, Field: ve.Field}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "message not found"}
+	case errors.Is(err, store.ErrNotFailed):
+		return &Error{Status: fiber.StatusConflict, Code: "not_failed", Message: "only a failed message can be retried"}
+	case errors.Is(err, store.ErrDuplicate):
+		return &Error{Status: fiber.StatusConflict, Code: "duplicate", Message: "a message with this id already exists"}
+	case errors.As(err, &fe):
+		return fromFiber(fe)
+	}
+	s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+}
+
+// fromFiber maps the errors fiber itself raises (no route, wrong method,
+// body too large, bad request line) to our codes, with fixed messages that
+// never echo the request.
+func fromFiber(fe *fiber.Error) *Error {
+	switch fe.Code {
+	case fiber.StatusNotFound:
+		return &Error{Status: fe.Code, Code: "not_found", Message: "no such route"}
+	case fiber.StatusMethodNotAllowed:
+		return &Error{Status: fe.Code, Code: "method_not_allowed", Message: "method not allowed on this route"}
+	case fiber.StatusRequestEntityTooLarge:
+		return &Error{Status: fe.Code, Code: "too_large", Message: fmt.Sprintf("request body is larger than %d bytes", BodyLimit)}
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return &Error{Status: fe.Code, Code: "headers_too_large", Message: "request headers are too large"}
+	case fiber.StatusUnsupportedMediaType:
+		return errUnsupportedMedia
+	case fiber.StatusTooManyRequests:
+		return errRateLimited
+	case fiber.StatusUnauthorized:
+		return errUnauthorized
+	case fiber.StatusRequestTimeout:
+		return &Error{Status: fe.Code, Code: "timeout", Message: "request timed out"}
+	}
+	if fe.Code >= 500 {
+		return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+	}
+	if fe.Code >= 400 {
+		return &Error{Status: fe.Code, Code: "bad_request", Message: "bad request"}
+	}
+	return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+}

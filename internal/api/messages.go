@@ -1,0 +1,269 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// MessageCreated is the answer to POST /api/v1/messages.
+type MessageCreated struct {
+	ID          string    `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
+	Content     string    `json:"content" example:"Your verification code is 123456"`
+	PhoneNumber string    `json:"phone_number" example:"+905551111111"`
+	Status      string    `json:"status" example:"pending" enums:"pending"`
+	CreatedAt   time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+}
+
+// SentMessage is one entry of the sent list.
+type SentMessage struct {
+	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
+	Content     string `json:"content" example:"Your verification code is 123456"`
+	PhoneNumber string `json:"phone_number" example:"+905551111111"`
+	// RemoteMessageID is the provider's id for the delivery; null for
+	// messages sent before it was recorded.
+	RemoteMessageID *string `json:"remote_message_id" extensions:"x-nullable" example:"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"`
+	// SentAt is null for messages sent before it was recorded; those come
+	// last.
+	SentAt *time.Time `json:"sent_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+}
+
+// SentPage is one page of the sent list, newest first.
+type SentPage struct {
+	Data []SentMessage `json:"data"`
+	// NextCursor fetches the following page; null on the last one.
+	NextCursor *string `json:"next_cursor" extensions:"x-nullable" example:"MjAyNS0wMS0wMlQwMzowNDowNS4xMjM0NTZafDAxOTJmMGM0"`
+}
+
+// MessageDetail is one message with its delivery state.
+type MessageDetail struct {
+	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
+	Content     string `json:"content" example:"Your verification code is 123456"`
+	PhoneNumber string `json:"phone_number" example:"+905551111111"`
+	Status      string `json:"status" example:"sent" enums:"pending,sending,sent,failed"`
+	// Attempts is how many webhook calls were made (reset by a retry).
+	Attempts int `json:"attempts" example:"1"`
+	// RemoteMessageID is the provider's id; null until sent.
+	RemoteMessageID *string `json:"remote_message_id" extensions:"x-nullable" example:"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"`
+	// SentAt is null until sent.
+	SentAt *time.Time `json:"sent_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+	// LastError is why the latest attempt failed; null when none did.
+	LastError *string   `json:"last_error" extensions:"x-nullable" example:"webhook answered 503"`
+	CreatedAt time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+}
+
+// Where GET /api/v1/messages/{id} took remote_message_id and sent_at from,
+// in the X-Sent-Record-Source header of a sent message's answer.
+const (
+	HeaderSentRecordSource = "X-Sent-Record-Source"
+	SourceCache            = "cache"
+	SourceDatabase         = "database"
+)
+
+// cacheTimeout bounds the Redis read of GET /api/v1/messages/{id}: a slow
+// cache must not slow a read PostgreSQL can answer alone.
+const cacheTimeout = 500 * time.Millisecond
+
+// createMessage stores a new pending message.
+//
+//	@Summary		Create a message
+//	@Description	Stores a pending message; the workers send it on a coming tick. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.
+//	@Tags			messages
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			message	body		CreateMessageRequest	true	"The message"
+//	@Success		201		{object}	MessageCreated			"Stored; Location names the new message"
+//	@Header			201		{string}	Location				"/api/v1/messages/{id}"
+//	@Failure		400		{object}	ErrorResponse			"Malformed JSON or an unknown field"
+//	@Failure		401		{object}	ErrorResponse			"API_KEY is set and the bearer key is missing or wrong"
+//	@Failure		413		{object}	ErrorResponse			"Body larger than 64 KiB"
+//	@Failure		415		{object}	ErrorResponse			"Content-Type is not application/json"
+//	@Failure		422		{object}	ErrorResponse			"A field is invalid; error.field names it"
+//	@Failure		429		{object}	ErrorResponse			"Rate limit reached"
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/api/v1/messages [post]
+func (s *Server) createMessage(c *fiber.Ctx) error {
+	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
+		return errUnsupportedMedia
+	}
+	req, err := DecodeNewMessage(c.Body())
+	if err != nil {
+		return err
+	}
+	if err := ValidateNewMessage(req, s.cfg.MaxContentLength); err != nil {
+		return err
+	}
+	// Version 7: time-ordered, so new ids land at the end of the primary
+	// key index instead of all over it.
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	m, err := s.deps.Store.Insert(c.UserContext(), store.NewMessage{ID: id.String(), Content: req.Content, PhoneNumber: req.PhoneNumber})
+	if err != nil {
+		return err
+	}
+	c.Location("/api/v1/messages/" + m.ID)
+	return c.Status(fiber.StatusCreated).JSON(MessageCreated{
+		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, CreatedAt: m.CreatedAt.UTC(),
+	})
+}
+
+// listSent pages through sent messages, newest first.
+//
+//	@Summary		List sent messages
+//	@Description	Newest first (sent_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. Messages sent while you page do not shift later pages, so a walk neither repeats nor skips a message. Messages sent before sent_at was recorded come last with sent_at null.
+//	@Tags			messages
+//	@Produce		json
+//	@Param			limit	query		int		false	"Page size; values above 100 are capped"	minimum(1)	default(20)
+//	@Param			cursor	query		string	false	"next_cursor of the previous page"
+//	@Success		200		{object}	SentPage
+//	@Failure		400		{object}	ErrorResponse	"Bad limit or cursor"
+//	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/api/v1/messages/sent [get]
+func (s *Server) listSent(c *fiber.Ctx) error {
+	limit, err := ParseLimit(c.Query("limit"))
+	if err != nil {
+		return err
+	}
+	var after *store.SentCursor
+	if raw := c.Query("cursor"); raw != "" {
+		cur, err := DecodeCursor(raw)
+		if err != nil {
+			return err
+		}
+		after = &cur
+	}
+	rows, more, err := s.deps.Store.ListSent(c.UserContext(), after, limit)
+	if err != nil {
+		return err
+	}
+	page := SentPage{Data: make([]SentMessage, len(rows))}
+	for i, r := range rows {
+		page.Data[i] = SentMessage{
+			ID: r.ID, Content: r.Content, PhoneNumber: r.PhoneNumber,
+			RemoteMessageID: nullable(r.RemoteMessageID), SentAt: utc(r.SentAt),
+		}
+	}
+	if more {
+		last := rows[len(rows)-1]
+		next := EncodeCursor(store.SentCursor{SentAt: last.SentAt, ID: last.ID})
+		page.NextCursor = &next
+	}
+	return c.JSON(page)
+}
+
+// getMessage reads one message.
+//
+//	@Summary		Get a message
+//	@Description	PostgreSQL supplies the message; for a sent message, remote_message_id and sent_at come from the Redis record the worker cached at delivery when it is still there (header X-Sent-Record-Source: cache), else from PostgreSQL (database).
+//	@Tags			messages
+//	@Produce		json
+//	@Param			id	path		string	true	"Message id"
+//	@Success		200	{object}	MessageDetail
+//	@Header			200	{string}	X-Sent-Record-Source	"cache or database; only for sent messages"
+//	@Failure		404	{object}	ErrorResponse			"No such message"
+//	@Failure		429	{object}	ErrorResponse			"Rate limit reached"
+//	@Failure		500	{object}	ErrorResponse
+//	@Router			/api/v1/messages/{id} [get]
+func (s *Server) getMessage(c *fiber.Ctx) error {
+	id, err := messageID(c)
+	if err != nil {
+		return err
+	}
+	m, err := s.deps.Store.Get(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	d := detail(m)
+	if m.Status == store.StatusSent {
+		source := SourceDatabase
+		ctx, cancel := context.WithTimeout(c.UserContext(), cacheTimeout)
+		rec, err := s.cache.GetSent(ctx, id)
+		cancel()
+		switch {
+		case err == nil:
+			source = SourceCache
+			d.RemoteMessageID = nullable(rec.MessageID)
+			at := rec.SentAt.UTC()
+			d.SentAt = &at
+		case !errors.Is(err, cache.ErrMiss):
+			s.log.Warn("read sent record from cache; answering from PostgreSQL", "id", id, "err", err)
+		}
+		c.Set(HeaderSentRecordSource, source)
+	}
+	return c.JSON(d)
+}
+
+// retryMessage puts a failed message back in line.
+//
+//	@Summary		Retry a failed message
+//	@Description	Puts a failed message back to pending, due now, with attempts reset to 0; last_error stays until the next attempt. Only failed messages qualify.
+//	@Tags			messages
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id	path		string	true	"Message id"
+//	@Success		200	{object}	MessageDetail
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
+//	@Failure		404	{object}	ErrorResponse	"No such message"
+//	@Failure		409	{object}	ErrorResponse	"The message is not failed"
+//	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
+//	@Failure		500	{object}	ErrorResponse
+//	@Router			/api/v1/messages/{id}/retry [post]
+func (s *Server) retryMessage(c *fiber.Ctx) error {
+	id, err := messageID(c)
+	if err != nil {
+		return err
+	}
+	m, err := s.deps.Store.RetryFailed(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(detail(m))
+}
+
+// messageID reads the :id path segment. An id no row can have (the column
+// is VARCHAR(36)) is a 404 without a query; invalid UTF-8 or NUL, which
+// PostgreSQL would reject with an error, are too.
+func messageID(c *fiber.Ctx) (string, error) {
+	id, err := url.PathUnescape(c.Params("id"))
+	if err != nil || id == "" || !utf8.ValidString(id) || strings.ContainsRune(id, 0) || utf8.RuneCountInString(id) > 36 {
+		return "", store.ErrNotFound
+	}
+	return id, nil
+}
+
+func detail(m store.Message) MessageDetail {
+	return MessageDetail{
+		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, Attempts: m.Attempts,
+		RemoteMessageID: nullable(m.RemoteMessageID), SentAt: utc(m.SentAt),
+		LastError: nullable(m.LastError), CreatedAt: m.CreatedAt.UTC(),
+	}
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

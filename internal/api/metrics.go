@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// scrapeTimeout bounds the PostgreSQL queries of one scrape.
+const scrapeTimeout = 5 * time.Second
+
+// metrics is the scrape endpoint.
+//
+//	@Summary		Prometheus metrics
+//	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status and the sending switch read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
+//	@Tags			health
+//	@Produce		plain
+//	@Success		200	{string}	string	"Prometheus text exposition format"
+//	@Router			/metrics [get]
+func (s *Server) metricsHandler() fiber.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		unchecked{asynqmetrics.NewQueueMetricsCollector(s.insp)},
+		&storeCollector{st: s.deps.Store},
+	)
+	// A failing collector costs its own metrics, not the whole scrape.
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return adaptor.HTTPHandler(h)
+}
+
+// unchecked registers a collector without describing it. asynq's queue
+// collector describes itself by collecting, which would scan Redis while
+// New runs (and log through the standard logger when Redis is down); its
+// metrics are still checked for consistency at every scrape.
+type unchecked struct{ prometheus.Collector }
+
+// Describe sends nothing, which makes the collector unchecked.
+func (unchecked) Describe(chan<- *prometheus.Desc) {}
+
+// storeCollector reads the message counts and the switch from PostgreSQL at
+// scrape time, so the numbers are right whichever process changed them.
+type storeCollector struct {
+	st *store.Store
+}
+
+var (
+	messagesDesc = prometheus.NewDesc("messaging_messages",
+		"Messages in the table by status, counted at scrape time.", []string{"status"}, nil)
+	runningDesc = prometheus.NewDesc("messaging_sending_running",
+		"1 while automatic sending runs, 0 while it is stopped.", nil, nil)
+	lastTickDesc = prometheus.NewDesc("messaging_last_tick_timestamp_seconds",
+		"Unix time a worker last started a tick (absent before the first).", nil, nil)
+)
+
+// Describe sends the descriptors of the project's scrape-time gauges.
+func (sc *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- messagesDesc
+	ch <- runningDesc
+	ch <- lastTickDesc
+}
+
+// Collect queries PostgreSQL; a failed query yields an invalid metric, which
+// promhttp reports without dropping the rest of the scrape.
+func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	counts, err := sc.st.CountByStatus(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(messagesDesc, err)
+	} else {
+		for status, n := range counts {
+			ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.GaugeValue, float64(n), status)
+		}
+	}
+	ctl, err := sc.st.Control(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(runningDesc, err)
+		return
+	}
+	running := 0.0
+	if ctl.Running {
+		running = 1
+	}
+	ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, running)
+	if ctl.LastTickAt != nil {
+		ch <- prometheus.MustNewConstMetric(lastTickDesc, prometheus.GaugeValue, float64(ctl.LastTickAt.UnixNano())/1e9)
+	}
+}
