@@ -1,0 +1,145 @@
+package api_test
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+)
+
+var (
+	scriptSrc  = regexp.MustCompile(`<script src="([^"]+)"`)
+	styleHref  = regexp.MustCompile(`<link rel="stylesheet" href="([^"]+)"`)
+	readOnlyJS = regexp.MustCompile(`window\.FLAG_READ_ONLY="(\w+)"`)
+	// html/template escapes the slash inside a script.
+	rootPathJS = regexp.MustCompile(`window\.FLAG_ROOT_PATH="\\?/monitoring"`)
+)
+
+// monitoringIndex fetches the dashboard page and returns its HTML.
+func monitoringIndex(t *testing.T, e *env, path string, headers ...string) string {
+	t.Helper()
+	status, h, b := e.get(path, headers...)
+	if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET %s: %d %q", path, status, h.Get("Content-Type"))
+	}
+	html := string(b)
+	if !rootPathJS.MatchString(html) {
+		t.Fatalf("GET %s: not the dashboard rooted at /monitoring:\n%.500s", path, html)
+	}
+	return html
+}
+
+func readOnly(t *testing.T, html string) string {
+	t.Helper()
+	m := readOnlyJS.FindStringSubmatch(html)
+	if m == nil {
+		t.Fatalf("no read-only flag in the page")
+	}
+	return m[1]
+}
+
+// The dashboard's own assets load with the right content types. asynqmon
+// answers index.html with 200 for any file it lacks, so the test checks the
+// type of every asset the page references, not the status alone.
+func TestMonitoringAssets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, p := range []string{"/monitoring", "/monitoring/"} {
+		monitoringIndex(t, e, p)
+	}
+	html := monitoringIndex(t, e, "/monitoring/")
+	scripts := scriptSrc.FindAllStringSubmatch(html, -1)
+	if len(scripts) == 0 {
+		t.Fatalf("the page references no script")
+	}
+	for _, s := range scripts {
+		src := s[1]
+		if !strings.HasPrefix(src, "/monitoring/static/") || !strings.HasSuffix(src, ".js") {
+			t.Fatalf("script %q is not under /monitoring/static", src)
+		}
+		status, h, b := e.get(src)
+		if ct := h.Get("Content-Type"); status != 200 || !strings.Contains(ct, "javascript") {
+			t.Fatalf("GET %s: %d %q", src, status, ct)
+		}
+		if strings.HasPrefix(strings.ToLower(string(b)), "<!doctype") || len(b) < 1000 {
+			t.Fatalf("GET %s returned the page, not the script", src)
+		}
+	}
+	// asynqmon 0.7 ships no stylesheet of its own (its styles are in the
+	// scripts); any local one the page names must load as CSS.
+	for _, s := range styleHref.FindAllStringSubmatch(html, -1) {
+		if !strings.HasPrefix(s[1], "/") {
+			continue // Google Fonts, loaded by the browser from Google
+		}
+		status, h, _ := e.get(s[1])
+		if ct := h.Get("Content-Type"); status != 200 || !strings.HasPrefix(ct, "text/css") {
+			t.Fatalf("GET %s: %d %q", s[1], status, ct)
+		}
+	}
+	// The pitfall the check above avoids: a missing asset is the page.
+	if _, h, _ := e.get("/monitoring/static/js/missing.js"); strings.Contains(h.Get("Content-Type"), "javascript") {
+		t.Fatalf("a missing script came back as JavaScript: the test above would prove nothing")
+	}
+
+	// Its API sees our queue. (asynqmon sends its JSON without a
+	// Content-Type, so net/http labels it text/plain; its UI does not mind.)
+	if _, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(asynq.NewTask("test:noop", nil), asynq.Queue(e.cfg.Queue)); err != nil {
+		t.Fatal(err)
+	}
+	status, _, b := e.get("/monitoring/api/queues/" + e.cfg.Queue)
+	if status != 200 || !strings.Contains(string(b), `"queue":"`+e.cfg.Queue+`"`) {
+		t.Fatalf("GET queue: %d %s", status, b)
+	}
+	if readOnly(t, html) != "false" {
+		t.Fatalf("without API_KEY the dashboard must be writable")
+	}
+}
+
+// With API_KEY the dashboard is read-only unless the key is given, and a
+// write without it never reaches asynqmon.
+func TestMonitoringAuth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "API_KEY="+testKey)
+	if _, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(asynq.NewTask("test:noop", nil), asynq.Queue(e.cfg.Queue)); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(e.rdb)
+	paused := func() bool {
+		info, err := insp.GetQueueInfo(e.cfg.Queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Paused
+	}
+
+	if got := readOnly(t, monitoringIndex(t, e, "/monitoring/")); got != "true" {
+		t.Fatalf("without the key: read-only %s", got)
+	}
+	if got := readOnly(t, monitoringIndex(t, e, "/monitoring/", bearer(testKey))); got != "false" {
+		t.Fatalf("with the key: read-only %s", got)
+	}
+	if status, _, b := e.get("/monitoring/api/queues"); status != 200 || !strings.Contains(string(b), e.cfg.Queue) {
+		t.Fatalf("reading without the key: %d %s", status, b)
+	}
+
+	pause := "/monitoring/api/queues/" + e.cfg.Queue + ":pause"
+	for _, r := range []req{
+		{method: http.MethodPost, path: pause},
+		{method: http.MethodPost, path: pause, headers: []string{bearer("wrong")}},
+		{method: http.MethodDelete, path: "/monitoring/api/queues/" + e.cfg.Queue},
+	} {
+		status, h, b := e.do(r)
+		wantError(t, status, h, b, 401, "unauthorized")
+	}
+	if paused() {
+		t.Fatalf("an unauthorized request paused the queue")
+	}
+	if status, _, b := e.do(req{method: http.MethodPost, path: pause, headers: []string{bearer(testKey)}}); status >= 300 {
+		t.Fatalf("pause with the key: %d %s", status, b)
+	}
+	if !paused() {
+		t.Fatalf("an authorized pause did not pause the queue")
+	}
+}
