@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/logging"
@@ -85,8 +84,10 @@ type Scheduler struct {
 	log *slog.Logger
 }
 
-// New builds a Scheduler that enqueues into rdb.
-func New(rdb redis.UniversalClient, sw Switch, cfg Config, log *slog.Logger) (*Scheduler, error) {
+// New builds a Scheduler that enqueues into the Redis rdb describes. asynq
+// opens and closes that connection itself: its scheduler closes the client
+// it holds on shutdown, which on a shared client only logs an error.
+func New(rdb asynq.RedisConnOpt, sw Switch, cfg Config, log *slog.Logger) (*Scheduler, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = time.Second
 	}
@@ -94,7 +95,7 @@ func New(rdb redis.UniversalClient, sw Switch, cfg Config, log *slog.Logger) (*S
 	p := &provider{sw: sw, cfg: cfg, log: log, base: context.Background()}
 	mgr, err := asynq.NewPeriodicTaskManager(asynq.PeriodicTaskManagerOpts{
 		PeriodicTaskConfigProvider: p,
-		RedisUniversalClient:       rdb,
+		RedisConnOpt:               rdb,
 		SyncInterval:               cfg.SyncInterval,
 		SchedulerOpts: &asynq.SchedulerOpts{
 			Logger:   logging.Asynq{L: log},
