@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -28,15 +29,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// ValidationError says which field of a request is wrong and why. It is its
-// own type so that the validator stays free of HTTP and can be tested and
-// fuzzed alone; handleError turns it into a 422.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+// ValidationError says which field of a request is wrong and why. It is the
+// message package's error, so the validator stays free of HTTP and is shared
+// with the workers; handleError turns it into a 422.
+type ValidationError = message.InvalidError
 
 // Sentinel answers shared by several handlers.
 var (

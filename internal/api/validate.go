@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -27,45 +27,12 @@ type CreateMessageRequest struct {
 	PhoneNumber string `json:"phone_number" example:"+905551111111" pattern:"^\\+[1-9][0-9]{7,14}$"`
 }
 
-// e164 is "+", a non-zero digit, then 7 to 14 more digits: 8 to 15 digits
-// in all, which also fits the VARCHAR(20) column.
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
-
-// ValidateNewMessage checks a new message against the rules the database and
-// the provider impose, so that a message the API accepts can always be
-// stored and sent: content present, valid UTF-8, not blank, free of control
-// characters other than tab and line breaks (PostgreSQL rejects NUL), at
-// most maxContent characters (runes, not bytes); phone number in E.164 form.
-// It returns nil or a *ValidationError naming the first bad field.
+// ValidateNewMessage checks a new message against the rules the database
+// and the provider impose (message.Validate), so that a message the API
+// accepts can always be stored and sent. It returns nil or a
+// *ValidationError naming the first bad field.
 func ValidateNewMessage(r CreateMessageRequest, maxContent int) error {
-	switch c := r.Content; {
-	case c == "":
-		return &ValidationError{Field: "content", Message: "content is required"}
-	case !utf8.ValidString(c):
-		return &ValidationError{Field: "content", Message: "content must be valid UTF-8"}
-	case strings.TrimSpace(c) == "":
-		return &ValidationError{Field: "content", Message: "content must not be blank"}
-	case hasControl(c):
-		return &ValidationError{Field: "content", Message: "content must not contain control characters other than tab, CR and LF"}
-	case utf8.RuneCountInString(c) > maxContent:
-		return &ValidationError{Field: "content", Message: fmt.Sprintf("content must be at most %d characters", maxContent)}
-	}
-	switch p := r.PhoneNumber; {
-	case p == "":
-		return &ValidationError{Field: "phone_number", Message: "phone_number is required"}
-	case !e164.MatchString(p):
-		return &ValidationError{Field: "phone_number", Message: "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0"}
-	}
-	return nil
-}
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
-			return true
-		}
-	}
-	return false
+	return message.Validate(r.Content, r.PhoneNumber, maxContent)
 }
 
 // DecodeNewMessage parses a POST /api/v1/messages body strictly: exactly one

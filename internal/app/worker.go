@@ -85,6 +85,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		MaxAttempts: cfg.MaxAttempts,
 		Lease:       lease,
 		BackoffBase: t.BackoffBase,
+		MaxContent:  cfg.MaxContentLength,
 	}, d.Store, hook, cache.New(d.Redis, cfg.CacheTTL()), log, t.Now, metrics.NewDelivery(reg))
 
 	poll := t.PollInterval

@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/webhook"
@@ -68,6 +69,9 @@ type Config struct {
 	BackoffBase, BackoffMax time.Duration
 	// RecordTimeout bounds writing one outcome after the call returned.
 	RecordTimeout time.Duration
+	// MaxContent is the longest content, in characters, that is sent;
+	// longer rows (inserted around the API) fail without a call.
+	MaxContent int
 }
 
 func (c *Config) setDefaults() {
@@ -88,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Lease <= 0 {
 		c.Lease = time.Minute
+	}
+	if c.MaxContent <= 0 {
+		c.MaxContent = 255
 	}
 }
 
@@ -341,6 +348,12 @@ type result struct {
 // The call ends by the webhook timeout or by Abort, not by the handler's
 // context: a started call is allowed to finish.
 func (s *Service) call(c store.Claimed) result {
+	// Rows inserted around the API may break the rules the receiver
+	// relies on: they fail at once with the reason, and the queue moves on.
+	if err := message.Validate(c.Content, c.PhoneNumber, s.cfg.MaxContent); err != nil {
+		s.m.Outcome("failed", "invalid", 0)
+		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed, Error: "not sent: invalid message: " + err.Error()}}
+	}
 	t0 := time.Now()
 	resp, err := s.send.Send(s.callCtx, webhook.Request{ID: c.ID, To: c.PhoneNumber, Content: c.Content})
 	took := time.Since(t0)

@@ -396,3 +396,37 @@ func TestGonePausesSending(t *testing.T) {
 		t.Fatalf("message after 410: %+v", m)
 	}
 }
+
+// Rows other systems insert directly may break the rules: they fail at once
+// with a clear reason, never reach the webhook, and do not hold up the rows
+// behind them.
+func TestInvalidRowsFailWithoutACall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	_, err := e.pool.Exec(context.Background(), `
+INSERT INTO messages (id, content, phone_number, created_at) VALUES
+  ('bad-phone', 'hello', '05551111111', now() - interval '3 minutes'),
+  ('bad-content', repeat('x', 200), '+905551111111', now() - interval '2 minutes'),
+  ('blank', '   ', '+905551111111', now() - interval '1 minute'),
+  ('good', 'hello', '+905551111111', now())`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := e.service(t, delivery.Config{Concurrency: 2, MaxAttempts: 3, MaxContent: 160})
+	if _, err := svc.Dispatch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"bad-phone": "phone_number", "bad-content": "at most 160", "blank": "blank"} {
+		m := e.message(t, id)
+		if m.Status != store.StatusFailed || !strings.Contains(m.LastError, want) || !strings.HasPrefix(m.LastError, "not sent: invalid message") {
+			t.Errorf("%s: %+v", id, m)
+		}
+	}
+	if m := e.message(t, "good"); m.Status != store.StatusSent {
+		t.Fatalf("good row: %+v", m)
+	}
+	if calls := e.sink.Calls(); len(calls) != 1 || calls["good"] != 1 {
+		t.Fatalf("webhook calls %v, want only the good row", calls)
+	}
+	e.rdb.Del(context.Background(), cache.Key("good"))
+}

@@ -24,7 +24,7 @@ func NewDelivery(reg prometheus.Registerer) *Delivery {
 	d := &Delivery{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "messaging", Name: "deliveries_total",
-			Help: "Webhook deliveries by outcome (sent, retried, failed) and reason (ok, http_5xx, http_429, http_408, http_4xx, http_3xx, timeout, connection, canceled).",
+			Help: "Webhook deliveries by outcome (sent, retried, failed) and reason (ok, invalid, http_5xx, http_429, http_408, http_410, http_4xx, http_3xx, timeout, connection, canceled).",
 		}, []string{"outcome", "reason"}),
 		webhookLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "messaging", Name: "webhook_request_duration_seconds",
