@@ -5,7 +5,7 @@ BIN       := bin
 LINT      := $(shell $(GO) env GOPATH)/bin/golangci-lint
 LINT_VER  := v2.15.0
 
-.PHONY: all build test test-short lint fmt vet bench docs run clean
+.PHONY: all build test test-short lint fmt vet bench docs run faults clean
 
 all: build
 
@@ -25,6 +25,10 @@ test:
 ## test-short: skip the slow end-to-end process tests.
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+## faults: the fault scenarios plus the 100,000-message soak; prints the ledger table.
+faults:
+	$(GO) test -count=1 -timeout 30m -v -run . ./internal/faults -args -soak | grep -E '^(\||--- |ok|FAIL|PASS)'
 
 vet:
 	$(GO) vet $(PKGS)

@@ -73,20 +73,20 @@ type Asynq struct{ L *slog.Logger }
 var _ asynq.Logger = Asynq{}
 
 // Debug implements asynq.Logger.
-func (a Asynq) Debug(args ...any) { a.L.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a Asynq) Debug(args ...any) { a.L.Debug(fmt.Sprint(args...), "lib", "asynq") }
 
 // Info implements asynq.Logger.
-func (a Asynq) Info(args ...any) { a.L.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a Asynq) Info(args ...any) { a.L.Info(fmt.Sprint(args...), "lib", "asynq") }
 
 // Warn implements asynq.Logger.
-func (a Asynq) Warn(args ...any) { a.L.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a Asynq) Warn(args ...any) { a.L.Warn(fmt.Sprint(args...), "lib", "asynq") }
 
 // Error implements asynq.Logger.
-func (a Asynq) Error(args ...any) { a.L.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a Asynq) Error(args ...any) { a.L.Error(fmt.Sprint(args...), "lib", "asynq") }
 
 // Fatal implements asynq.Logger. asynq calls it only for unrecoverable start-up
 // faults; exiting is what its contract asks for.
 func (a Asynq) Fatal(args ...any) {
-	a.L.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
+	a.L.Error(fmt.Sprint(args...), "lib", "asynq", "fatal", true)
 	os.Exit(1)
 }

@@ -66,7 +66,7 @@ func TestAsynqAdapter(t *testing.T) {
 	a.Warn("w")
 	a.Error("e")
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 4 || !strings.Contains(lines[1], `"msg":"i 1"`) || !strings.Contains(lines[3], `"component":"asynq"`) {
+	if len(lines) != 4 || !strings.Contains(lines[1], `"msg":"i 1"`) || !strings.Contains(lines[3], `"lib":"asynq"`) {
 		t.Fatalf("got %q", b.String())
 	}
 }
