@@ -163,3 +163,23 @@ func TestSecretsStayOutOfErrors(t *testing.T) {
 		}
 	}
 }
+
+// Every numeric variable, set to an empty, negative, huge or non-numeric
+// value, stops the program with an error that names it.
+func TestEveryNumberRejectsNonsense(t *testing.T) {
+	t.Parallel()
+	vars := []string{
+		"MESSAGE_FETCH_LIMIT", "CRON_INTERVAL", "MAX_CONCURRENT_JOBS", "SERVER_GRACE_PERIOD", "MAX_ATTEMPTS",
+		"WEBHOOK_TIMEOUT", "REDIS_PORT", "REDIS_DB", "REDIS_TTL", "HTTP_PORT", "METRICS_PORT",
+		"MAX_CONTENT_LENGTH", "RATE_LIMIT",
+	}
+	for _, v := range vars {
+		for _, bad := range []string{"", " ", "-1", "-99999", "99999999999", "99999999999999999999999", "abc", "1.5", "0x10", "1e3"} {
+			_, err := config.Load(append([]string{"WEBHOOK_URL=https://example.test/hook"}, v+"="+bad))
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.Var != v {
+				t.Errorf("%s=%q: got %v, want an error naming %s", v, bad, err, v)
+			}
+		}
+	}
+}
