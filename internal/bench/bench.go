@@ -1,0 +1,265 @@
+// Package bench is the end-to-end benchmark behind `make bench` (GitHub issue
+// 6). On one machine it drains a backlog through the real programs (the
+// scheduler and worker binaries built from cmd/, each a process of its own,
+// each run in a fresh database) into the project's webhook sink, and in the
+// same run measures the wire limit: the same POSTs, bodies and concurrency
+// with no database or Redis. Absolute rates on a shared machine are noise;
+// the ratio drain / wire limit is the figure to track. It also times the
+// claim statement against a small and a large sent history, and can profile
+// a worker. It prints one Markdown table.
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env is where the servers under test are.
+type Env struct {
+	PostgresURI string // a database the bench may CREATE DATABASE from
+	RedisAddr   string
+}
+
+// Options are the bench's knobs; the flags set them.
+type Options struct {
+	Env Env
+	// Messages is the backlog of each drain and the POSTs of each wire run.
+	Messages int
+	// Workers lists the worker process counts to drain with.
+	Workers []int
+	// Concurrency is MAX_CONCURRENT_JOBS of each worker; the wire limit
+	// uses workers × Concurrency calls in flight.
+	Concurrency int
+	// ClaimClock installs the trigger that timestamps claims (see
+	// claimClockSQL); without it there are no latencies.
+	ClaimClock bool
+	// Claim scaling: sent history sizes, due rows, timed runs per size.
+	ClaimScaling         bool
+	SentSmall, SentLarge int
+	Pending, ClaimRuns   int
+	// CPUProfile, when set, adds a drain by one traced, profiled worker and
+	// writes its CPU profile here.
+	CPUProfile string
+	// Timeout bounds one drain.
+	Timeout time.Duration
+}
+
+// ParseOptions reads the flags. -quick sets small sizes for a smoke run;
+// flags given explicitly still win over it.
+func ParseOptions(args []string, stderr io.Writer) (Options, error) {
+	o := Options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Env.PostgresURI, "postgres", envOr("TEST_POSTGRES_URI", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
+		"PostgreSQL URI of a database the bench may create databases from (env TEST_POSTGRES_URI)")
+	fs.StringVar(&o.Env.RedisAddr, "redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port (env TEST_REDIS_ADDR)")
+	fs.IntVar(&o.Messages, "messages", 100000, "backlog per drain, and POSTs per wire-limit run")
+	workers := fs.String("workers", "1,2,4", "comma-separated worker process counts to drain with")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "MAX_CONCURRENT_JOBS of each worker")
+	fs.BoolVar(&o.ClaimClock, "claim-clock", true, "timestamp claims with a trigger in the bench database, for claim-to-ack latency")
+	fs.BoolVar(&o.ClaimScaling, "claim-scaling", true, "time the claim statement with a small and a large sent history")
+	fs.IntVar(&o.SentSmall, "sent-small", 10000, "sent rows in the table for the small claim timing")
+	fs.IntVar(&o.SentLarge, "sent-large", 2000000, "sent rows in the table for the large claim timing")
+	fs.IntVar(&o.Pending, "pending", 1000, "due rows in the table during the claim timing")
+	fs.IntVar(&o.ClaimRuns, "claim-runs", 200, "timed claims per history size (median reported)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "also drain with one traced worker and write its CPU profile to this file")
+	fs.DurationVar(&o.Timeout, "timeout", 90*time.Second, "stop a drain after this long and report the part that was drained")
+	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["messages"] {
+			o.Messages = 5000
+		}
+		if !set["sent-large"] {
+			o.SentLarge = 200000
+		}
+		if !set["claim-runs"] {
+			o.ClaimRuns = 50
+		}
+	}
+	var err error
+	if o.Workers, err = parseCounts(*workers); err != nil {
+		return o, fmt.Errorf("-workers: %w", err)
+	}
+	switch {
+	case o.Messages < 1:
+		return o, errors.New("-messages must be at least 1")
+	case o.Concurrency < 1 || o.Concurrency > 1000:
+		return o, errors.New("-concurrency must be from 1 to 1000 (MAX_CONCURRENT_JOBS)")
+	case o.ClaimScaling && (o.SentSmall < 1 || o.SentLarge < o.SentSmall):
+		return o, errors.New("-sent-small must be at least 1 and at most -sent-large")
+	case o.ClaimScaling && (o.Pending < o.Concurrency || o.ClaimRuns < 1):
+		return o, errors.New("-pending must be at least -concurrency, and -claim-runs at least 1")
+	}
+	return o, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// parseCounts reads "1,2,4".
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// Main is the whole bench program: it returns the exit code. args are the
+// command line without the program name.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == ChildCommand {
+		return RunWorkerChild(ctx, args[1:], stderr)
+	}
+	opts, err := ParseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rep, err := Run(ctx, opts, log)
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	rep.Command = "go run ./cmd/bench " + strings.Join(args, " ")
+	if err := rep.Markdown(stdout); err != nil {
+		_, _ = fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// Run runs every part of the bench and returns what it measured. Each part
+// creates and drops its own database and cleans its Redis keys, even when
+// it fails.
+func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
+	rep := &Report{Options: o, Wire: map[int]WireResult{}, Started: time.Now()}
+	var err error
+	if rep.Machine, err = describeMachine(ctx, o.Env); err != nil {
+		return nil, err
+	}
+	limit, used, err := maxConnections(ctx, o.Env.PostgresURI)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL at %s: %w", o.Env.PostgresURI, err)
+	}
+	if most := slicesMax(o.Workers); most*(o.Concurrency+4)+4 > limit-used {
+		rep.Notes = append(rep.Notes, fmt.Sprintf(
+			"%d workers may open up to %d PostgreSQL connections (MAX_CONCURRENT_JOBS+4 each) and the scheduler 4, "+
+				"but the server allows %d and %d are in use: a drain may hit 'too many clients'.",
+			most, most*(o.Concurrency+4), limit, used))
+		log.Warn(rep.Notes[len(rep.Notes)-1])
+	}
+
+	dir, err := os.MkdirTemp("", "ms-bench-bin")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	log.Info("building cmd/worker and cmd/scheduler")
+	if err := buildPrograms(ctx, dir); err != nil {
+		return nil, err
+	}
+	rep.Code = codeRevision(ctx)
+	worker, scheduler := filepath.Join(dir, "worker"), filepath.Join(dir, "scheduler")
+	run := randomHex(4)
+
+	for _, w := range o.Workers {
+		conc := w * o.Concurrency
+		if _, ok := rep.Wire[conc]; !ok {
+			log.Info("wire limit", "posts", o.Messages, "concurrency", conc)
+			wr, err := runWire(ctx, Generator{Prefix: fmt.Sprintf("b%s-w%03d", run, conc%1000)}, o.Messages, conc)
+			if err != nil {
+				return nil, err
+			}
+			rep.Wire[conc] = wr
+			log.Info("wire limit done", "per_second", int(wr.Rate()))
+		}
+		log.Info("drain", "messages", o.Messages, "workers", w, "concurrency", o.Concurrency)
+		dr, err := runDrain(ctx, drainSpec{
+			env: o.Env, workers: w, concurrency: o.Concurrency, messages: o.Messages,
+			tag: fmt.Sprintf("b%s-d%03d", run, w%1000), scheduler: scheduler, worker: worker,
+			workerArgs: func(int) ([]string, string) { return nil, "" },
+			claimClock: o.ClaimClock, timeout: o.Timeout, log: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("drain with %d workers: %w", w, err)
+		}
+		rep.Drains = append(rep.Drains, dr)
+		log.Info("drain done", "workers", w, "per_second", int(dr.Rate()), "ratio", fmt.Sprintf("%.2f", dr.Rate()/rep.Wire[conc].Rate()))
+	}
+
+	if o.ClaimScaling {
+		cs, err := runClaimScaling(ctx, claimSpec{
+			env: o.Env, small: o.SentSmall, large: o.SentLarge,
+			pending: o.Pending, batch: o.Concurrency, runs: o.ClaimRuns, log: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("claim scaling: %w", err)
+		}
+		rep.Claim = &cs
+	}
+
+	if o.CPUProfile != "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		profile, err := filepath.Abs(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		stmts := filepath.Join(dir, "statements.json")
+		log.Info("profiled drain", "messages", o.Messages, "profile", profile)
+		dr, err := runDrain(ctx, drainSpec{
+			env: o.Env, workers: 1, concurrency: o.Concurrency, messages: o.Messages,
+			tag: fmt.Sprintf("b%s-p%03d", run, 1), scheduler: scheduler, worker: self,
+			workerArgs: func(int) ([]string, string) {
+				return []string{ChildCommand, "-cpuprofile", profile, "-statements", stmts}, stmts
+			},
+			claimClock: o.ClaimClock, timeout: o.Timeout, log: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("profiled drain: %w", err)
+		}
+		rep.Profiled = &dr
+	}
+	rep.Finished = time.Now()
+	return rep, nil
+}
+
+func slicesMax(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}

@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSummarizeNearestRank(t *testing.T) {
+	xs := make([]float64, 0, 100)
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		xs = append(xs, float64(i))
+	}
+	q := Summarize(xs)
+	if q.P50 != 50 || q.P99 != 99 || q.Count != 100 {
+		t.Fatalf("got %+v, want p50 50, p99 99, count 100", q)
+	}
+	if xs[0] != 100 {
+		t.Fatal("Summarize sorted its argument in place")
+	}
+	if one := Summarize([]float64{7}); one.P50 != 7 || one.P99 != 7 {
+		t.Fatalf("one sample: %+v", one)
+	}
+	if none := Summarize(nil); none.Count != 0 {
+		t.Fatalf("no samples: %+v", none)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if got := Median([]time.Duration{5, 1, 3, 100}); got != 3 {
+		t.Fatalf("Median = %v, want the lower middle 3", got)
+	}
+	if got := Median(nil); got != 0 {
+		t.Fatalf("Median(nil) = %v", got)
+	}
+}
+
+const page = `# HELP messaging_claim_duration_seconds Time of one claim statement.
+# TYPE messaging_claim_duration_seconds histogram
+messaging_claim_duration_seconds_bucket{le="0.001"} 2
+messaging_claim_duration_seconds_bucket{le="0.01"} 6
+messaging_claim_duration_seconds_bucket{le="+Inf"} 10
+messaging_claim_duration_seconds_sum 0.5
+messaging_claim_duration_seconds_count 10
+messaging_webhook_request_duration_seconds_bucket{outcome="sent",le="0.005"} 50
+messaging_webhook_request_duration_seconds_bucket{outcome="sent",le="0.01"} 100
+messaging_webhook_request_duration_seconds_bucket{outcome="sent",le="+Inf"} 100
+messaging_webhook_request_duration_seconds_bucket{outcome="retried",le="0.005"} 7
+messaging_deliveries_total{outcome="sent",reason="ok"} 100
+go_info{version="go1.26 \"x\", y"} 1 1700000000000
+`
+
+func TestParseMetrics(t *testing.T) {
+	ss, err := ParseMetrics(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ss.Sum("messaging_claim_duration_seconds_count", nil); got != 10 {
+		t.Fatalf("count = %v", got)
+	}
+	if got := ss.Sum("messaging_deliveries_total", map[string]string{"outcome": "sent"}); got != 100 {
+		t.Fatalf("sent = %v", got)
+	}
+	if got := ss.Sum("go_info", map[string]string{"version": `go1.26 "x", y`}); got != 1 {
+		t.Fatalf("escaped label not read: %v", got)
+	}
+	hook := ss.Histogram("messaging_webhook_request_duration_seconds", map[string]string{"outcome": "sent"})
+	if len(hook) != 3 || hook[0].LE != 0.005 || !math.IsInf(hook[2].LE, 1) {
+		t.Fatalf("buckets = %+v", hook)
+	}
+	// Half the calls are under 5 ms; p99 interpolates inside (5 ms, 10 ms].
+	if got := HistogramQuantile(0.5, hook); got != 0.005 {
+		t.Fatalf("p50 = %v", got)
+	}
+	if got := HistogramQuantile(0.99, hook); math.Abs(got-0.0099) > 1e-9 {
+		t.Fatalf("p99 = %v", got)
+	}
+	// A quantile in the +Inf bucket is reported as the last finite bound.
+	claim := ss.Histogram("messaging_claim_duration_seconds", nil)
+	if got := HistogramQuantile(0.99, claim); got != 0.01 {
+		t.Fatalf("p99 in +Inf = %v", got)
+	}
+	if got := HistogramQuantile(0.5, nil); !math.IsNaN(got) {
+		t.Fatalf("empty histogram = %v", got)
+	}
+	if _, err := ParseMetrics(strings.NewReader("broken{le=\"1} 2\n")); err == nil {
+		t.Fatal("an unterminated label was accepted")
+	}
+}
+
+func TestGeneratorIsStableAndSized(t *testing.T) {
+	a, b := Generator{Prefix: "b01234567-d001"}, Generator{Prefix: "b01234567-w032"}
+	for i := range 50 {
+		ma, mb := a.Message(i), b.Message(i)
+		if ma.Content != mb.Content || ma.To != mb.To {
+			t.Fatalf("message %d differs between runs: %+v vs %+v", i, ma, mb)
+		}
+		if len(ma.ID) != len(mb.ID) || len(ma.ID) > 36 {
+			t.Fatalf("ids %q and %q: want equal lengths within VARCHAR(36)", ma.ID, mb.ID)
+		}
+		if len(ma.Content) > 160 || len(ma.To) > 20 || strings.Contains(ma.Content, "%!") {
+			t.Fatalf("message %d does not fit the schema: %+v", i, ma)
+		}
+	}
+}
+
+func TestStatementLabel(t *testing.T) {
+	got := StatementLabel("\nWITH budget AS (\n    SELECT budget FROM dispatch_control WHERE id = 1")
+	if got != "WITH budget AS ( SELECT budget FROM" {
+		t.Fatalf("label = %q", got)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	o, err := ParseOptions([]string{"-quick", "-workers", "1, 3", "-claim-runs", "7"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Messages != 5000 || o.SentLarge != 200000 || o.ClaimRuns != 7 || len(o.Workers) != 2 || o.Workers[1] != 3 {
+		t.Fatalf("options = %+v", o)
+	}
+	for _, bad := range [][]string{{"-workers", "1,0"}, {"-messages", "0"}, {"-concurrency", "1001"}, {"extra"}} {
+		if _, err := ParseOptions(bad, io.Discard); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
+
+func TestMarkdownTable(t *testing.T) {
+	r := &Report{
+		Wire: map[int]WireResult{32: {Concurrency: 32, Messages: 1000, Elapsed: time.Second}},
+		Drains: []DrainResult{{
+			Workers: 1, Concurrency: 32, Backlog: 1000, Messages: 1000, Elapsed: 2 * time.Second, ClaimClock: true,
+			ClaimToAck: Quantiles{P50: 0.01, P99: 0.3, Count: 1000},
+			PeakRSS:    30 << 20, Transactions: 100, Claims: 40, Claimed: 1000,
+		}},
+		Claim: &ClaimScaling{Batch: 32, SmallRows: 10000, LargeRows: 2000000, Small: time.Millisecond, Large: 1200 * time.Microsecond,
+			ExplainSmall: "Seq Scan on messages m", ExplainLarge: "Index Scan using messages_pkey"},
+	}
+	var b bytes.Buffer
+	if err := r.Markdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"| measurement | 1 worker × 32 calls | target | met |",
+		"| **drain / wire limit** | **0.50** | ≥ 0.5 with 1 worker | yes |",
+		"| claim → ack (sent_at), p50 / p99 ms | 10.0 / 300 | p99 < 250 ms | **no** |",
+		"| PostgreSQL round trips per claim batch | 2.5 | ≤ 3 | yes |",
+		"| **claim time ratio 2M / 10k** | **1.20** | ≤ 1.5 | yes |",
+		"| claim plan reads the whole table (Seq Scan on messages) | 10k: yes, 2M: no | never | **no** |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+// TestQuickParts runs the wire limit and the claim scaling at toy sizes
+// against the real servers, and a tiny drain through the built programs.
+func TestQuickParts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL, Redis and a build of the programs")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o, err := ParseOptions(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+
+	w, err := runWire(ctx, Generator{Prefix: "t" + randomHex(4) + "-w004"}, 300, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Rate() <= 0 || w.Latency.Count != 300 || w.Duplicates != 0 {
+		t.Fatalf("wire = %+v", w)
+	}
+
+	cs, err := runClaimScaling(ctx, claimSpec{env: o.Env, small: 100, large: 2000, pending: 50, batch: 8, runs: 10, log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Small <= 0 || cs.Large <= 0 || !strings.Contains(cs.ExplainLarge, "Execution Time") {
+		t.Fatalf("claim scaling = %+v", cs)
+	}
+
+	dir := t.TempDir()
+	if err := buildPrograms(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	d, err := runDrain(ctx, drainSpec{
+		env: o.Env, workers: 1, concurrency: 4, messages: 200, tag: "t" + randomHex(4) + "-d001",
+		scheduler: dir + "/scheduler", worker: dir + "/worker",
+		workerArgs: func(int) ([]string, string) { return nil, "" },
+		claimClock: true, timeout: time.Minute, log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Rate() <= 0 || d.ClaimToAck.Count != 200 || d.PeakRSS <= 0 || d.Transactions <= 0 || d.Claims <= 0 || d.Duplicates != 0 {
+		t.Fatalf("drain = %+v", d)
+	}
+	t.Logf("wire %.0f/s, drain %.0f/s, claim %v vs %v", w.Rate(), d.Rate(), cs.Small, cs.Large)
+}

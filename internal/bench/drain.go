@@ -1,0 +1,460 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// DrainResult is one backlog drain.
+type DrainResult struct {
+	Workers, Concurrency int
+	// Backlog is how many messages were inserted; Messages how many the
+	// database shows sent when the workers stopped: fewer only when the
+	// drain hit its timeout (TimedOut), and then the rates and latencies
+	// are those of the part that was drained.
+	Backlog, Messages int
+	TimedOut          bool
+	// Elapsed is the drain's duration: from the first claim statement's
+	// start to the last outcome written (claim clock), or from the first to
+	// the last webhook receipt without it.
+	Elapsed time.Duration
+	// ClaimClock says whether the latency fields below were measured.
+	ClaimClock bool
+	// Latencies in seconds, per message. Ack is sent_at: the worker has read
+	// the webhook's 2xx. Recorded is the outcome UPDATE writing the row.
+	// Receipt is the sink seeing the request.
+	ClaimToAck, ClaimToRecorded, ClaimToReceipt, ReceiptToAck Quantiles
+	// PeakRSS is the largest VmHWM of the worker processes, bytes.
+	PeakRSS int64
+	// Transactions is the database's xact_commit+xact_rollback delta over
+	// the drain: every statement of the workers and the scheduler.
+	Transactions int64
+	// Claims is how many claim statements the workers ran (including ones
+	// that found nothing); Claimed is how many rows they returned. From the
+	// workers' /metrics.
+	Claims, Claimed float64
+	// ClaimMean is the mean claim statement time, seconds (worker's view).
+	ClaimMean float64
+	// Webhook is the webhook call time, seconds, estimated from the
+	// workers' histogram (bucket interpolation).
+	Webhook              Quantiles
+	Requests, Duplicates int
+	// WorkerErrors counts ERROR lines the workers logged; ErrorSamples
+	// holds the first few of each program's, the scheduler's included.
+	WorkerErrors int
+	ErrorSamples []string
+	// Statements is what a traced worker counted per statement (profiled
+	// run only).
+	Statements map[string]StatementStat
+}
+
+// Rate is messages per second.
+func (d DrainResult) Rate() float64 { return rate(d.Messages, d.Elapsed) }
+
+// PerMessage is transactions per delivered message.
+func (d DrainResult) PerMessage() float64 {
+	if d.Messages == 0 {
+		return 0
+	}
+	return float64(d.Transactions) / float64(d.Messages)
+}
+
+// PerClaim is transactions per claim statement: the round trips one batch
+// of messages costs (the batch's claim, its outcomes, and its share of the
+// per-tick statements).
+func (d DrainResult) PerClaim() float64 {
+	if d.Claims == 0 {
+		return 0
+	}
+	return float64(d.Transactions) / d.Claims
+}
+
+// BatchSize is the mean number of rows per claim statement.
+func (d DrainResult) BatchSize() float64 {
+	if d.Claims == 0 {
+		return 0
+	}
+	return d.Claimed / d.Claims
+}
+
+// drainSpec says how to run one drain.
+type drainSpec struct {
+	env         Env
+	workers     int
+	concurrency int
+	messages    int
+	tag         string
+	scheduler   string
+	worker      string
+	// workerArgs returns the arguments of worker i and the file it writes
+	// its statement counts to ("" when it writes none).
+	workerArgs func(i int) (args []string, statements string)
+	claimClock bool
+	timeout    time.Duration
+	log        *slog.Logger
+}
+
+// runDrain inserts the backlog in a fresh database, starts one scheduler
+// and the worker processes against a fresh sink, waits until the sink has
+// every message, stops the programs the way an orchestrator would (SIGTERM,
+// so every outcome is recorded), and reads the measurements.
+func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
+	res = DrainResult{Workers: sp.workers, Concurrency: sp.concurrency, Backlog: sp.messages, ClaimClock: sp.claimClock}
+	gen := Generator{Prefix: sp.tag}
+	cleanCtx := context.WithoutCancel(ctx)
+
+	db, err := createDatabase(ctx, sp.env.PostgresURI, "bench")
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if derr := db.drop(cleanCtx); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	if err := prepareBacklog(ctx, db, gen, sp.messages, sp.claimClock); err != nil {
+		return res, err
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: sp.env.RedisAddr})
+	defer func() { _ = rdb.Close() }()
+	queue := "bench_" + randomHex(5)
+	defer func() {
+		if cerr := cleanRedis(cleanCtx, rdb, sp.env.RedisAddr, queue, gen, sp.messages); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	rcv, err := startReceiver(ctx, sp.messages)
+	if err != nil {
+		return res, err
+	}
+	defer rcv.close()
+
+	if err := db.waitIdle(ctx, 30*time.Second); err != nil {
+		return res, err
+	}
+	before, err := db.transactions(ctx)
+	if err != nil {
+		return res, err
+	}
+
+	host, port, _ := strings.Cut(sp.env.RedisAddr, ":")
+	base := []string{
+		"POSTGRES_URI=" + db.uri, "REDIS_HOST=" + host, "REDIS_PORT=" + port,
+		"QUEUE_NAME=" + queue, "WEBHOOK_URL=" + rcv.url,
+		"CRON_INTERVAL=1", "MESSAGE_FETCH_LIMIT=100000",
+		"MAX_CONCURRENT_JOBS=" + strconv.Itoa(sp.concurrency),
+		"LOG_LEVEL=WARN", "REDIS_TTL=900",
+	}
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			_ = p.stop(5 * time.Second) // only still running after an error
+		}
+	}()
+	sched, err := startProc(ctx, "scheduler", sp.scheduler, nil, slices.Concat(base, []string{"METRICS_PORT=0", "APP_NAME=bench-scheduler"}))
+	if err != nil {
+		return res, err
+	}
+	procs = append(procs, sched)
+	workers := make([]*proc, sp.workers)
+	ports := make([]int, sp.workers)
+	stmtFiles := make([]string, sp.workers)
+	for i := range workers {
+		if ports[i], err = freePort(ctx); err != nil {
+			return res, err
+		}
+		var args []string
+		args, stmtFiles[i] = sp.workerArgs(i)
+		env := slices.Concat(base, []string{"METRICS_PORT=" + strconv.Itoa(ports[i]), "APP_NAME=bench-worker-" + strconv.Itoa(i)})
+		if workers[i], err = startProc(ctx, fmt.Sprintf("worker %d", i), sp.worker, args, env); err != nil {
+			return res, err
+		}
+		procs = append(procs, workers[i])
+	}
+
+	if res.TimedOut, err = waitDelivered(ctx, sp, rcv, procs); err != nil {
+		return res, err
+	}
+	if res.TimedOut {
+		sp.log.Warn("drain timed out; stopping the workers and reporting what was drained", "delivered", rcv.unique(), "of", sp.messages)
+	}
+
+	// Measure inside the workers before they stop.
+	var page Samples
+	for i, w := range workers {
+		ss, err := scrape(ctx, ports[i])
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", w.name, err)
+		}
+		page = append(page, ss...)
+		m, err := readMemory(w.pid())
+		if err != nil {
+			return res, fmt.Errorf("%s memory: %w", w.name, err)
+		}
+		res.PeakRSS = max(res.PeakRSS, m.HWM)
+	}
+	for _, w := range workers {
+		if err := w.stop(90 * time.Second); err != nil {
+			return res, err
+		}
+	}
+	if err := sched.stop(30 * time.Second); err != nil {
+		return res, err
+	}
+	procs = nil
+	for _, p := range append(workers, sched) {
+		n, lines := p.out.errorLines()
+		if p != sched {
+			res.WorkerErrors += n
+		}
+		for _, l := range lines {
+			res.ErrorSamples = append(res.ErrorSamples, p.name+": "+l)
+		}
+	}
+
+	if err := db.waitIdle(ctx, 30*time.Second); err != nil {
+		return res, err
+	}
+	after, err := db.transactions(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Transactions = after - before
+
+	res.Claims = page.Sum("messaging_claim_duration_seconds_count", nil)
+	res.Claimed = page.Sum("messaging_claimed_total", nil)
+	if res.Claims > 0 {
+		res.ClaimMean = page.Sum("messaging_claim_duration_seconds_sum", nil) / res.Claims
+	}
+	hook := page.Histogram("messaging_webhook_request_duration_seconds", map[string]string{"outcome": "sent"})
+	res.Webhook = Quantiles{P50: HistogramQuantile(0.5, hook), P99: HistogramQuantile(0.99, hook)}
+	if len(hook) > 0 {
+		res.Webhook.Count = int(hook[len(hook)-1].Count)
+	}
+	for _, f := range stmtFiles {
+		if f == "" {
+			continue
+		}
+		if res.Statements, err = readStatements(f, res.Statements); err != nil {
+			return res, err
+		}
+	}
+
+	first, requests, dups, from, to := rcv.receipts()
+	res.Requests, res.Duplicates = requests, dups
+	res.Elapsed = to.Sub(from)
+	return res, measureOutcomes(ctx, db, sp, first, &res)
+}
+
+// prepareBacklog migrates the database, inserts the backlog, installs the
+// claim clock and gives the planner statistics (autovacuum may be off, as
+// it is on the bench machine; production's autovacuum would have run).
+func prepareBacklog(ctx context.Context, db *database, gen Generator, n int, claimClock bool) error {
+	pool, err := db.open(ctx, 2, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := store.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		return err
+	}
+	if err := gen.Insert(ctx, pool, n); err != nil {
+		return err
+	}
+	if claimClock {
+		if _, err := pool.Exec(ctx, claimClockSQL); err != nil {
+			return fmt.Errorf("install claim clock: %w", err)
+		}
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE messages"); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	return nil
+}
+
+// waitDelivered waits until the sink has every message once or the timeout
+// passes (timedOut), and fails when a program exits.
+func waitDelivered(ctx context.Context, sp drainSpec, rcv *receiver, procs []*proc) (timedOut bool, err error) {
+	deadline := time.Now().Add(sp.timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	lastLog := time.Now()
+	for rcv.unique() < sp.messages {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-tick.C:
+		}
+		for _, p := range procs {
+			if p.exited() {
+				return false, fmt.Errorf("%s exited during the drain: %w\n%s", p.name, p.err, tail(p.out.String(), 30))
+			}
+		}
+		if time.Now().After(deadline) {
+			return true, nil
+		}
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			sp.log.Info("draining", "delivered", rcv.unique(), "of", sp.messages)
+		}
+	}
+	return false, nil
+}
+
+// measureOutcomes checks that the database recorded every message as sent
+// and turns the claim clock into latencies and the drain's duration.
+func measureOutcomes(ctx context.Context, db *database, sp drainSpec, receipts map[string]time.Time, res *DrainResult) error {
+	pool, err := db.open(ctx, 2, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var sent, other int
+	err = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status NOT IN ('sent', 'pending'))
+FROM messages`).Scan(&sent, &other)
+	if err != nil {
+		return err
+	}
+	res.Messages = sent
+	switch {
+	case !res.TimedOut && sent != sp.messages:
+		return fmt.Errorf("drain: the database has %d of %d messages sent after the workers stopped", sent, sp.messages)
+	case other > 0:
+		return fmt.Errorf("drain: %d messages neither sent nor pending after the workers stopped", other)
+	case sent < len(receipts):
+		return fmt.Errorf("drain: the sink got %d messages but the database has %d sent after the workers stopped", len(receipts), sent)
+	}
+	if !sp.claimClock {
+		return nil
+	}
+	rows, err := readClock(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(rows) != sent {
+		return fmt.Errorf("claim clock: %d of %d sent rows carry it", len(rows), sent)
+	}
+	var ack, rec, toReceipt, fromReceipt []float64
+	first, last := math.Inf(1), math.Inf(-1)
+	for _, r := range rows {
+		ack = append(ack, r.ack-r.claimed)
+		rec = append(rec, r.recorded-r.claimed)
+		if t, ok := receipts[r.id]; ok {
+			at := float64(t.UnixNano()) / 1e9
+			toReceipt = append(toReceipt, at-r.claimed)
+			fromReceipt = append(fromReceipt, r.ack-at)
+		}
+		first, last = math.Min(first, r.claimed), math.Max(last, r.recorded)
+	}
+	res.ClaimToAck, res.ClaimToRecorded = Summarize(ack), Summarize(rec)
+	res.ClaimToReceipt, res.ReceiptToAck = Summarize(toReceipt), Summarize(fromReceipt)
+	res.Elapsed = time.Duration((last - first) * float64(time.Second))
+	return nil
+}
+
+// cleanRedis deletes the cache records of the run's messages and its asynq
+// queue, so repeated runs do not fill the shared Redis.
+func cleanRedis(ctx context.Context, rdb *redis.Client, addr, queue string, gen Generator, n int) error {
+	const chunk = 5000
+	for lo := 0; lo < n; lo += chunk {
+		keys := make([]string, 0, chunk)
+		for i := lo; i < min(lo+chunk, n); i++ {
+			keys = append(keys, cache.Key(gen.ID(i)))
+		}
+		if err := rdb.Del(ctx, keys...).Err(); err != nil {
+			return fmt.Errorf("delete cache records: %w", err)
+		}
+	}
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: addr})
+	defer func() { _ = insp.Close() }()
+	if err := insp.DeleteQueue(queue, true); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return fmt.Errorf("delete queue %s: %w", queue, err)
+	}
+	// DeleteQueue leaves the queue's processed and failed counters.
+	var left []string
+	iter := rdb.Scan(ctx, 0, "asynq:{"+queue+"}:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		left = append(left, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("list queue keys: %w", err)
+	}
+	if len(left) > 0 {
+		if err := rdb.Del(ctx, left...).Err(); err != nil {
+			return fmt.Errorf("delete queue keys: %w", err)
+		}
+	}
+	return nil
+}
+
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// scrape reads a worker's /metrics page.
+func scrape(ctx context.Context, port int) (Samples, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape metrics: %s", resp.Status)
+	}
+	return ParseMetrics(resp.Body)
+}
+
+// readStatements adds the counts in a traced worker's statements file to
+// into.
+func readStatements(path string, into map[string]StatementStat) (map[string]StatementStat, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return into, fmt.Errorf("statement counts: %w", err)
+	}
+	var m map[string]StatementStat
+	if err := json.Unmarshal(b, &m); err != nil {
+		return into, fmt.Errorf("statement counts: %w", err)
+	}
+	if into == nil {
+		into = map[string]StatementStat{}
+	}
+	for k, v := range m {
+		st := into[k]
+		st.Count += v.Count
+		st.Seconds += v.Seconds
+		into[k] = st
+	}
+	return into, nil
+}

@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// buildPrograms compiles cmd/worker and cmd/scheduler into dir, so the
+// drain runs the binaries that ship, each in a process of its own.
+func buildPrograms(ctx context.Context, dir string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "./cmd/worker", "./cmd/scheduler")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build programs: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// codeRevision says which code the programs were built from: the commit,
+// and the tracked files under cmd/ and internal/ that differ from it. A
+// result is only comparable with another of the same code.
+func codeRevision(ctx context.Context) string {
+	root, err := moduleRoot()
+	if err != nil {
+		return "unknown"
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "log", "-1", "--format=%h (%s)").Output()
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	rev := strings.TrimSpace(string(out))
+	changed, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "cmd", "internal", "go.mod", "go.sum").Output()
+	if err == nil && len(bytes.TrimSpace(changed)) > 0 {
+		var files []string
+		for _, l := range strings.Split(strings.TrimSpace(string(changed)), "\n") {
+			if len(l) > 3 {
+				files = append(files, l[3:])
+			}
+		}
+		rev += " with uncommitted changes to " + strings.Join(files, ", ")
+	}
+	return rev
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory: run the bench from the repository")
+		}
+		dir = parent
+	}
+}
+
+// tailBuffer keeps the last bytes a process wrote, for error reports, and
+// counts its ERROR lines, which a clean drain has none of.
+type tailBuffer struct {
+	mu      sync.Mutex
+	b       []byte
+	partial []byte   // the unfinished last line
+	errors  []string // ERROR lines, the first few kept whole
+	nErrors int
+}
+
+// isErrorLine tells whether a log line is at ERROR level, in any of the
+// programs' log formats (tint text, JSON, slog text).
+func isErrorLine(line []byte) bool {
+	return bytes.Contains(line, []byte(" ERR ")) || bytes.Contains(line, []byte(`"level":"ERROR"`)) ||
+		bytes.Contains(line, []byte("level=ERROR"))
+}
+
+const tailMax = 64 << 10
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.partial = append(t.partial, p...)
+	for {
+		i := bytes.IndexByte(t.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if line := t.partial[:i]; isErrorLine(line) {
+			t.nErrors++
+			if len(t.errors) < 5 {
+				t.errors = append(t.errors, string(line))
+			}
+		}
+		t.partial = t.partial[i+1:]
+	}
+	t.b = append(t.b, p...)
+	if len(t.b) > tailMax {
+		t.b = append([]byte(nil), t.b[len(t.b)-tailMax/2:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// errorLines returns how many ERROR lines were written and the first few.
+func (t *tailBuffer) errorLines() (int, []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nErrors, append([]string(nil), t.errors...)
+}
+
+// proc is one program the bench started; stop always reaps it.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *tailBuffer
+	done chan struct{}
+	err  error
+}
+
+// startProc runs bin with args and exactly env (plus PATH and HOME), so the
+// bench controls the whole configuration. When ctx ends (the bench was
+// interrupted) the process gets SIGTERM, and SIGKILL 30 s later.
+func startProc(ctx context.Context, name, bin string, args, env []string) (*proc, error) {
+	p := &proc{name: name, out: &tailBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, bin, args...)
+	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(syscall.SIGTERM) }
+	p.cmd.WaitDelay = 30 * time.Second
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to grace for a clean exit, then kills. It
+// returns an error when the process had to be killed or exited non-zero.
+func (p *proc) stop(grace time.Duration) error {
+	if p.exited() {
+		return p.exitErr()
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.exitErr()
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not stop within %s after SIGTERM; killed", p.name, grace)
+	}
+}
+
+func (p *proc) exitErr() error {
+	if p.err != nil {
+		return fmt.Errorf("%s: %w\n%s", p.name, p.err, tail(p.out.String(), 20))
+	}
+	return nil
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// memory is a process's resident set size and its high-water mark, in
+// bytes, from /proc/<pid>/status.
+type memory struct {
+	RSS, HWM int64
+}
+
+// readMemory reads VmRSS and VmHWM. VmHWM is the kernel's own peak, so a
+// spike between two polls is not missed.
+func readMemory(pid int) (memory, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return memory{}, err
+	}
+	defer func() { _ = f.Close() }() // read only
+	var m memory
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch k {
+		case "VmRSS":
+			dst = &m.RSS
+		case "VmHWM":
+			dst = &m.HWM
+		default:
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return memory{}, fmt.Errorf("parse %s: %w", k, err)
+		}
+		*dst = kb << 10
+	}
+	return m, sc.Err()
+}

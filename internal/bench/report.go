@@ -1,0 +1,317 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is everything one bench run measured.
+type Report struct {
+	Options           Options
+	Machine           Machine
+	Command           string
+	Code              string // the commit the programs were built from
+	Started, Finished time.Time
+	// Wire is the wire limit by total concurrency.
+	Wire     map[int]WireResult
+	Drains   []DrainResult
+	Claim    *ClaimScaling
+	Profiled *DrainResult
+	Notes    []string
+}
+
+// Targets from issue 6.
+const (
+	targetRatio      = 0.5
+	targetP99        = 0.250 // seconds
+	targetClaimRatio = 1.5
+	targetRSS        = 64 << 20
+	targetRoundTrips = 3.0
+)
+
+// Ratio is drain / wire limit for d.
+func (r *Report) Ratio(d DrainResult) float64 {
+	w, ok := r.Wire[d.Workers*d.Concurrency]
+	if !ok || w.Rate() == 0 {
+		return math.NaN()
+	}
+	return d.Rate() / w.Rate()
+}
+
+func ms(s float64) string {
+	if math.IsNaN(s) {
+		return "n/a"
+	}
+	v := s * 1000
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func pair(q Quantiles) string {
+	if q.Count == 0 {
+		return "n/a"
+	}
+	return ms(q.P50) + " / " + ms(q.P99)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// table is a Markdown table under construction.
+type table struct {
+	rows [][]string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t *table) write(w io.Writer) error {
+	var b strings.Builder
+	for i, r := range t.rows {
+		b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+		if i == 0 {
+			b.WriteString(strings.Repeat("| --- ", len(r)) + "|\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Markdown writes the result table, then the claim statement's plans and
+// the notes. The table has one column per worker count; the last two
+// columns say what issue 6 asks and whether this run meets it.
+func (r *Report) Markdown(w io.Writer) error {
+	t := &table{}
+	head := []string{"measurement"}
+	for _, d := range r.Drains {
+		s := "s"
+		if d.Workers == 1 {
+			s = ""
+		}
+		head = append(head, fmt.Sprintf("%d worker%s × %d calls", d.Workers, s, d.Concurrency))
+	}
+	head = append(head, "target", "met")
+	t.add(head...)
+
+	row := func(name string, cell func(d DrainResult) string, target, met string) {
+		cells := []string{name}
+		for _, d := range r.Drains {
+			cells = append(cells, cell(d))
+		}
+		t.add(append(cells, target, met)...)
+	}
+	all := func(ok func(d DrainResult) bool) string {
+		if len(r.Drains) == 0 {
+			return ""
+		}
+		for _, d := range r.Drains {
+			if !ok(d) {
+				return verdict(false)
+			}
+		}
+		return verdict(true)
+	}
+	one := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 1 })
+
+	row("messages drained", func(d DrainResult) string {
+		if d.TimedOut {
+			return fmt.Sprintf("**%d of %d (timed out after %s)**", d.Messages, d.Backlog, r.Options.Timeout)
+		}
+		return fmt.Sprint(d.Messages)
+	}, "", all(func(d DrainResult) bool { return !d.TimedOut }))
+	row("drain, messages/s", func(d DrainResult) string { return fmt.Sprintf("%.0f", d.Rate()) }, "", "")
+	row("wire limit, POSTs/s (same POSTs and concurrency, no PostgreSQL/Redis)", func(d DrainResult) string {
+		return fmt.Sprintf("%.0f", r.Wire[d.Workers*d.Concurrency].Rate())
+	}, "", "")
+	ratioMet := "n/a (no 1-worker drain)"
+	if one >= 0 {
+		ratioMet = verdict(r.Ratio(r.Drains[one]) >= targetRatio)
+	}
+	row("**drain / wire limit**", func(d DrainResult) string { return "**" + ratio(r.Ratio(d)) + "**" }, "≥ 0.5 with 1 worker", ratioMet)
+	clock := func(q func(d DrainResult) Quantiles) func(d DrainResult) string {
+		return func(d DrainResult) string { return pair(q(d)) }
+	}
+	row("claim → ack (sent_at), p50 / p99 ms", clock(func(d DrainResult) Quantiles { return d.ClaimToAck }), "p99 < 250 ms",
+		all(func(d DrainResult) bool { return d.ClaimToAck.Count > 0 && d.ClaimToAck.P99 < targetP99 }))
+	row("claim → outcome row written, p50 / p99 ms", clock(func(d DrainResult) Quantiles { return d.ClaimToRecorded }), "", "")
+	row("claim → webhook receipt, p50 / p99 ms", clock(func(d DrainResult) Quantiles { return d.ClaimToReceipt }), "", "")
+	row("webhook receipt → ack, p50 / p99 ms", clock(func(d DrainResult) Quantiles { return d.ReceiptToAck }), "", "")
+	row("webhook call (worker histogram), p50 / p99 ms", func(d DrainResult) string {
+		if d.Webhook.Count == 0 {
+			return "n/a"
+		}
+		return ms(d.Webhook.P50) + " / " + ms(d.Webhook.P99)
+	}, "", "")
+	row("claim statement, mean ms (worker)", func(d DrainResult) string { return ms(d.ClaimMean) }, "", "")
+	row("messages per claim statement", func(d DrainResult) string { return fmt.Sprintf("%.1f", d.BatchSize()) }, "", "")
+	row("peak RSS per worker (VmHWM), MiB", func(d DrainResult) string { return fmt.Sprintf("%.1f", float64(d.PeakRSS)/(1<<20)) }, "< 64 MiB",
+		all(func(d DrainResult) bool { return d.PeakRSS > 0 && d.PeakRSS < targetRSS }))
+	row("PostgreSQL statements per message (transactions)", func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) }, "", "")
+	row("PostgreSQL round trips per claim batch", func(d DrainResult) string { return fmt.Sprintf("%.1f", d.PerClaim()) }, "≤ 3",
+		all(func(d DrainResult) bool { return d.Claims > 0 && d.PerClaim() <= targetRoundTrips }))
+	row("duplicate deliveries", func(d DrainResult) string { return fmt.Sprint(d.Duplicates) }, "0",
+		all(func(d DrainResult) bool { return d.Duplicates == 0 }))
+	row("ERROR lines logged by workers", func(d DrainResult) string { return fmt.Sprint(d.WorkerErrors) }, "0",
+		all(func(d DrainResult) bool { return d.WorkerErrors == 0 }))
+
+	if c := r.Claim; c != nil {
+		span := func(name, v, target, met string) {
+			cells := []string{name, v}
+			for range max(len(r.Drains)-1, 0) {
+				cells = append(cells, "")
+			}
+			t.add(append(cells, target, met)...)
+		}
+		span(fmt.Sprintf("claim of %d rows, %s sent rows in table, median ms", c.Batch, count(c.SmallRows)), ms(c.Small.Seconds()), "", "")
+		span(fmt.Sprintf("claim of %d rows, %s sent rows in table, median ms", c.Batch, count(c.LargeRows)), ms(c.Large.Seconds()), "", "")
+		span(fmt.Sprintf("**claim time ratio %s / %s**", count(c.LargeRows), count(c.SmallRows)), fmt.Sprintf("**%.2f**", c.Ratio()),
+			"≤ 1.5", verdict(c.Ratio() <= targetClaimRatio))
+		yn := func(b bool) string {
+			if b {
+				return "yes"
+			}
+			return "no"
+		}
+		small, large := SeqScansMessages(c.ExplainSmall), SeqScansMessages(c.ExplainLarge)
+		span("claim plan reads the whole table (Seq Scan on messages)",
+			fmt.Sprintf("%s: %s, %s: %s", count(c.SmallRows), yn(small), count(c.LargeRows), yn(large)), "never", verdict(!small && !large))
+	}
+	if err := t.write(w); err != nil {
+		return err
+	}
+	return r.writeDetails(w)
+}
+
+// ratio keeps two significant digits below 0.1, so a collapse still reads
+// as a number rather than 0.00.
+func ratio(x float64) string {
+	if x < 0.1 {
+		return fmt.Sprintf("%.3f", x)
+	}
+	return fmt.Sprintf("%.2f", x)
+}
+
+// count writes 2000000 as 2M and 10000 as 10k.
+func count(n int) string {
+	switch {
+	case n >= 1e6 && n%1e5 == 0:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1e6), ".0") + "M"
+	case n >= 1e3 && n%100 == 0:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1e3), ".0") + "k"
+	}
+	return fmt.Sprint(n)
+}
+
+func (r *Report) writeDetails(w io.Writer) error {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "\nMachine: %d CPUs (%s), %d MiB RAM, Linux %s; %s; PostgreSQL %s; Redis %s.\n",
+		m.CPUs, m.CPUModel, m.MemoryMiB, m.Kernel, m.Go, m.PostgreSQL, m.Redis)
+	if r.Code != "" {
+		fmt.Fprintf(&b, "Code: %s.\n", r.Code)
+	}
+	if r.Command != "" {
+		fmt.Fprintf(&b, "Command: `%s`, started %s, took %s.\n", r.Command, r.Started.UTC().Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Second))
+	}
+	if c := r.Claim; c != nil {
+		for _, p := range []struct {
+			rows int
+			plan string
+		}{{c.SmallRows, c.ExplainSmall}, {c.LargeRows, c.ExplainLarge}} {
+			fmt.Fprintf(&b, "\nEXPLAIN (ANALYZE, BUFFERS) of the claim statement (store.Claim's SQL, %d rows), %s sent and %d due rows in the table:\n\n```\n%s\n```\n",
+				c.Batch, count(p.rows), c.Pending, p.plan)
+		}
+	}
+	if p := r.Profiled; p != nil && len(p.Statements) > 0 {
+		fmt.Fprintf(&b, "\nStatements sent by one traced worker (cmd/worker's wiring plus a pgx tracer) draining %d messages in %d claim statements (%.0f messages/s under the profiler):\n\n",
+			p.Messages, int(p.Claims), p.Rate())
+		t := &table{}
+		t.add("statement (first words)", "count", "per message", "per claim", "mean ms")
+		keys := make([]string, 0, len(p.Statements))
+		for k := range p.Statements {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int { return int(p.Statements[b].Count - p.Statements[a].Count) })
+		var total StatementStat
+		for _, k := range keys {
+			st := p.Statements[k]
+			total.Count += st.Count
+			total.Seconds += st.Seconds
+			t.add("`"+k+"`", fmt.Sprint(st.Count), fmt.Sprintf("%.3f", float64(st.Count)/float64(p.Messages)),
+				perClaim(st.Count, p.Claims), ms(st.Seconds/float64(max(st.Count, 1))))
+		}
+		t.add("**all round trips**", fmt.Sprint(total.Count), fmt.Sprintf("%.3f", float64(total.Count)/float64(p.Messages)),
+			perClaim(total.Count, p.Claims), ms(total.Seconds/float64(max(total.Count, 1))))
+		if err := t.write(&b); err != nil {
+			return err
+		}
+	}
+	b.WriteString("\nHow it was measured:\n\n")
+	for _, n := range r.method() {
+		b.WriteString("- " + n + "\n")
+	}
+	for _, n := range r.Notes {
+		b.WriteString("- Note: " + n + "\n")
+	}
+	for _, d := range append(slices.Clone(r.Drains), r.profiled()...) {
+		for _, l := range d.ErrorSamples {
+			fmt.Fprintf(&b, "- ERROR logged during the %d-worker drain (a program's first few): `%s`\n", d.Workers, strings.ReplaceAll(l, "`", "'"))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) profiled() []DrainResult {
+	if r.Profiled == nil {
+		return nil
+	}
+	return []DrainResult{*r.Profiled}
+}
+
+func perClaim(n int64, claims float64) string {
+	if claims == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", float64(n)/claims)
+}
+
+// method explains each row, so the table can be read without this code.
+func (r *Report) method() []string {
+	out := []string{
+		"Drain: the backlog is COPYed into a fresh database (then VACUUM ANALYZE), then one scheduler and N worker processes built from cmd/ run " +
+			"with CRON_INTERVAL=1, MESSAGE_FETCH_LIMIT=100000 (the per-tick budget is never the limit), MAX_CONCURRENT_JOBS as the column says, LOG_LEVEL=WARN, " +
+			"against the project's sink (internal/sink) served on 127.0.0.1 in the bench process. The sink's ledger tells when all messages arrived and counts duplicates; " +
+			"the programs are then stopped with SIGTERM and the database must show every message sent.",
+		"Drain rate: messages / (last outcome row written − first claim statement start), from the claim clock; without it, first to last webhook receipt.",
+		"Wire limit: the same number of POSTs with the same bodies and headers, through the worker's own webhook client (one client, MaxConns = total concurrency), " +
+			"to a fresh sink of the same kind, with workers × MAX_CONCURRENT_JOBS calls in flight, in the bench process, right before the drain it is compared with.",
+		"Claim clock: a PL/pgSQL row trigger, installed only in the bench's database, stores the claim statement's statement_timestamp() when a row becomes 'sending' " +
+			"and the clock_timestamp() of the UPDATE that marks it 'sent'; ack is the row's sent_at (the worker's clock after it read the 2xx). Same machine, same clock.",
+		"Peak RSS: VmHWM of each worker process from /proc just before it is stopped; the largest is shown.",
+		"PostgreSQL statements: pg_stat_statements is not preloaded here, so the bench counts transactions (xact_commit + xact_rollback of the bench database in " +
+			"pg_stat_database, read after every backend exited): every autocommit statement is one transaction and one round trip. It includes the scheduler's " +
+			"switch reads and each tick's two ReserveTick statements (a few per second), and excludes pool pings. Round trips per claim batch = transactions / claim statements " +
+			"(the workers' messaging_claim_duration_seconds_count, which includes claims that found nothing).",
+		"Webhook call and claim statement times are the workers' own Prometheus histograms, scraped from METRICS_PORT before the workers stop (p50/p99 interpolated inside buckets).",
+	}
+	if r.Claim != nil {
+		out = append(out, fmt.Sprintf("Claim scaling: one database with %d due rows and first %d, then %d sent rows (older than the due rows, VACUUM ANALYZE after each insert); "+
+			"store.Claim of %d rows timed from the bench over %d runs after %d warm-up runs, the claimed rows put back to pending after each; median shown.",
+			r.Claim.Pending, r.Claim.SmallRows, r.Claim.LargeRows, r.Claim.Batch, r.Claim.Runs, r.Claim.Runs/10))
+	}
+	return out
+}
