@@ -30,6 +30,12 @@ test-short:
 faults:
 	$(GO) test -count=1 -timeout 30m -v -run . ./internal/faults -args -soak | grep -E '^(\||--- |ok|FAIL|PASS)'
 
+## bench: the end-to-end benchmark of issue 6 against the local PostgreSQL and
+## Redis (a few minutes); prints a Markdown table, see docs/benchmarks.md.
+## BENCH_FLAGS=-quick for a smoke run; BENCH_FLAGS=-help lists the flags.
+bench:
+	$(GO) run ./cmd/bench $(BENCH_FLAGS)
+
 vet:
 	$(GO) vet $(PKGS)
 
