@@ -211,7 +211,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			claimClock: o.ClaimClock, timeout: o.Timeout, log: log,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("drain with %d workers: %w", w, err)
+			// The other worker counts may still run: report and go on.
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the drain with %d workers failed and is not in the table: %v", w, err))
+			log.Error("drain failed", "workers", w, "err", err)
+			continue
 		}
 		rep.Drains = append(rep.Drains, dr)
 		log.Info("drain done", "workers", w, "per_second", int(dr.Rate()), "ratio", fmt.Sprintf("%.2f", dr.Rate()/rep.Wire[conc].Rate()))

@@ -213,3 +213,23 @@ func TestQuickParts(t *testing.T) {
 	}
 	t.Logf("wire %.0f/s, drain %.0f/s, claim %v vs %v", w.Rate(), d.Rate(), cs.Small, cs.Large)
 }
+
+func TestErrorLinesAreCountedAndDeduplicated(t *testing.T) {
+	var tb tailBuffer
+	for _, chunk := range []string{
+		"2026-01-01T00:00:00Z INF worker started\n2026-01-01T00:00:01Z ERR dispatch task failed err=x\n",
+		"2026-01-01T00:00:02Z ERR dispatch task ", // split across writes
+		"failed err=x\n{\"level\":\"ERROR\",\"msg\":\"other\"}\n",
+	} {
+		if _, err := tb.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, lines := tb.errorLines()
+	if n != 3 || len(lines) != 3 {
+		t.Fatalf("counted %d, kept %q", n, lines)
+	}
+	if got := distinctErrors("worker 0", lines); len(got) != 2 || !strings.HasPrefix(got[0], "worker 0: ") {
+		t.Fatalf("distinct = %q", got)
+	}
+}

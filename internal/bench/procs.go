@@ -45,14 +45,16 @@ func codeRevision(ctx context.Context) string {
 	}
 	rev := strings.TrimSpace(string(out))
 	changed, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "cmd", "internal", "go.mod", "go.sum").Output()
-	if err == nil && len(bytes.TrimSpace(changed)) > 0 {
+	if err == nil {
 		var files []string
-		for _, l := range strings.Split(strings.TrimSpace(string(changed)), "\n") {
-			if len(l) > 3 {
+		for _, l := range strings.Split(string(changed), "\n") {
+			if len(l) > 3 { // "XY path"
 				files = append(files, l[3:])
 			}
 		}
-		rev += " with uncommitted changes to " + strings.Join(files, ", ")
+		if len(files) > 0 {
+			rev += " with uncommitted changes to " + strings.Join(files, ", ")
+		}
 	}
 	return rev
 }
@@ -80,7 +82,7 @@ type tailBuffer struct {
 	mu      sync.Mutex
 	b       []byte
 	partial []byte   // the unfinished last line
-	errors  []string // ERROR lines, the first few kept whole
+	errors  []string // the first ERROR lines, kept whole
 	nErrors int
 }
 
@@ -104,7 +106,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		}
 		if line := t.partial[:i]; isErrorLine(line) {
 			t.nErrors++
-			if len(t.errors) < 5 {
+			if len(t.errors) < 20 {
 				t.errors = append(t.errors, string(line))
 			}
 		}

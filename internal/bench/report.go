@@ -162,6 +162,8 @@ func (r *Report) Markdown(w io.Writer) error {
 	row("PostgreSQL statements per message (transactions)", func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) }, "", "")
 	row("PostgreSQL round trips per claim batch", func(d DrainResult) string { return fmt.Sprintf("%.1f", d.PerClaim()) }, "≤ 3",
 		all(func(d DrainResult) bool { return d.Claims > 0 && d.PerClaim() <= targetRoundTrips }))
+	row("messages left neither sent nor pending", func(d DrainResult) string { return fmt.Sprint(d.Stuck) }, "0",
+		all(func(d DrainResult) bool { return d.Stuck == 0 }))
 	row("duplicate deliveries", func(d DrainResult) string { return fmt.Sprint(d.Duplicates) }, "0",
 		all(func(d DrainResult) bool { return d.Duplicates == 0 }))
 	row("ERROR lines logged by workers", func(d DrainResult) string { return fmt.Sprint(d.WorkerErrors) }, "0",
@@ -268,7 +270,7 @@ func (r *Report) writeDetails(w io.Writer) error {
 	}
 	for _, d := range append(slices.Clone(r.Drains), r.profiled()...) {
 		for _, l := range d.ErrorSamples {
-			fmt.Fprintf(&b, "- ERROR logged during the %d-worker drain (a program's first few): `%s`\n", d.Workers, strings.ReplaceAll(l, "`", "'"))
+			fmt.Fprintf(&b, "- ERROR logged during the %d-worker drain (first of each kind): `%s`\n", d.Workers, strings.ReplaceAll(l, "`", "'"))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
