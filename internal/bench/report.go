@@ -238,8 +238,12 @@ func (r *Report) writeDetails(w io.Writer) error {
 		}
 	}
 	if p := r.Profiled; p != nil && len(p.Statements) > 0 {
-		fmt.Fprintf(&b, "\nStatements sent by one traced worker (cmd/worker's wiring plus a pgx tracer) draining %d messages in %d claim statements (%.0f messages/s under the profiler):\n\n",
-			p.Messages, int(p.Claims), p.Rate())
+		state := ""
+		if p.TimedOut {
+			state = fmt.Sprintf(", timed out with %d of %d drained", p.Messages, p.Backlog)
+		}
+		fmt.Fprintf(&b, "\nStatements sent by one traced worker (cmd/worker's wiring plus a pgx tracer) draining %d messages in %d claim statements (%.0f messages/s under the profiler%s):\n\n",
+			p.Messages, int(p.Claims), p.Rate(), state)
 		t := &table{}
 		t.add("statement (first words)", "count", "per message", "per claim", "mean ms")
 		keys := make([]string, 0, len(p.Statements))
@@ -268,20 +272,19 @@ func (r *Report) writeDetails(w io.Writer) error {
 	for _, n := range r.Notes {
 		b.WriteString("- Note: " + n + "\n")
 	}
-	for _, d := range append(slices.Clone(r.Drains), r.profiled()...) {
+	errs := func(what string, d DrainResult) {
 		for _, l := range d.ErrorSamples {
-			fmt.Fprintf(&b, "- ERROR logged during the %d-worker drain (first of each kind): `%s`\n", d.Workers, strings.ReplaceAll(l, "`", "'"))
+			fmt.Fprintf(&b, "- ERROR logged during the %s (first of each kind): `%s`\n", what, strings.ReplaceAll(l, "`", "'"))
 		}
+	}
+	for _, d := range r.Drains {
+		errs(fmt.Sprintf("%d-worker drain", d.Workers), d)
+	}
+	if r.Profiled != nil {
+		errs("profiled drain", *r.Profiled)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func (r *Report) profiled() []DrainResult {
-	if r.Profiled == nil {
-		return nil
-	}
-	return []DrainResult{*r.Profiled}
 }
 
 func perClaim(n int64, claims float64) string {
