@@ -40,8 +40,20 @@ type StatementStat struct {
 // pg_stat_statements would say, for a server where that extension is not
 // loaded.
 type statementCounter struct {
-	mu sync.Mutex
-	n  map[string]StatementStat
+	mu     sync.Mutex
+	n      map[string]StatementStat
+	labels map[string]string // SQL text to label, so each text is split once
+}
+
+func (s *statementCounter) label(sql string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.labels[sql]
+	if !ok {
+		l = StatementLabel(sql)
+		s.labels[sql] = l
+	}
+	return l
 }
 
 // traceStart carries a statement's label and start time from Start to End.
@@ -82,7 +94,7 @@ func StatementLabel(sql string) string {
 }
 
 func (s *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	return s.start(ctx, StatementLabel(d.SQL))
+	return s.start(ctx, s.label(d.SQL))
 }
 
 func (s *statementCounter) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
@@ -135,7 +147,7 @@ func RunWorkerChild(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat).With("app", cfg.AppName, "program", "worker")
-	counter := &statementCounter{n: map[string]StatementStat{}}
+	counter := &statementCounter{n: map[string]StatementStat{}, labels: map[string]string{}}
 	pcfg, err := pgxpool.ParseConfig(cfg.PostgresURI)
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, "POSTGRES_URI:", err)
