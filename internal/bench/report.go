@@ -300,7 +300,7 @@ func (r *Report) method() []string {
 		"Drain: the backlog is COPYed into a fresh database (then VACUUM ANALYZE), then one scheduler and N worker processes built from cmd/ run " +
 			"with CRON_INTERVAL=1, MESSAGE_FETCH_LIMIT=100000 (the per-tick budget is never the limit), MAX_CONCURRENT_JOBS as the column says, LOG_LEVEL=WARN, " +
 			"against the project's sink (internal/sink) served on 127.0.0.1 in the bench process. The sink's ledger tells when all messages arrived and counts duplicates; " +
-			"the programs are then stopped with SIGTERM and the database must show every message sent.",
+			"the programs are then stopped with SIGTERM and the database must show every message sent. A drain that passes -timeout is stopped the same way and reports the part it drained.",
 		"Drain rate: messages / (last outcome row written − first claim statement start), from the claim clock; without it, first to last webhook receipt.",
 		"Wire limit: the same number of POSTs with the same bodies and headers, through the worker's own webhook client (one client, MaxConns = total concurrency), " +
 			"to a fresh sink of the same kind, with workers × MAX_CONCURRENT_JOBS calls in flight, in the bench process, right before the drain it is compared with.",
@@ -314,8 +314,10 @@ func (r *Report) method() []string {
 		"Webhook call and claim statement times are the workers' own Prometheus histograms, scraped from METRICS_PORT before the workers stop (p50/p99 interpolated inside buckets).",
 	}
 	if r.Claim != nil {
-		out = append(out, fmt.Sprintf("Claim scaling: one database with %d due rows and first %d, then %d sent rows (older than the due rows, VACUUM ANALYZE after each insert); "+
-			"store.Claim of %d rows timed from the bench over %d runs after %d warm-up runs, the claimed rows put back to pending after each; median shown.",
+		out = append(out, fmt.Sprintf("Claim scaling: two databases with %d due rows each and %d or %d sent rows (older than the due rows; VACUUM ANALYZE after loading, as autovacuum would); "+
+			"store.Claim of %d rows timed from the bench, %d runs in each after %d warm-up runs, alternating between the databases so noise falls on both alike, "+
+			"the claimed rows put back to pending after each run; median shown. These connections commit with synchronous_commit off: the WAL flush costs the same "+
+			"whatever the table holds and is the noisiest part on a shared disk.",
 			r.Claim.Pending, r.Claim.SmallRows, r.Claim.LargeRows, r.Claim.Batch, r.Claim.Runs, r.Claim.Runs/10))
 	}
 	return out
