@@ -39,6 +39,9 @@ CREATE INDEX IF NOT EXISTS messages_claim_idx
 CREATE INDEX IF NOT EXISTS messages_sent_idx
     ON messages (sent_at DESC, id DESC) WHERE status = 'sent';
 
+CREATE INDEX IF NOT EXISTS messages_lease_idx
+    ON messages (lease_expires_at) WHERE status = 'sending';
+
 CREATE TABLE IF NOT EXISTS dispatch_control (
     id            SMALLINT    PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     running       BOOLEAN     NOT NULL DEFAULT TRUE,

@@ -99,7 +99,10 @@ WHERE id = 1 AND running
 // amount of the tick budget, in one statement. The budget row is locked for
 // the statement only, which serializes claims across workers just long
 // enough to keep the count exact; SKIP LOCKED keeps workers off each other's
-// rows. Rows whose lease expired are due again: their worker died.
+// rows. Rows whose lease expired are due again: their worker died. The
+// update finds its rows by primary key (= ANY of an array): a join against
+// picked let the planner hash-join over a scan of the whole table once the
+// backlog was large, while every claim held the budget row.
 const claimSQL = `
 WITH budget AS (
     SELECT budget FROM dispatch_control WHERE id = 1 AND running FOR UPDATE
@@ -114,8 +117,7 @@ WITH budget AS (
     UPDATE messages m
     SET status = 'sending', attempts = m.attempts + 1,
         lease_expires_at = now() + $2::float8 * interval '1 second'
-    FROM picked
-    WHERE m.id = picked.id
+    WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING m.id, m.content, m.phone_number, m.attempts, m.created_at
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
