@@ -16,8 +16,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(app.Main(ctx, app.Program{
-		Name:     "worker",
-		PoolSize: func(c config.Config) int { return c.MaxConcurrentJobs + 4 },
+		Name: "worker",
+		// One claim loop and short per-tick statements: a few connections
+		// are enough at any concurrency.
+		PoolSize: func(config.Config) int { return 6 },
 		Run: func(ctx context.Context, cfg config.Config, d *app.Deps) error {
 			return app.NewWorker(cfg, d, app.Tuning{}).Run(ctx)
 		},

@@ -44,7 +44,8 @@ type Tuning struct {
 }
 
 // Worker is one worker process: an asynq server running dispatch tasks with
-// MAX_CONCURRENT_JOBS handlers and as many webhook calls in flight.
+// MAX_CONCURRENT_JOBS handlers, and one claim loop with as many webhook calls
+// in flight.
 type Worker struct {
 	cfg   config.Config
 	srv   *asynq.Server
@@ -126,8 +127,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: start: %w", err)
 	}
 	w.log.Info("worker started", "concurrency", w.cfg.MaxConcurrentJobs, "queue", w.cfg.Queue)
+	driven := make(chan struct{})
+	go func() {
+		defer close(driven)
+		w.svc.Run(ctx)
+	}()
 	stopMetrics, err := w.serveMetrics()
 	if err != nil {
+		w.svc.Drain()
+		<-driven
 		w.srv.Shutdown()
 		return err
 	}
@@ -138,6 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.svc.Drain()
 	abort := time.AfterFunc(w.grace, w.svc.Abort)
 	defer abort.Stop()
+	<-driven
 	w.srv.Shutdown()
 	w.svc.Wait()
 	w.hook.Close()

@@ -117,6 +117,7 @@ type Service struct {
 	m     *metrics.Delivery
 
 	slots chan struct{} // one token per webhook call allowed in flight
+	kick  chan struct{} // a tick refilled the budget: the driver should claim
 
 	draining  chan struct{} // closed: claim nothing more, start nothing more
 	drainOnce sync.Once
@@ -139,6 +140,7 @@ func New(cfg Config, st Store, send Sender, c Cache, log *slog.Logger, now func(
 	return &Service{
 		cfg: cfg, store: st, send: send, cache: c, log: log, now: now, m: m,
 		slots:    make(chan struct{}, cfg.Concurrency),
+		kick:     make(chan struct{}, 1),
 		draining: make(chan struct{}),
 		callCtx:  ctx,
 		abort:    cancel,
@@ -170,30 +172,70 @@ func (s *Service) Stats() Stats {
 // not mistaken for a replica's duplicate.
 func (s *Service) minGap() time.Duration { return s.cfg.Interval * 9 / 10 }
 
-// HandleDispatch is the asynq handler of TaskDispatch.
+// HandleDispatch is the asynq handler of TaskDispatch. It starts the tick
+// and wakes the process's driver (Run), and returns at once: the task never
+// outlives its timeout, and however many dispatch tasks a process runs at
+// once, it has one claim loop, so claims do not queue on the budget row.
 func (s *Service) HandleDispatch(ctx context.Context, _ *asynq.Task) error {
-	_, err := s.Dispatch(ctx)
-	return err
+	if s.isDraining() {
+		return nil
+	}
+	if err := s.reserve(ctx); err != nil {
+		return err
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	return nil
 }
 
-// Dispatch runs one tick: it refills the shared budget unless another tick
-// did so moments ago, then sends what the budget allows. A duplicate tick (a
-// second scheduler replica, or a task handed back at shutdown) spends only
-// what is left, so the budget holds.
+// Run is the process's one claim loop: each time a tick wakes it, it drives
+// until the budget is spent or nothing is due, then waits for the next. It
+// returns once the service drains (after recording every outcome) or ctx
+// ends. A drive that fails is logged and retried at the next tick, no sooner.
+func (s *Service) Run(ctx context.Context) {
+	for {
+		select {
+		case <-s.kick:
+			if _, err := s.Drive(ctx); err != nil {
+				s.log.Error("drive stopped; the next tick tries again", "err", err)
+			}
+		case <-s.draining:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Dispatch runs one tick synchronously: it starts the tick, then sends what
+// the budget allows and returns how many deliveries it started. Tools and
+// tests use it; workers use HandleDispatch and Run.
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
 	if s.isDraining() {
 		return 0, nil
 	}
+	if err := s.reserve(ctx); err != nil {
+		return 0, err
+	}
+	return s.Drive(ctx)
+}
+
+// reserve refills the shared budget unless another tick did so moments ago.
+// A duplicate tick (a second scheduler replica, or a task run again) spends
+// only what is left, so the budget holds.
+func (s *Service) reserve(ctx context.Context) error {
 	s.dispatches.Add(1)
 	fresh, err := s.store.ReserveTick(ctx, s.cfg.Budget, s.minGap(), s.cfg.MaxAttempts)
 	if err != nil {
-		return 0, fmt.Errorf("dispatch: %w", err)
+		return fmt.Errorf("dispatch: %w", err)
 	}
 	if fresh {
 		s.ticks.Add(1)
 	}
 	s.log.Debug("dispatch tick", "refilled", fresh, "budget", s.cfg.Budget)
-	return s.Drive(ctx)
+	return nil
 }
 
 // Drive claims and sends until the budget is spent, nothing is due, sending
@@ -250,7 +292,7 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 				continue
 			}
 			t0 := time.Now()
-			claimed, err := s.store.Claim(ctx, n, s.cfg.Lease)
+			claimed, err := s.claim(ctx, n)
 			if err != nil {
 				s.release(n)
 				firstErr, claiming = fmt.Errorf("dispatch: %w", err), false
@@ -286,6 +328,15 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 		}
 	}
 	return started, firstErr
+}
+
+// claim runs one claim statement with a context that ends only by its own
+// timeout: a claim abandoned after PostgreSQL committed it would leave its
+// rows claimed, unsent, until their lease ran out.
+func (s *Service) claim(ctx context.Context, n int) ([]store.Claimed, error) {
+	cctx, cancel := s.recordCtx(ctx)
+	defer cancel()
+	return s.store.Claim(cctx, n, s.cfg.Lease)
 }
 
 // acquireMore takes as many more free call slots as there are, up to the

@@ -430,3 +430,35 @@ INSERT INTO messages (id, content, phone_number, created_at) VALUES
 	}
 	e.rdb.Del(context.Background(), cache.Key("good"))
 }
+
+// Workers run one driver; dispatch tasks only start the tick and wake it.
+// Many dispatches at once still drain through that one loop, and the driver
+// stops when the service drains.
+func TestHandleDispatchWakesTheDriver(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ids := testenv.InsertMessages(t, e.pool, 50)
+	svc := e.service(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
+	ran := make(chan struct{})
+	go func() { defer close(ran); svc.Run(context.Background()) }()
+	for range 5 {
+		if err := svc.HandleDispatch(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		<-e.sink.Received()
+	}
+	svc.Drain()
+	<-ran
+	svc.Wait()
+	if st := svc.Stats(); st.Dispatches != 5 || st.Ticks != 1 {
+		t.Fatalf("stats %+v: want 5 dispatches and 1 refill", st)
+	}
+	// Run returns only after the outcomes of its calls are recorded.
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sent'`).Scan(&n); err != nil || n != 50 {
+		t.Fatalf("%d rows sent (%v), want 50", n, err)
+	}
+	e.rdb.Del(context.Background(), keys(ids)...)
+}
