@@ -243,34 +243,47 @@ func (s *Service) reserve(ctx context.Context) error {
 // started, after all of them recorded their outcome.
 //
 // One loop claims rows as call slots free up and records outcomes as calls
-// finish. Outcomes that finish while a statement runs are recorded together
-// by the next one, so under load a batch costs two round trips (claim and
-// record) and one Redis pipeline, and at low load nothing waits for a batch
-// to fill.
+// finish, in batches: a batch is written when every call in flight has
+// returned, when half the slots' worth of outcomes wait, when the oldest has
+// waited recordLinger, or at once after a 410. Under load a batch of messages
+// so costs a claim and a record round trip and one Redis pipeline; at low
+// load nothing waits.
 func (s *Service) Drive(ctx context.Context) (int, error) {
 	results := make(chan result, cap(s.slots))
 	var (
 		started, inflight int
 		claiming          = true
 		firstErr          error
+		pending           []result
+		gone              bool             // a 410 waits in pending
+		linger            <-chan time.Time // fires recordLinger after pending's first
 	)
-	// gather takes every result already finished, without waiting.
-	gather := func(batch []result) []result {
-		for {
-			select {
-			case r := <-results:
-				batch = append(batch, r)
-			default:
-				return batch
-			}
+	flush := func() {
+		s.record(ctx, pending)
+		s.inflight.Add(-len(pending))
+		pending, gone, linger = nil, false, nil
+	}
+	add := func(r result) {
+		inflight--
+		pending = append(pending, r)
+		gone = gone || r.gone
+		if len(pending) == 1 {
+			linger = time.After(recordLinger)
 		}
 	}
-	for claiming || inflight > 0 {
-		// Outcomes first: a 410 pauses sending before the next claim.
-		if batch := gather(nil); len(batch) > 0 {
-			inflight -= len(batch)
-			s.record(ctx, batch)
-			s.inflight.Add(-len(batch))
+	for claiming || inflight > 0 || len(pending) > 0 {
+		// Take every finished call first: a 410 must pause sending before
+		// the slot it freed is claimed again.
+		for taken := true; taken; {
+			select {
+			case r := <-results:
+				add(r)
+			default:
+				taken = false
+			}
+		}
+		if len(pending) > 0 && (inflight == 0 || gone || len(pending) >= max(cap(s.slots)/2, 1)) {
+			flush()
 			continue
 		}
 		var free chan struct{}
@@ -280,10 +293,9 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 		}
 		select {
 		case r := <-results:
-			batch := gather([]result{r})
-			inflight -= len(batch)
-			s.record(ctx, batch)
-			s.inflight.Add(-len(batch))
+			add(r)
+		case <-linger:
+			flush()
 		case free <- struct{}{}:
 			n := 1 + s.acquireMore()
 			if s.isDraining() {
@@ -315,8 +327,8 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 				inflight++
 				s.inflight.Add(1)
 				go func() {
-					// The result is queued before the slot frees, so the
-					// loop sees it before it can claim again.
+					// The result is queued before the slot frees, so a
+					// 410 is seen before the slot can be claimed again.
 					results <- s.call(c)
 					s.release(1)
 				}()
@@ -329,6 +341,10 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 	}
 	return started, firstErr
 }
+
+// recordLinger is the longest an outcome waits for others to share its
+// statement: small next to a webhook call, long enough to batch under load.
+const recordLinger = 2 * time.Millisecond
 
 // claim runs one claim statement with a context that ends only by its own
 // timeout: a claim abandoned after PostgreSQL committed it would leave its
