@@ -16,10 +16,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(app.Main(ctx, app.Program{
-		Name: "worker",
-		// One claim loop and short per-tick statements: a few connections
-		// are enough at any concurrency.
-		PoolSize: func(config.Config) int { return 6 },
+		Name:     "worker",
+		PoolSize: func(config.Config) int { return app.WorkerPoolSize },
 		Run: func(ctx context.Context, cfg config.Config, d *app.Deps) error {
 			return app.NewWorker(cfg, d, app.Tuning{}).Run(ctx)
 		},

@@ -43,6 +43,11 @@ type Tuning struct {
 	Registry *prometheus.Registry
 }
 
+// WorkerPoolSize is how many PostgreSQL connections a worker process holds
+// at most: one claim loop, and short per-tick statements from the dispatch
+// handlers, whatever MAX_CONCURRENT_JOBS is.
+const WorkerPoolSize = 6
+
 // Worker is one worker process: an asynq server running dispatch tasks with
 // MAX_CONCURRENT_JOBS handlers, and one claim loop with as many webhook calls
 // in flight.

@@ -21,6 +21,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/messaging-server/messaging-server/internal/app"
+	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
 // Env is where the servers under test are.
@@ -59,9 +62,9 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	o := Options{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Env.PostgresURI, "postgres", envOr("TEST_POSTGRES_URI", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
+	fs.StringVar(&o.Env.PostgresURI, "postgres", testenv.AdminURI(),
 		"PostgreSQL URI of a database the bench may create databases from (env TEST_POSTGRES_URI)")
-	fs.StringVar(&o.Env.RedisAddr, "redis", envOr("TEST_REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port (env TEST_REDIS_ADDR)")
+	fs.StringVar(&o.Env.RedisAddr, "redis", testenv.RedisAddr(), "Redis host:port (env TEST_REDIS_ADDR)")
 	fs.IntVar(&o.Messages, "messages", 100000, "backlog per drain, and POSTs per wire-limit run")
 	workers := fs.String("workers", "1,2,4", "comma-separated worker process counts to drain with")
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "MAX_CONCURRENT_JOBS of each worker")
@@ -108,13 +111,6 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		return o, errors.New("-pending must be at least -concurrency, and -claim-runs at least 1")
 	}
 	return o, nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // parseCounts reads "1,2,4".
@@ -171,11 +167,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL at %s: %w", o.Env.PostgresURI, err)
 	}
-	if most := slicesMax(o.Workers); most*(o.Concurrency+4)+4 > limit-used {
+	if most := slicesMax(o.Workers); most*app.WorkerPoolSize+4 > limit-used {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
-			"%d workers may open up to %d PostgreSQL connections (MAX_CONCURRENT_JOBS+4 each) and the scheduler 4, "+
+			"%d workers may open up to %d PostgreSQL connections (%d each) and the scheduler 4, "+
 				"but the server allows %d and %d are in use: a drain may hit 'too many clients'.",
-			most, most*(o.Concurrency+4), limit, used))
+			most, most*app.WorkerPoolSize, app.WorkerPoolSize, limit, used))
 		log.Warn(rep.Notes[len(rep.Notes)-1])
 	}
 
