@@ -4,38 +4,30 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/messaging-server/messaging-server/internal/e2e"
+	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
 // buildPrograms compiles cmd/worker and cmd/scheduler into dir, so the
 // drain runs the binaries that ship, each in a process of its own.
-func buildPrograms(ctx context.Context, dir string) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "./cmd/worker", "./cmd/scheduler")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build programs: %w\n%s", err, out)
-	}
-	return nil
+func buildPrograms(_ context.Context, dir string) error {
+	return e2e.Build(dir, "worker", "scheduler")
 }
 
 // codeRevision says which code the programs were built from: the commit,
 // and the tracked files under cmd/ and internal/ that differ from it. A
 // result is only comparable with another of the same code.
 func codeRevision(ctx context.Context) string {
-	root, err := moduleRoot()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		return "unknown"
 	}
@@ -57,23 +49,6 @@ func codeRevision(ctx context.Context) string {
 		}
 	}
 	return rev
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory: run the bench from the repository")
-		}
-		dir = parent
-	}
 }
 
 // tailBuffer keeps the last bytes a process wrote, for error reports, and

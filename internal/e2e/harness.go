@@ -11,44 +11,33 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
-// Build compiles the programs into dir. Tests call it once from TestMain.
-func Build(dir string) error {
-	root, err := moduleRoot()
+// Build compiles the named programs of cmd/ (api, worker, scheduler, ...)
+// into dir, so tests and the benchmark run the binaries that ship.
+func Build(dir string, programs ...string) error {
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(context.Background(), "go", "build", "-o", dir+string(os.PathSeparator), "./cmd/api", "./cmd/worker", "./cmd/scheduler")
+	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	for _, p := range programs {
+		args = append(args, "./cmd/"+p)
+	}
+	cmd := exec.CommandContext(context.Background(), "go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build programs: %w\n%s", err, out)
 	}
 	return nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // RunWithBinaries is a TestMain body: it builds the programs into a
@@ -61,7 +50,7 @@ func RunWithBinaries(m interface{ Run() int }, setDir func(string), after func()
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	if err := Build(dir); err != nil {
+	if err := Build(dir, "api", "worker", "scheduler"); err != nil {
 		_, _ = fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

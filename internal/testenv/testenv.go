@@ -234,19 +234,29 @@ func RunInitScripts(t testing.TB, pool *pgxpool.Pool) {
 	}
 }
 
-// initDir finds the repository's init/ folder from the test's directory.
+// initDir is the repository's init/ folder.
 func initDir() (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "init"), nil
+}
+
+// ModuleRoot is the repository's root: the nearest folder above the working
+// directory (a package's, under go test) that holds go.mod.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "init"), nil
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("go.mod not found above %s", dir)
+			return "", fmt.Errorf("go.mod not found above %s: run from the repository", dir)
 		}
 		dir = parent
 	}
