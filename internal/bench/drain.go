@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/e2e"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -211,7 +212,7 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 			return res, fmt.Errorf("%s: %w", w.name, err)
 		}
 		page = append(page, ss...)
-		m, err := readMemory(w.pid())
+		m, err := e2e.ReadMemory(w.pid())
 		if err != nil {
 			return res, fmt.Errorf("%s memory: %w", w.name, err)
 		}
@@ -327,7 +328,7 @@ func waitDelivered(ctx context.Context, sp drainSpec, rcv *receiver, procs []*pr
 		}
 		for _, p := range procs {
 			if p.exited() {
-				return false, fmt.Errorf("%s exited during the drain: %w\n%s", p.name, p.err, tail(p.out.String(), 30))
+				return false, fmt.Errorf("%s exited during the drain: %w\n%s", p.name, p.err, e2e.Tail(p.out.String(), 30))
 			}
 		}
 		if time.Now().After(deadline) {

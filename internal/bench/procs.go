@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,54 +164,7 @@ func (p *proc) stop(grace time.Duration) error {
 
 func (p *proc) exitErr() error {
 	if p.err != nil {
-		return fmt.Errorf("%s: %w\n%s", p.name, p.err, tail(p.out.String(), 20))
+		return fmt.Errorf("%s: %w\n%s", p.name, p.err, e2e.Tail(p.out.String(), 20))
 	}
 	return nil
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
-}
-
-// memory is a process's resident set size and its high-water mark, in
-// bytes, from /proc/<pid>/status.
-type memory struct {
-	RSS, HWM int64
-}
-
-// readMemory reads VmRSS and VmHWM. VmHWM is the kernel's own peak, so a
-// spike between two polls is not missed.
-func readMemory(pid int) (memory, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return memory{}, err
-	}
-	defer func() { _ = f.Close() }() // read only
-	var m memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		var dst *int64
-		switch k {
-		case "VmRSS":
-			dst = &m.RSS
-		case "VmHWM":
-			dst = &m.HWM
-		default:
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return memory{}, fmt.Errorf("parse %s: %w", k, err)
-		}
-		*dst = kb << 10
-	}
-	return m, sc.Err()
 }

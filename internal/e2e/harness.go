@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -123,13 +124,14 @@ func Start(t testing.TB, bin, name string, env []string) *Proc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, tail(p.out.String(), 60))
+			t.Logf("--- output of %s ---\n%s", name, Tail(p.out.String(), 60))
 		}
 	})
 	return p
 }
 
-func tail(s string, lines int) string {
+// Tail is the last lines of s, for failure reports.
+func Tail(s string, lines int) string {
 	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(parts) > lines {
 		parts = parts[len(parts)-lines:]
@@ -224,3 +226,42 @@ func Env(m map[string]string, extra ...string) []string {
 
 // Itoa is strconv.Itoa, to keep call sites short.
 func Itoa(n int) string { return strconv.Itoa(n) }
+
+// Memory is a process's resident set size and its high-water mark, in
+// bytes, from /proc/<pid>/status.
+type Memory struct {
+	RSS, HWM int64
+}
+
+// ReadMemory reads VmRSS and VmHWM. VmHWM is the kernel's own peak, so a
+// spike between two polls is not missed.
+func ReadMemory(pid int) (Memory, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return Memory{}, err
+	}
+	defer func() { _ = f.Close() }() // read only
+	var m Memory
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch k {
+		case "VmRSS":
+			dst = &m.RSS
+		case "VmHWM":
+			dst = &m.HWM
+		default:
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return Memory{}, fmt.Errorf("parse %s: %w", k, err)
+		}
+		*dst = kb << 10
+	}
+	return m, sc.Err()
+}

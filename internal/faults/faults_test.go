@@ -295,7 +295,7 @@ func TestSoak(t *testing.T) {
 	})
 	sched := c.start("scheduler")
 	workers := []*e2e.Proc{c.start("worker-1"), c.start("worker-2"), c.start("worker-3")}
-	rssStart := map[string]int{}
+	rssStart := map[string]int64{}
 	testenv.Eventually(t, 60*time.Second, "the drain to start", func() bool { return c.count("sent") > 1000 })
 	for _, w := range workers {
 		rssStart[w.Name] = rssKiB(w.PID())
@@ -323,16 +323,10 @@ func TestSoak(t *testing.T) {
 	record(r)
 }
 
-func rssKiB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+func rssKiB(pid int) int64 {
+	m, err := e2e.ReadMemory(pid)
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return n
-		}
-	}
-	return 0
+	return m.RSS >> 10
 }
