@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -120,11 +121,7 @@ func (s *statementCounter) TraceConnectEnd(ctx context.Context, _ pgx.TraceConne
 func (s *statementCounter) snapshot() map[string]StatementStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]StatementStat, len(s.n))
-	for k, v := range s.n {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.n)
 }
 
 // RunWorkerChild is cmd/worker with two additions the shipped binary lacks:

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,7 +69,7 @@ func TestProgramsSendTheSampleRows(t *testing.T) {
 		e2e.Start(t, bin("scheduler"), "scheduler", e2e.Env(env)),
 		e2e.Start(t, bin("worker"), "worker-1", e2e.Env(env)),
 		e2e.Start(t, bin("worker"), "worker-2", e2e.Env(env)),
-		e2e.Start(t, bin("api"), "api", e2e.Env(env, "HTTP_PORT="+e2e.Itoa(apiPort))),
+		e2e.Start(t, bin("api"), "api", e2e.Env(env, "HTTP_PORT="+strconv.Itoa(apiPort))),
 	}
 
 	testenv.Eventually(t, 30*time.Second, "all sample rows to be sent", func() bool {

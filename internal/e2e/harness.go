@@ -224,9 +224,6 @@ func Env(m map[string]string, extra ...string) []string {
 	return append(out, extra...)
 }
 
-// Itoa is strconv.Itoa, to keep call sites short.
-func Itoa(n int) string { return strconv.Itoa(n) }
-
 // Memory is a process's resident set size and its high-water mark, in
 // bytes, from /proc/<pid>/status.
 type Memory struct {

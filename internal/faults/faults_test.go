@@ -88,6 +88,26 @@ func (c *cluster) waitDone(timeout time.Duration, failing int) {
 	})
 }
 
+// report checks the ledger (every row must be sent) and adds the scenario's
+// row to the table.
+func (c *cluster) report(start time.Time, scenario, note string) {
+	c.t.Helper()
+	r := checkLedger(c.t, c.pool, c.sink, nil)
+	r.Scenario, r.Took, r.Note = scenario, time.Since(start), note
+	record(r)
+}
+
+// assertAlive fails t for every program that exited on its own: an outage
+// must be survived, not restarted from.
+func assertAlive(t *testing.T, procs []*e2e.Proc) {
+	t.Helper()
+	for _, p := range procs {
+		if p.Exited() {
+			t.Errorf("%s exited during the outage", p.Name)
+		}
+	}
+}
+
 func stopAll(t *testing.T, procs ...*e2e.Proc) {
 	t.Helper()
 	for _, p := range procs {
@@ -126,9 +146,7 @@ func TestKillWorkerMidBacklog(t *testing.T) {
 	// The lease is 2*WEBHOOK_TIMEOUT+10s = 14s.
 	c.waitDone(90*time.Second, 0)
 	stopAll(t, sched, w[0], w[2])
-	r := checkLedger(t, c.pool, c.sink, nil)
-	r.Scenario, r.Took, r.Note = "1 kill -9 one of 3 workers", time.Since(start), "repeats are the killed worker's calls in flight"
-	record(r)
+	c.report(start, "1 kill -9 one of 3 workers", "repeats are the killed worker's calls in flight")
 }
 
 // Scenario 2: every PostgreSQL connection is cut and new ones refused for a
@@ -173,15 +191,9 @@ func TestPostgresConnectionsCut(t *testing.T) {
 	allow(true)
 	testenv.Eventually(t, 30*time.Second, "/readyz to report 200 again", func() bool { return readyz() == 200 })
 	c.waitDone(90*time.Second, 0)
-	for _, p := range procs {
-		if p.Exited() {
-			t.Errorf("%s exited during the outage", p.Name)
-		}
-	}
+	assertAlive(t, procs)
 	stopAll(t, procs...)
-	r := checkLedger(t, c.pool, c.sink, nil)
-	r.Scenario, r.Took, r.Note = "2 PostgreSQL connections cut", time.Since(start), "/readyz 503 then 200"
-	record(r)
+	c.report(start, "2 PostgreSQL connections cut", "/readyz 503 then 200")
 }
 
 // startRedis runs a private Redis on port, so restarting it touches no other
@@ -196,12 +208,10 @@ func startRedis(t *testing.T, port int) *exec.Cmd {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	testenv.Eventually(t, 10*time.Second, "redis to answer", func() bool {
 		out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "ping").Output()
 		return err == nil && strings.TrimSpace(string(out)) == "PONG"
 	})
-	_ = addr
 	return cmd
 }
 
@@ -226,15 +236,9 @@ func TestRedisRestart(t *testing.T) {
 	if err != nil || !ctl.Running {
 		t.Fatalf("running state after the Redis restart: %+v %v", ctl, err)
 	}
-	for _, p := range procs {
-		if p.Exited() {
-			t.Errorf("%s exited during the outage", p.Name)
-		}
-	}
+	assertAlive(t, procs)
 	stopAll(t, procs...)
-	r := checkLedger(t, c.pool, c.sink, nil)
-	r.Scenario, r.Took, r.Note = "3 Redis restarted (data lost)", time.Since(start), "running state kept in PostgreSQL"
-	record(r)
+	c.report(start, "3 Redis restarted (data lost)", "running state kept in PostgreSQL")
 }
 
 // Scenario 5: SIGTERM during a busy run. Every process exits 0 within
@@ -271,9 +275,7 @@ func TestSigtermUnderLoad(t *testing.T) {
 	more := []*e2e.Proc{c.start("scheduler"), c.start("worker-1"), c.start("worker-2"), c.start("worker-3")}
 	c.waitDone(120*time.Second, 0)
 	stopAll(t, more...)
-	r := checkLedger(t, c.pool, c.sink, nil)
-	r.Scenario, r.Took, r.Note = "5 SIGTERM under load", time.Since(start), fmt.Sprintf("all exited 0 in %s; 0 rows left claimed", took.Round(10*time.Millisecond))
-	record(r)
+	c.report(start, "5 SIGTERM under load", fmt.Sprintf("all exited 0 in %s; 0 rows left claimed", took.Round(10*time.Millisecond)))
 }
 
 // Soak: 100,000 messages through three workers with 5% webhook failures and
@@ -317,10 +319,8 @@ func TestSoak(t *testing.T) {
 		notes = append(notes, fmt.Sprintf("%s RSS %d→%d MiB", w.Name, rssStart[w.Name]/1024, rssKiB(w.PID())/1024))
 	}
 	stopAll(t, append(workers, sched)...)
-	r := checkLedger(t, c.pool, c.sink, nil)
-	r.Scenario, r.Took = "6 soak: 5% failures, worker restart every 20s", time.Since(start)
-	r.Note = fmt.Sprintf("%d restarts; %s (restarted workers report their own start)", restarts, strings.Join(notes, ", "))
-	record(r)
+	c.report(start, "6 soak: 5% failures, worker restart every 20s",
+		fmt.Sprintf("%d restarts; %s (restarted workers report their own start)", restarts, strings.Join(notes, ", ")))
 }
 
 func rssKiB(pid int) int64 {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 
@@ -94,9 +95,5 @@ func (s *Sink) Accepted() []Delivery {
 func (s *Sink) Calls() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.byKey))
-	for k, v := range s.byKey {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.byKey)
 }

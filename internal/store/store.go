@@ -38,9 +38,6 @@ type Store struct {
 // New returns a Store over pool; the caller owns and closes the pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Ping tells whether PostgreSQL answers, for readiness checks.
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
-
 // Message is one row of the messages table.
 type Message struct {
 	ID              string
