@@ -469,10 +469,15 @@ func (s *Service) record(ctx context.Context, batch []result) {
 	rctx, cancel := s.recordCtx(ctx)
 	defer cancel()
 	outs := make([]store.Outcome, len(batch))
+	paused := false
 	for i, r := range batch {
 		outs[i] = r.out
 		if r.gone {
-			s.endpointGone(rctx, r.out)
+			if !paused {
+				s.pauseForGone(rctx)
+				paused = true
+			}
+			s.logMessage(ctx, slog.LevelError, "WEBHOOK ENDPOINT GONE: sending paused for every worker", r.out, "reason", r.out.Error)
 		}
 	}
 	done, err := s.store.RecordOutcomes(rctx, outs)
@@ -518,16 +523,15 @@ func (s *Service) logMessage(ctx context.Context, level slog.Level, msg string, 
 	s.log.Log(ctx, level, msg, append([]any{"message_id", o.ID, "attempt", o.Attempt}, args...)...)
 }
 
-// endpointGone handles a 410: the receiver says the endpoint is gone for
+// pauseForGone handles a 410: the receiver says the endpoint is gone for
 // good, so sending pauses for every process, with the reason visible in the
-// API, until an operator starts it again.
-func (s *Service) endpointGone(ctx context.Context, o store.Outcome) {
+// API, until an operator starts it again. One pause serves a whole batch.
+func (s *Service) pauseForGone(ctx context.Context) {
 	why := fmt.Sprintf("paused at %s: webhook answered 410 Gone; fix WEBHOOK_URL or the receiver, then start sending again",
 		s.now().UTC().Format(time.RFC3339))
 	if _, err := s.store.SetRunning(ctx, false, why); err != nil {
 		s.log.Error("pause sending after 410", "err", err)
 	}
-	s.logMessage(ctx, slog.LevelError, "WEBHOOK ENDPOINT GONE: sending paused for every worker", o, "reason", o.Error)
 }
 
 // Backoff is the delay before retry number attempt (1-based): base doubled
