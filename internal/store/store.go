@@ -69,17 +69,10 @@ func seconds(d time.Duration) float64 { return d.Seconds() }
 // sending is running and no tick started within minGap. Scheduler replicas
 // each enqueue a dispatch per interval; only the first of them in a window
 // refills the budget, so the limit per tick holds however many replicas run.
-// It also fails rows whose lease expired after their last allowed attempt,
-// so a message that kills its worker cannot loop forever.
+// A fresh tick also fails rows whose lease expired after their last allowed
+// attempt, so a message that kills its worker cannot loop forever; a
+// duplicate tick skips that search.
 func (s *Store) ReserveTick(ctx context.Context, budget int, minGap time.Duration, maxAttempts int) (bool, error) {
-	const expire = `
-UPDATE messages
-SET status = 'failed', lease_expires_at = NULL,
-    last_error = 'lease expired on the last attempt: the worker stopped during delivery'
-WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $1`
-	if _, err := s.pool.Exec(ctx, expire, maxAttempts); err != nil {
-		return false, fmt.Errorf("fail expired leases: %w", err)
-	}
 	const q = `
 UPDATE dispatch_control
 SET budget = $1, last_tick_at = now()
@@ -89,7 +82,18 @@ WHERE id = 1 AND running
 	if err != nil {
 		return false, fmt.Errorf("reserve tick: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	if tag.RowsAffected() != 1 {
+		return false, nil // a duplicate: the fresh tick did the rest
+	}
+	const expire = `
+UPDATE messages
+SET status = 'failed', lease_expires_at = NULL,
+    last_error = 'lease expired on the last attempt: the worker stopped during delivery'
+WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $1`
+	if _, err := s.pool.Exec(ctx, expire, maxAttempts); err != nil {
+		return true, fmt.Errorf("fail expired leases: %w", err)
+	}
+	return true, nil
 }
 
 // claimSQL reserves up to $1 due messages, oldest first, and spends the same
