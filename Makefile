@@ -18,9 +18,11 @@ build:
 run:
 	GO="$(GO)" BIN="$(BIN)" ./scripts/run-local.sh
 
-## test: the full suite against the local PostgreSQL and Redis, with the race detector.
+## test: the full suite against the local PostgreSQL and Redis, with the race detector,
+## then the Kubernetes manifests' tests (their own Go module, which ./... skips).
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	cd deploy/kubernetes && $(GO) test -race -count=1 -timeout 5m ./...
 
 ## test-short: skip the slow end-to-end process tests.
 test-short:
