@@ -10,9 +10,9 @@ import (
 	"errors"
 	"math/big"
 	"os"
-	"time"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/messaging-server/messaging-server/internal/config"
 )

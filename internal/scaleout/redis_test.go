@@ -181,3 +181,68 @@ func TestSentinelMasterKilled(t *testing.T) {
 		t.Errorf("ticks resumed after %s, want within 20 s", res.resumed)
 	}
 }
+
+// Cluster: three masters made with redis-cli --cluster create; the drain,
+// then every message:sent:<id> record read back through the cluster.
+func TestClusterDrain(t *testing.T) {
+	t.Parallel()
+	var addrs []string
+	for i := range 3 {
+		port, bus := e2e.FreePort(t), e2e.FreePort(t)
+		dir := t.TempDir()
+		startRedis(t, fmt.Sprintf("cluster-node-%d", i+1), port, nil,
+			"--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000")
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	if _, err := redisCLI(append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")...); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		host, port, _ := strings.Cut(a, ":")
+		testenv.Eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
+			out, err := redisCLI("-h", host, "-p", port, "cluster", "info")
+			return err == nil && strings.Contains(out, "cluster_state:ok")
+		})
+	}
+	res := drain(t, map[string]string{"REDIS_CLUSTER_ADDRS": strings.Join(addrs, ","), "REDIS_HOST": "", "REDIS_PORT": ""}, nil)
+	res.log(t, "cluster of 3 masters")
+
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { _ = cc.Close() })
+	ctx := context.Background()
+	cmds, err := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range res.r.ids {
+			p.Get(ctx, "message:sent:"+id)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read the sent records through the cluster: %v", err)
+	}
+	perNode := map[string]int{} // redis-cli gives each master a third of the slots
+	for i, c := range cmds {
+		v, err := c.(*redis.StringCmd).Result()
+		if err != nil || !strings.Contains(v, `"message_id"`) {
+			t.Fatalf("message:sent:%s: %q %v", res.r.ids[i], v, err)
+		}
+		perNode[fmt.Sprint(cc.ClusterKeySlot(ctx, "message:sent:"+res.r.ids[i]).Val()/5462)]++
+	}
+	t.Logf("%d sent records read through the cluster, spread over slot thirds %v", len(cmds), perNode)
+}
+
+// TLS: the drain against a redis-server that speaks only TLS, its
+// certificate signed by a CA made here and named by REDIS_TLS_CA.
+func TestTLSDrain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca, cert, key := writeTestPKI(t, dir)
+	port := e2e.FreePort(t)
+	startRedis(t, "redis-tls", 0, []string{"--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", fmt.Sprint(port)},
+		"--tls-port", fmt.Sprint(port), "--tls-cert-file", cert, "--tls-key-file", key,
+		"--tls-ca-cert-file", ca, "--tls-auth-clients", "no")
+	res := drain(t, map[string]string{
+		"REDIS_HOST": "127.0.0.1", "REDIS_PORT": fmt.Sprint(port), "REDIS_TLS": "true", "REDIS_TLS_CA": ca,
+	}, nil)
+	res.log(t, "TLS")
+}
