@@ -2,6 +2,7 @@ package scaleout_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -23,8 +24,24 @@ import (
 
 var binDir string
 
+// TestMain builds the programs once. Every test here starts servers and
+// processes and takes seconds to a minute, so -short (make test-short)
+// skips them all without building.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	os.Exit(e2e.RunWithBinaries(m, func(dir string) { binDir = dir }, nil))
+}
+
+// slowTest marks t parallel and skips it under -short.
+func slowTest(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real servers and the built programs")
+	}
+	t.Parallel()
 }
 
 // run is one scenario's database, webhook and programs.
