@@ -193,7 +193,6 @@ type server struct {
 	name string
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  strings.Builder
 }
 
 func startServer(t *testing.T, name string, args ...string) *server {

@@ -34,7 +34,8 @@ func startPgBouncer(t *testing.T) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // read by the unprivileged pgbouncer
+	// Read by the unprivileged pgbouncer.
+	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	port := e2e.FreePort(t)
@@ -53,7 +54,7 @@ ignore_startup_parameters = extra_float_digits
 `, pgHost, pgPort, port, filepath.Join(dir, "users.txt"))
 	user := admin.User.Username()
 	for name, body := range map[string]string{"pgbouncer.ini": ini, "users.txt": fmt.Sprintf("%q \"\"\n", user)} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil { //nolint:gosec // read by the unprivileged pgbouncer
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
