@@ -3,8 +3,9 @@ package api
 import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
+
+	"github.com/messaging-server/messaging-server/internal/redisconn"
 )
 
 // MonitoringPath is where the asynqmon dashboard lives.
@@ -20,11 +21,9 @@ const MonitoringPath = "/monitoring"
 // not send the header by itself, so write access from a browser needs a
 // proxy or extension that adds it.
 func (s *Server) monitoring() fiber.Handler {
-	opt := asynq.RedisClientOpt{
-		Addr:     s.cfg.RedisAddr(),
-		Password: s.cfg.RedisPassword,
-		DB:       s.cfg.RedisDB,
-	}
+	// The same Redis mode (one server, Sentinel or Cluster; TLS) as every
+	// other program.
+	opt := redisconn.AsynqOpt(s.cfg)
 	full := asynqmon.New(asynqmon.Options{RootPath: MonitoringPath, RedisConnOpt: opt})
 	s.closers = append(s.closers, full.Close)
 	fullH := adaptor.HTTPHandler(full)
