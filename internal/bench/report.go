@@ -30,7 +30,7 @@ type Report struct {
 
 // Targets from issue 6, and from issue 9 where it sets a new one.
 const (
-	targetRatio      = 0.27 // issue 9 (issue 6 asked 0.5)
+	targetRatio      = 0.27  // issue 9 (issue 6 asked 0.5)
 	targetP99        = 0.250 // seconds
 	targetClaimRatio = 1.5
 	targetRSS        = 64 << 20
