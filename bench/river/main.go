@@ -194,6 +194,11 @@ func work(ctx context.Context, o options, log *slog.Logger) (err error) {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer pool.Close()
+	// Open every connection before River starts, so that the drain does not
+	// pay for PostgreSQL forking backends while jobs wait for them.
+	if err := warm(ctx, pool, int(cfg.MaxConns)); err != nil {
+		return err
+	}
 
 	hook := newPoster(o.webhook, o.authHeader, o.authKey, o.timeout, o.workers)
 	defer hook.close()
@@ -283,4 +288,22 @@ func (w *messageWorker) Work(ctx context.Context, job *river.Job[MessageArgs]) e
 		}
 		return nil
 	})
+}
+
+// warm opens n connections of the pool and gives them back.
+func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("open connections: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
 }
