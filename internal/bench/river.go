@@ -55,7 +55,7 @@ func buildRiver(ctx context.Context, dir string) (bin, version string, err error
 	src := filepath.Join(root, riverDir)
 	gomod, err := os.ReadFile(filepath.Join(src, "go.mod"))
 	if err != nil {
-		return "", "", fmt.Errorf("River peer: %w", err)
+		return "", "", fmt.Errorf("the River peer: %w", err)
 	}
 	if version, err = riverVersion(gomod); err != nil {
 		return "", "", err
@@ -74,14 +74,14 @@ func buildRiver(ctx context.Context, dir string) (bin, version string, err error
 func riverVersion(gomod []byte) (string, error) {
 	f, err := modfile.ParseLax("go.mod", gomod, nil)
 	if err != nil {
-		return "", fmt.Errorf("River peer go.mod: %w", err)
+		return "", fmt.Errorf("the River peer's go.mod: %w", err)
 	}
 	for _, r := range f.Require {
 		if r.Mod.Path == "github.com/riverqueue/river" {
 			return r.Mod.Version, nil
 		}
 	}
-	return "", errors.New("River peer go.mod does not require github.com/riverqueue/river")
+	return "", errors.New("the River peer's go.mod does not require github.com/riverqueue/river")
 }
 
 // riverClockSQL is the River peer's clock: the moment its UPDATE writes a
@@ -150,7 +150,7 @@ func runRiverDrain(ctx context.Context, sp drainSpec, rs riverSpec) (res DrainRe
 	for _, q := range []string{riverClockSQL, "VACUUM ANALYZE messages", "VACUUM ANALYZE river_job"} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			pool.Close()
-			return res, fmt.Errorf("River peer database: %w", err)
+			return res, fmt.Errorf("the River peer's database: %w", err)
 		}
 	}
 	pool.Close()
@@ -182,7 +182,7 @@ func runRiverDrain(ctx context.Context, sp drainSpec, rs riverSpec) (res DrainRe
 	}
 	m, err := e2e.ReadMemory(p.pid())
 	if err != nil {
-		return res, fmt.Errorf("River peer memory: %w", err)
+		return res, fmt.Errorf("the River peer's memory: %w", err)
 	}
 	res.PeakRSS = m.HWM
 	if err := p.stop(90 * time.Second); err != nil {
