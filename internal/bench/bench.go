@@ -209,6 +209,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			most, most*app.WorkerPoolSize, app.WorkerPoolSize, limit, used))
 		log.Warn(rep.Notes[len(rep.Notes)-1])
 	}
+	if o.River && o.Concurrency+riverExtraConns > limit-used {
+		rep.Notes = append(rep.Notes, fmt.Sprintf(
+			"the River peer opens %d PostgreSQL connections (one per job in flight and %d for River itself), "+
+				"but the server allows %d and %d are in use: its drains may hit 'too many clients'.",
+			o.Concurrency+riverExtraConns, riverExtraConns, limit, used))
+		log.Warn(rep.Notes[len(rep.Notes)-1])
+	}
 
 	dir, err := os.MkdirTemp("", "ms-bench-bin")
 	if err != nil {

@@ -28,6 +28,10 @@ const (
 	RiverCompleteTx = "complete-tx"
 )
 
+// riverExtraConns is how many connections bench/river's pool holds beyond
+// one per job in flight (its -workers + 5).
+const riverExtraConns = 5
+
 // RiverVariants are the River drains the bench runs, in order.
 var RiverVariants = []string{RiverUpdate, RiverCompleteTx}
 
