@@ -139,7 +139,10 @@ RETURNING ` + messageColumns
 // (zero when none), for the metrics scrape. It reads the whole table, so it
 // is meant for a scrape every few seconds at most, not per request.
 func (s *Store) CountByStatus(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{StatusPending: 0, StatusSending: 0, StatusSent: 0, StatusFailed: 0}
+	out := make(map[string]int64, len(Statuses))
+	for _, st := range Statuses {
+		out[st] = 0
+	}
 	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM messages GROUP BY status`)
 	if err != nil {
 		return nil, fmt.Errorf("count messages: %w", err)
