@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -240,51 +242,48 @@ type BatchError struct {
 func (e *BatchError) Error() string { return fmt.Sprintf("%d invalid items", len(e.Items)) }
 
 // DecodeBatch parses a batch body strictly; each item is decoded like a
-// single create, and a malformed item is reported as that item's error.
-func DecodeBatch(body []byte) ([]CreateMessageRequest, error) {
+// single create, and a malformed item is reported as that item's entry in
+// bad (its slot in the requests stays empty).
+func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err error) {
 	var raw struct {
 		Messages []json.RawMessage `json:"messages"`
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, badJSON("request body is empty")
+		return nil, nil, badJSON("request body is empty")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &typ) && typ.Field == "messages" {
-			return nil, &Error{Status: fiber.StatusBadRequest, Code: "invalid_json", Field: "messages", Message: "messages must be a JSON array of message objects"}
+			return nil, nil, &Error{Status: fiber.StatusBadRequest, Code: "invalid_json", Field: "messages", Message: "messages must be a JSON array of message objects"}
 		}
 		if e := jsonError(err); e.Code == "unknown_field" {
 			e.Message = "unknown field; the only field is messages"
-			return nil, e
+			return nil, nil, e
 		}
-		return nil, jsonError(err)
+		return nil, nil, jsonError(err)
 	}
-	if _, err := dec.Token(); err == nil {
-		return nil, badJSON("request body must hold a single JSON object")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, nil, badJSON("request body must hold a single JSON object")
 	}
 	if len(raw.Messages) == 0 || len(raw.Messages) > MaxBatch {
-		return nil, invalid("messages", fmt.Sprintf("messages must hold 1 to %d items", MaxBatch))
+		return nil, nil, invalid("messages", fmt.Sprintf("messages must hold 1 to %d items", MaxBatch))
 	}
-	out := make([]CreateMessageRequest, len(raw.Messages))
-	var bad []ItemError
+	reqs = make([]CreateMessageRequest, len(raw.Messages))
 	for i, item := range raw.Messages {
 		r, err := DecodeNewMessage(item)
 		if err != nil {
 			var ae *Error
-			if errors.As(err, &ae) {
-				bad = append(bad, ItemError{Index: i, Field: ae.Field, Message: ae.Message})
-				continue
+			if !errors.As(err, &ae) {
+				return nil, nil, err
 			}
-			return nil, err
+			bad = append(bad, ItemError{Index: i, Field: ae.Field, Message: ae.Message})
+			continue
 		}
-		out[i] = r
+		reqs[i] = r
 	}
-	if bad != nil {
-		return nil, &BatchError{Items: bad}
-	}
-	return out, nil
+	return reqs, bad, nil
 }
 
 // createBatch stores up to 1000 messages, all or nothing.
@@ -310,15 +309,21 @@ func (s *Server) createBatch(c *fiber.Ctx) error {
 	if err := requireJSON(c); err != nil {
 		return err
 	}
-	reqs, err := DecodeBatch(c.Body())
+	reqs, bad, err := DecodeBatch(c.Body())
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	ns := make([]store.NewMessage, len(reqs))
 	seen := make(map[string]int, len(reqs))
-	var bad []ItemError
+	malformed := make(map[int]bool, len(bad))
+	for _, b := range bad {
+		malformed[b.Index] = true
+	}
 	for i, r := range reqs {
+		if malformed[i] {
+			continue
+		}
 		n, past, err := s.newMessage(r, now)
 		if err != nil && !(past && s.replayOf(c, r, n)) {
 			var ve *ValidationError
@@ -336,6 +341,7 @@ func (s *Server) createBatch(c *fiber.Ctx) error {
 		ns[i] = n
 	}
 	if bad != nil {
+		slices.SortStableFunc(bad, func(a, b ItemError) int { return a.Index - b.Index })
 		return &BatchError{Items: bad}
 	}
 	out, err := s.deps.Store.Create(c.UserContext(), ns)

@@ -81,13 +81,15 @@ func DecodeReceipt(body []byte) (store.Receipt, error) {
 }
 
 // printable: 1 to 255 characters of valid UTF-8 without control
-// characters, so it can be stored and compared unaltered.
+// characters or U+FFFD, so it can be stored and compared unaltered.
 func printable(s string) bool {
 	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxReceiptText {
 		return false
 	}
+	// U+FFFD is what the JSON decoder makes of a lone surrogate or a bad
+	// byte: refused, so nothing is compared or stored altered.
 	for _, r := range s {
-		if r < 0x20 || r >= 0x7f && r < 0xa0 {
+		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == utf8.RuneError {
 			return false
 		}
 	}
