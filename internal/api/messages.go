@@ -17,9 +17,9 @@ import (
 
 // MessageCreated is the answer to POST /api/v1/messages.
 type MessageCreated struct {
-	ID          string    `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
-	Content     string    `json:"content" example:"Your verification code is 123456"`
-	PhoneNumber string    `json:"phone_number" example:"+905551111111"`
+	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
+	Content     string `json:"content" example:"Your verification code is 123456"`
+	PhoneNumber string `json:"phone_number" example:"+905551111111"`
 	// Status is pending for a new message; a replay shows the stored
 	// message's status.
 	Status    string    `json:"status" example:"pending" enums:"pending,sending,sent,failed,expired,canceled"`
