@@ -81,15 +81,18 @@ func ParseID(id string) error {
 		return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 . _ : -")
 	}
 	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+		if !idChar(id[i]) {
 			return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 . _ : -")
 		}
 	}
 	return nil
 }
 
-// ErrSendAtPast is returned by ParseSendAt, wrapped in its validation
+func idChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
+}
+
+// errSendAtPast is returned by ParseSendAt, wrapped in its validation
 // error's place, when send_at is well formed but already past: a replay of
 // an earlier create may still match.
 var errSendAtPast = invalid("send_at", "send_at must not be in the past")
@@ -120,7 +123,8 @@ func ParseWhole(num *json.Number, field string, lo, hi int) (n int, ok bool, err
 	raw := string(*num)
 	bad := invalid(field, fmt.Sprintf("%s must be a whole number from %d to %d", field, lo, hi))
 	for i, c := range raw {
-		if !(c >= '0' && c <= '9' || c == '-' && i == 0) {
+		digit := c >= '0' && c <= '9'
+		if !digit && (c != '-' || i > 0) {
 			return 0, false, bad
 		}
 	}
@@ -198,7 +202,7 @@ func (s *Server) replayOf(c *fiber.Ctx, r CreateMessageRequest, n store.NewMessa
 // createOne validates and stores one create; see createMessage.
 func (s *Server) createOne(c *fiber.Ctx, r CreateMessageRequest) (store.Created, error) {
 	n, past, err := s.newMessage(r, time.Now())
-	if err != nil && !(past && s.replayOf(c, r, n)) {
+	if err != nil && (!past || !s.replayOf(c, r, n)) {
 		return store.Created{}, err
 	}
 	out, err := s.deps.Store.Create(c.UserContext(), []store.NewMessage{n})
@@ -325,7 +329,7 @@ func (s *Server) createBatch(c *fiber.Ctx) error {
 			continue
 		}
 		n, past, err := s.newMessage(r, now)
-		if err != nil && !(past && s.replayOf(c, r, n)) {
+		if err != nil && (!past || !s.replayOf(c, r, n)) {
 			var ve *ValidationError
 			if !errors.As(err, &ve) {
 				return err
