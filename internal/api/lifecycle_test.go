@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
 const okPhone = `"phone_number": "+905551111111"`
@@ -43,6 +44,18 @@ func TestCreateWithLifecycleFieldsAndReplay(t *testing.T) {
 	if status != http.StatusCreated || d.ExpiresAt == nil || !d.ExpiresAt.Equal(d.CreatedAt.Add(10*time.Minute)) || d.SendAt != nil || d.Priority != 0 {
 		t.Fatalf("default validity: %d %s", status, b)
 	}
+	// A replay after its send_at passed is still a replay, not a 422.
+	soon := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second)
+	soonBody := fmt.Sprintf(`{"id": "soon", "content": "x", %s, "send_at": %q}`, okPhone, soon.Format(time.RFC3339))
+	if status, _, b := e.postJSON("/api/v1/messages", soonBody); status != http.StatusCreated {
+		t.Fatalf("create soon: %d %s", status, b)
+	}
+	testenv.Eventually(t, 5*time.Second, "send_at to pass", func() bool { return time.Now().After(soon.Add(time.Second)) })
+	if status, _, b := e.postJSON("/api/v1/messages", soonBody); status != http.StatusOK {
+		t.Fatalf("late replay: %d %s", status, b)
+	}
+	status, h, b = e.postJSON("/api/v1/messages", strings.Replace(soonBody, `"x"`, `"y"`, 1))
+	wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
 	// GET shows the lifecycle fields.
 	status, _, b = e.get("/api/v1/messages/otp:42")
 	g := decode[api.MessageDetail](t, b)
