@@ -89,6 +89,11 @@ type Config struct {
 	// 0 turns the limit off.
 	RateLimit int `env:"RATE_LIMIT" envDefault:"600" accepts:"a whole number from 0 to 1000000 (0 turns it off)"`
 
+	// DefaultValidityPeriod, in seconds, sets expires_at on a created
+	// message that gives no validity_period; 0 means such messages never
+	// expire.
+	DefaultValidityPeriod int `env:"DEFAULT_VALIDITY_PERIOD" envDefault:"0" accepts:"whole seconds from 0 to 2592000 (0 means no expiry)"`
+
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
 	Queue string `env:"QUEUE_NAME" envDefault:"messages" accepts:"letters, digits, '-' or '_'"`
@@ -280,6 +285,7 @@ func (c *Config) validate() error {
 		{"MaxContentLength", between(c.MaxContentLength, 1, 255)},
 		{"RateLimit", between(c.RateLimit, 0, 1000000)},
 		{"Queue", queueName(c.Queue)},
+		{"DefaultValidityPeriod", between(c.DefaultValidityPeriod, 0, 2592000)},
 	}
 	for _, ch := range checks {
 		if ch.ok {
@@ -365,6 +371,12 @@ func (c Config) GracePeriod() time.Duration { return time.Duration(c.ServerGrace
 // WebhookTimeoutDuration bounds one webhook call, connection to last byte.
 func (c Config) WebhookTimeoutDuration() time.Duration {
 	return time.Duration(c.WebhookTimeout) * time.Second
+}
+
+// DefaultValidity is how long a created message stays sendable when its
+// create names no validity_period; 0 means forever.
+func (c Config) DefaultValidity() time.Duration {
+	return time.Duration(c.DefaultValidityPeriod) * time.Second
 }
 
 // CacheTTL is how long a sent record stays in Redis.
