@@ -154,6 +154,16 @@ type Outcome struct {
 	SentAt   time.Time // sent only
 	NextAt   time.Time // pending only
 	Error    string    // pending and failed: why
+
+	// StartedAt is when the attempt started and Duration how long the
+	// call took (zero when no call was made).
+	StartedAt time.Time
+	Duration  time.Duration
+	// StatusCode is the receiver's HTTP status, 0 when there was no HTTP
+	// answer (timeout, connection error, not called).
+	StatusCode int
+	// Kind is the attempt's outcome: "sent", "retry", "failed" or "gone".
+	Kind string
 }
 
 // recordSQL writes a batch of outcomes in one statement. The status and
