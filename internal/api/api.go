@@ -35,12 +35,14 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/swagger"
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	// The generated OpenAPI document registers itself with swag.
 	_ "github.com/messaging-server/messaging-server/docs"
-	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // BodyLimit is the largest request body the API reads; larger ones get 413
@@ -48,10 +50,20 @@ import (
 // leaves room for any honest client and none for a memory attack.
 const BodyLimit = 64 << 10
 
+// Deps are the shared connections the API uses. The program that runs the
+// API (internal/app's wiring in cmd/api) owns and closes them; api never
+// imports app.
+type Deps struct {
+	Pool  *pgxpool.Pool
+	Redis redis.UniversalClient
+	Store *store.Store
+	Log   *slog.Logger
+}
+
 // Server is the api program: a fiber app over the shared connections.
 type Server struct {
 	cfg     config.Config
-	deps    *app.Deps
+	deps    *Deps
 	log     *slog.Logger
 	app     *fiber.App
 	cache   *cache.Cache
@@ -62,7 +74,7 @@ type Server struct {
 
 // New builds the routes over d. Call Close when done with the Server: the
 // dashboard holds Redis connections of its own.
-func New(cfg config.Config, d *app.Deps) *Server {
+func New(cfg config.Config, d *Deps) *Server {
 	s := &Server{
 		cfg:   cfg,
 		deps:  d,
@@ -144,7 +156,7 @@ func (s *Server) routes() {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Close releases the dashboard's Redis connections. The shared connections
-// in app.Deps belong to the caller.
+// in Deps belong to the caller.
 func (s *Server) Close() error {
 	var errs []error
 	for _, f := range s.closers {

@@ -15,9 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/messaging-server/messaging-server/internal/api"
-	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/scheduler"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -52,11 +52,11 @@ func TestReadinessNamesTheFailedDependency(t *testing.T) {
 
 	cases := []struct {
 		name     string
-		deps     app.Deps
+		deps     api.Deps
 		pg, rdis string
 	}{
-		{"postgres down", app.Deps{Pool: deadPool, Redis: liveRedis, Store: store.New(deadPool)}, "unavailable", "ok"},
-		{"redis down", app.Deps{Pool: pool, Redis: deadRedis, Store: st}, "ok", "unavailable"},
+		{"postgres down", api.Deps{Pool: deadPool, Redis: liveRedis, Store: store.New(deadPool)}, "unavailable", "ok"},
+		{"redis down", api.Deps{Pool: pool, Redis: deadRedis, Store: st}, "ok", "unavailable"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -146,7 +146,13 @@ func TestSchedulerNextRunFromLiveScheduler(t *testing.T) {
 	if st := decode[api.SchedulerStatus](t, b); st.NextRunAt != nil {
 		t.Fatalf("next_run_at %v with no scheduler running", st.NextRunAt)
 	}
-	sch, err := app.NewScheduler(e.cfg, &app.Deps{Pool: e.pool, Redis: e.rdb, Store: e.st, Log: testenv.Logger(t)}, 100*time.Millisecond)
+	sch, err := scheduler.New(asynq.RedisClientOpt{Addr: e.cfg.RedisAddr(), Password: e.cfg.RedisPassword, DB: e.cfg.RedisDB}, e.st, scheduler.Config{
+		Interval:     e.cfg.CronIntervalDuration(),
+		Queue:        e.cfg.Queue,
+		TaskTimeout:  time.Minute,
+		SyncInterval: 100 * time.Millisecond,
+		LogLevel:     e.cfg.LogLevel,
+	}, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +427,7 @@ func TestGetMessageWithoutRedis(t *testing.T) {
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = dead.Close() })
 	cfg := testenv.Config(t, uri, testenv.Queue(t))
-	srv := api.New(cfg, &app.Deps{Pool: pool, Redis: dead, Store: st, Log: testenv.Logger(t)})
+	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: dead, Store: st, Log: testenv.Logger(t)})
 	t.Cleanup(func() { _ = srv.Close() })
 	e := &env{t: t, srv: srv, pool: pool, st: st}
 	id := testenv.InsertMessages(t, pool, 1)[0]

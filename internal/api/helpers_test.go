@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/messaging-server/messaging-server/internal/api"
-	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
@@ -58,7 +57,7 @@ func newEnv(t *testing.T, vars ...string) *env {
 	uri, pool, st := testenv.MigratedStore(t)
 	rdb := testenv.NewRedis(t)
 	cfg := testenv.Config(t, uri, testenv.Queue(t), vars...)
-	srv := api.New(cfg, &app.Deps{Pool: pool, Redis: rdb, Store: st, Log: testenv.Logger(t)})
+	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: rdb, Store: st, Log: testenv.Logger(t)})
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close server: %v", err)

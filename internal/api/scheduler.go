@@ -6,8 +6,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/hibiken/asynq"
 
-	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/task"
 )
 
 // SchedulerStatus describes automatic sending. The switch lives in
@@ -114,7 +114,7 @@ func (s *Server) nextRun() *time.Time {
 	}
 	var next *time.Time
 	for _, e := range entries {
-		if e.Task == nil || e.Task.Type() != delivery.TaskDispatch || queueOf(e.Opts) != s.cfg.Queue || e.Next.IsZero() {
+		if e.Task == nil || e.Task.Type() != task.Dispatch || queueOf(e.Opts) != s.cfg.Queue || e.Next.IsZero() {
 			continue
 		}
 		if next == nil || e.Next.Before(*next) {

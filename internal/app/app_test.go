@@ -183,9 +183,9 @@ func TestStopAndStart(t *testing.T) {
 	if _, err := s.deps.Store.SetRunning(context.Background(), false, ""); err != nil {
 		t.Fatal(err)
 	}
-	// In-flight calls end quickly; after that nothing more is sent for
-	// three intervals.
-	time.Sleep(300 * time.Millisecond) //nolint:forbidigo // let in-flight calls finish; no event marks "nothing happens"
+	// Calls in flight end and are recorded (no row is left sending); after
+	// that nothing more is sent for three intervals.
+	testenv.Eventually(t, 10*time.Second, "calls in flight to end", func() bool { return s.count("sending") == 0 })
 	stoppedAt := len(s.sink.Accepted())
 	time.Sleep(3 * time.Second) //nolint:forbidigo // proving an absence needs a wait
 	if got := len(s.sink.Accepted()); got != stoppedAt {

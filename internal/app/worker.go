@@ -20,6 +20,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/redisconn"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
+	"github.com/messaging-server/messaging-server/internal/task"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
 
@@ -33,13 +34,6 @@ type Tuning struct {
 	PollInterval time.Duration
 	// BackoffBase is the first retry delay (default 5 s).
 	BackoffBase time.Duration
-	// Lease overrides the claim lease (default from WEBHOOK_TIMEOUT).
-	Lease time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// Registry receives the delivery metrics (default: a new one, served on
-	// METRICS_PORT).
-	Registry *prometheus.Registry
 }
 
 // WorkerPoolSize is how many PostgreSQL connections a worker process holds
@@ -72,26 +66,25 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		AuthHeader: cfg.WebhookAuthHeader,
 		AuthKey:    cfg.WebhookAuthKey,
 		MaxConns:   cfg.MaxConcurrentJobs,
-		Now:        t.Now,
 	})
-	reg := t.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
-	lease := t.Lease
-	if lease <= 0 {
-		lease = cfg.LeaseDuration()
-	}
-	svc := delivery.New(delivery.Config{
-		Budget:      cfg.MessageFetchLimit,
-		Interval:    cfg.CronIntervalDuration(),
-		Concurrency: cfg.MaxConcurrentJobs,
-		MaxAttempts: cfg.MaxAttempts,
-		Lease:       lease,
-		BackoffBase: t.BackoffBase,
-		MaxContent:  cfg.MaxContentLength,
-	}, d.Store, hook, cache.New(d.Redis, cfg.CacheTTL()), log, t.Now, metrics.NewDelivery(reg))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc := delivery.New(delivery.Params{
+		Config: delivery.Config{
+			Budget:      cfg.MessageFetchLimit,
+			Interval:    cfg.CronIntervalDuration(),
+			Concurrency: cfg.MaxConcurrentJobs,
+			MaxAttempts: cfg.MaxAttempts,
+			Lease:       cfg.LeaseDuration(),
+			BackoffBase: t.BackoffBase,
+			MaxContent:  cfg.MaxContentLength,
+		},
+		Store:   d.Store,
+		Sender:  hook,
+		Cache:   cache.New(d.Redis, cfg.CacheTTL()),
+		Log:     log,
+		Metrics: metrics.NewDelivery(reg),
+	})
 
 	poll := t.PollInterval
 	if poll <= 0 {
@@ -126,7 +119,7 @@ func (w *Worker) Service() *delivery.Service { return w.svc }
 // returns once every outcome is recorded.
 func (w *Worker) Run(ctx context.Context) error {
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(delivery.TaskDispatch, w.svc.HandleDispatch)
+	mux.HandleFunc(task.Dispatch, w.svc.HandleDispatch)
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}

@@ -55,7 +55,26 @@ func (e *env) service(t *testing.T, cfg delivery.Config) *delivery.Service {
 	}
 	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, AuthHeader: "x-ins-auth-key", MaxConns: cfg.Concurrency})
 	t.Cleanup(hook.Close)
-	return delivery.New(cfg, e.store, hook, cache.New(e.rdb, time.Hour), testenv.Logger(t), nil, nil)
+	return delivery.New(delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t)})
+}
+
+// recv receives from ch or fails the test after timeout.
+func recv[T any](t *testing.T, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		panic("unreachable")
+	}
+}
+
+func (e *env) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	if _, err := e.pool.Exec(context.Background(), q, args...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (e *env) message(t *testing.T, id string) store.Message {
@@ -116,38 +135,72 @@ func TestRetriesWithBackoffThenFails(t *testing.T) {
 		return true
 	})
 	ids := testenv.InsertMessages(t, e.pool, 1)
-	base := 100 * time.Millisecond
-	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, BackoffBase: base, BackoffMax: time.Second})
+	// The policy decides the delay; the test checks the engine asks it
+	// with the attempt number and keeps the row until the delay is over,
+	// with no clock to race: the delays are hours, and the test makes the
+	// row due by hand.
+	var mu sync.Mutex
+	var asked []int
+	delay := func(attempt int, retryAfter time.Duration) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, attempt)
+		if retryAfter != 0 {
+			t.Errorf("retryAfter %s without a Retry-After header", retryAfter)
+		}
+		return time.Duration(attempt) * time.Hour
+	}
+	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, RetryDelay: delay})
 
 	for attempt := 1; attempt <= 3; attempt++ {
 		before := time.Now()
-		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("attempt %d to be due", attempt), func() bool {
-			n, err := svc.Dispatch(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n == 1
-		})
+		n, err := svc.Dispatch(context.Background())
+		if err != nil || n != 1 {
+			t.Fatalf("attempt %d: dispatched %d (%v), want 1", attempt, n, err)
+		}
+		after := time.Now()
 		m := e.message(t, ids[0])
 		if m.Attempts != attempt {
 			t.Fatalf("attempts %d, want %d", m.Attempts, attempt)
 		}
-		if attempt < 3 {
-			// Exponential: base*2^(attempt-1), jittered over [d/2, d).
-			d := base << (attempt - 1)
-			wait := m.NextAttemptAt.Sub(before)
-			if m.Status != store.StatusPending || wait < d/2-10*time.Millisecond || wait > d+time.Second {
-				t.Fatalf("attempt %d: status %s, next in %s, want in [%s, %s)", attempt, m.Status, wait, d/2, d)
+		if attempt == 3 {
+			if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "gave up after 3 attempts") {
+				t.Fatalf("after the last attempt: %+v", m)
 			}
-			if n, _ := svc.Dispatch(context.Background()); n != 0 && wait > 50*time.Millisecond {
-				t.Fatal("retried before its backoff")
-			}
-		} else if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "gave up after 3 attempts") {
-			t.Fatalf("after the last attempt: %+v", m)
+			break
 		}
+		d := time.Duration(attempt) * time.Hour
+		if m.Status != store.StatusPending || m.NextAttemptAt.Before(before.Add(d).Truncate(time.Microsecond)) || m.NextAttemptAt.After(after.Add(d)) {
+			t.Fatalf("attempt %d: status %s, next at %s, want %s after the call", attempt, m.Status, m.NextAttemptAt, d)
+		}
+		n, err = svc.Dispatch(context.Background())
+		if err != nil || n != 0 {
+			t.Fatalf("retried before its delay: dispatched %d (%v)", n, err)
+		}
+		e.exec(t, `UPDATE messages SET next_attempt_at = now() WHERE id = $1`, ids[0])
 	}
 	if calls := e.sink.Calls()[ids[0]]; calls != 3 {
 		t.Fatalf("webhook called %d times, want 3", calls)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(asked) != "[1 2]" {
+		t.Fatalf("policy asked for attempts %v, want [1 2]", asked)
+	}
+}
+
+// The default policy honours Retry-After and otherwise backs off
+// exponentially within Backoff's jitter range.
+func TestExponentialBackoffPolicy(t *testing.T) {
+	t.Parallel()
+	p := delivery.ExponentialBackoff(time.Second, 10*time.Second)
+	if got := p(3, 7*time.Second); got != 7*time.Second {
+		t.Fatalf("with Retry-After 7s: %s", got)
+	}
+	for range 100 {
+		if got := p(3, 0); got < 2*time.Second || got >= 4*time.Second {
+			t.Fatalf("attempt 3: %s, want in [2s, 4s)", got)
+		}
 	}
 }
 
@@ -201,8 +254,10 @@ func TestCacheOutageDoesNotBlockSending(t *testing.T) {
 	t.Cleanup(func() { _ = dead.Close() })
 	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, MaxConns: 2})
 	t.Cleanup(hook.Close)
-	svc := delivery.New(delivery.Config{Budget: 10, Interval: time.Hour, Concurrency: 2, MaxAttempts: 3},
-		e.store, hook, cache.New(dead, time.Hour), testenv.Logger(t), nil, nil)
+	svc := delivery.New(delivery.Params{
+		Config: delivery.Config{Budget: 10, Interval: time.Hour, Concurrency: 2, MaxAttempts: 3},
+		Store:  e.store, Sender: hook, Cache: cache.New(dead, time.Hour), Log: testenv.Logger(t),
+	})
 	if _, err := svc.Dispatch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -292,18 +347,21 @@ func TestDrainFinishesInFlightAndClaimsNoMore(t *testing.T) {
 	release := make(chan struct{})
 	e := newEnv(t, func(w http.ResponseWriter, r *http.Request, _ sink.Delivery, _ int) bool {
 		entered <- struct{}{}
-		<-release
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
 		return false
 	})
 	ids := testenv.InsertMessages(t, e.pool, 5)
 	svc := e.service(t, delivery.Config{Concurrency: 2, MaxAttempts: 3})
-	done := make(chan error)
+	done := make(chan error, 1)
 	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
-	<-entered
-	<-entered
+	recv(t, entered, 10*time.Second, "the first call")
+	recv(t, entered, 10*time.Second, "the second call")
 	svc.Drain()
 	close(release)
-	if err := <-done; err != nil {
+	if err := recv(t, done, 10*time.Second, "dispatch to return"); err != nil {
 		t.Fatal(err)
 	}
 	svc.Wait()
@@ -334,11 +392,11 @@ func TestAbortReturnsCutCallsAtOnce(t *testing.T) {
 	})
 	ids := testenv.InsertMessages(t, e.pool, 1)
 	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, BackoffBase: time.Hour})
-	done := make(chan error)
+	done := make(chan error, 1)
 	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
-	<-entered
+	recv(t, entered, 10*time.Second, "the call")
 	svc.Abort()
-	if err := <-done; err != nil {
+	if err := recv(t, done, 10*time.Second, "dispatch to return"); err != nil {
 		t.Fatal(err)
 	}
 	m := e.message(t, ids[0])
@@ -446,11 +504,11 @@ func TestHandleDispatchWakesTheDriver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 50 {
-		<-e.sink.Received()
+	for i := range 50 {
+		recv(t, e.sink.Received(), 10*time.Second, fmt.Sprintf("delivery %d", i+1))
 	}
 	svc.Drain()
-	<-ran
+	recv(t, ran, 10*time.Second, "Run to return")
 	svc.Wait()
 	if st := svc.Stats(); st.Dispatches != 5 || st.Ticks != 1 {
 		t.Fatalf("stats %+v: want 5 dispatches and 1 refill", st)
@@ -461,4 +519,94 @@ func TestHandleDispatchWakesTheDriver(t *testing.T) {
 		t.Fatalf("%d rows sent (%v), want 50", n, err)
 	}
 	e.rdb.Del(context.Background(), keys(ids)...)
+}
+
+// A 410 stops this process dead: once it has read the 410, no further call
+// starts, although the other calls of the same burst free their slots at
+// the same moment and rows wait claimed in the queue. The receiver holds
+// the oldest message's answer until every call of the first burst has
+// arrived (or 5 s), answers it 410, and holds the other answers until
+// 50 ms after that, so the 410 is read first; then no request may arrive.
+func TestGoneStopsEveryCallAfterIt(t *testing.T) {
+	t.Parallel()
+	const concurrency, backlog = 8, 40
+	var (
+		mu       sync.Mutex
+		arrived  int
+		goneAt   time.Time // when the 410 was answered
+		late     []string  // requests that arrived after it
+		burst    = make(chan struct{})
+		answered = make(chan struct{})
+		oldest   string
+	)
+	ids := make(chan []string, 1)
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request, d sink.Delivery, _ int) bool {
+		mu.Lock()
+		if !goneAt.IsZero() {
+			late = append(late, d.IdempotencyKey)
+		}
+		arrived++
+		if arrived == concurrency {
+			close(burst)
+		}
+		if oldest == "" {
+			oldest = recv(t, ids, 5*time.Second, "the message ids")[0]
+		}
+		first := d.IdempotencyKey == oldest
+		mu.Unlock()
+		if first {
+			select {
+			case <-burst:
+			case <-time.After(5 * time.Second):
+			}
+			time.Sleep(50 * time.Millisecond) //nolint:forbidigo // the receiver holds its answer
+			mu.Lock()
+			goneAt = time.Now()
+			mu.Unlock()
+			w.WriteHeader(http.StatusGone)
+			close(answered)
+			return true
+		}
+		select {
+		case <-answered:
+			time.Sleep(50 * time.Millisecond) //nolint:forbidigo // answer after the 410 was read
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+		return false
+	})
+	ids <- testenv.InsertMessages(t, e.pool, backlog)
+	svc := e.service(t, delivery.Config{Concurrency: concurrency, MaxAttempts: 3})
+	n, err := svc.Dispatch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if goneAt.IsZero() {
+		t.Fatal("the receiver never answered 410")
+	}
+	if len(late) != 0 {
+		t.Fatalf("%d requests arrived after the 410 was answered: %v", len(late), late)
+	}
+	if n != concurrency || arrived != concurrency {
+		t.Fatalf("%d calls started, %d arrived; want only the first burst of %d", n, arrived, concurrency)
+	}
+	ctl, err := e.store.Control(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl.Running || !strings.Contains(ctl.PausedReason, "410") {
+		t.Fatalf("control %+v", ctl)
+	}
+	// The rows claimed ahead were handed back, uncounted; none is left
+	// claimed.
+	var sending, untouched int
+	if err := e.pool.QueryRow(context.Background(),
+		`SELECT count(*) FILTER (WHERE status = 'sending'), count(*) FILTER (WHERE status = 'pending' AND attempts = 0) FROM messages`).Scan(&sending, &untouched); err != nil {
+		t.Fatal(err)
+	}
+	if sending != 0 || untouched != backlog-concurrency {
+		t.Fatalf("%d rows left sending, %d untouched; want 0 and %d", sending, untouched, backlog-concurrency)
+	}
 }

@@ -128,10 +128,13 @@ func TestHostileWebhook(t *testing.T) {
 	srv.Start()
 
 	hook := webhook.New(webhook.Options{URL: srv.URL, Timeout: time.Second, MaxConns: 6})
-	svc := delivery.New(delivery.Config{
-		Budget: 1000, Interval: time.Hour, Concurrency: 6, MaxAttempts: 3,
-		Lease: 30 * time.Second, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second,
-	}, st, hook, cache.New(rdb, time.Minute), testenv.Logger(t), nil, nil)
+	svc := delivery.New(delivery.Params{
+		Config: delivery.Config{
+			Budget: 1000, Interval: time.Hour, Concurrency: 6, MaxAttempts: 3,
+			Lease: 30 * time.Second, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second,
+		},
+		Store: st, Sender: hook, Cache: cache.New(rdb, time.Minute), Log: testenv.Logger(t),
+	})
 
 	wantFailed := map[string]bool{}
 	rows, err := pool.Query(context.Background(), `SELECT id, content FROM messages`)

@@ -12,9 +12,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/logging"
 	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/task"
 )
 
 // Switch tells whether sending runs.
@@ -67,7 +67,7 @@ func (p *provider) GetConfigs() ([]*asynq.PeriodicTaskConfig, error) {
 	}
 	return []*asynq.PeriodicTaskConfig{{
 		Cronspec: fmt.Sprintf("@every %s", p.cfg.Interval),
-		Task:     asynq.NewTask(delivery.TaskDispatch, nil),
+		Task:     asynq.NewTask(task.Dispatch, nil),
 		Opts:     TaskOptions(p.cfg.Queue, p.cfg.TaskTimeout),
 	}}, nil
 }

@@ -143,6 +143,35 @@ INSERT INTO messages VALUES ('old-sent', 'hi', '+905551111111', true), ('old-new
 	}
 }
 
+// claim runs Claim and fails the test on an error, so that a failing call
+// cannot pass for "claimed nothing".
+func claim(t *testing.T, s *store.Store, n int, lease time.Duration) []store.Claimed {
+	t.Helper()
+	got, err := s.Claim(context.Background(), n, lease)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	return got
+}
+
+func reserveTick(t *testing.T, s *store.Store, budget int, minGap time.Duration, maxAttempts int) bool {
+	t.Helper()
+	ok, err := s.ReserveTick(context.Background(), budget, minGap, maxAttempts)
+	if err != nil {
+		t.Fatalf("reserve tick: %v", err)
+	}
+	return ok
+}
+
+func get(t *testing.T, s *store.Store, id string) store.Message {
+	t.Helper()
+	m, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	return m
+}
+
 func setBudget(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(), `UPDATE dispatch_control SET budget = $1`, n); err != nil {
@@ -169,7 +198,7 @@ func TestClaimOldestFirstWithinBudget(t *testing.T) {
 			t.Errorf("claim %d = %s attempt %d, want %s attempt 1", i, c.ID, c.Attempt, ids[i])
 		}
 	}
-	if more, _ := s.Claim(ctx, 5, time.Minute); len(more) != 0 {
+	if more := claim(t, s, 5, time.Minute); len(more) != 0 {
 		t.Fatalf("claimed %d beyond the budget", len(more))
 	}
 
@@ -178,7 +207,7 @@ func TestClaimOldestFirstWithinBudget(t *testing.T) {
 	if _, err := s.SetRunning(ctx, false, ""); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Claim(ctx, 5, time.Minute); len(got) != 0 {
+	if got := claim(t, s, 5, time.Minute); len(got) != 0 {
 		t.Fatalf("claimed %d while stopped", len(got))
 	}
 }
@@ -191,16 +220,16 @@ func TestReserveTickSpacing(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("first tick: %v %v", ok, err)
 	}
-	if ok, _ := s.ReserveTick(ctx, 2, time.Hour, 5); ok {
+	if reserveTick(t, s, 2, time.Hour, 5) {
 		t.Fatal("a second tick within the gap refilled the budget")
 	}
-	if ok, _ := s.ReserveTick(ctx, 2, 0, 5); !ok {
+	if !reserveTick(t, s, 2, 0, 5) {
 		t.Fatal("a tick after the gap did not refill the budget")
 	}
 	if _, err := s.SetRunning(ctx, false, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.ReserveTick(ctx, 2, 0, 5); ok {
+	if reserveTick(t, s, 2, 0, 5) {
 		t.Fatal("a tick refilled the budget while stopped")
 	}
 	_ = pool
@@ -361,9 +390,7 @@ func TestRecordOutcomesBatch(t *testing.T) {
 	if err != nil || len(done) != 3 {
 		t.Fatalf("record: %v %v", done, err)
 	}
-	m0, _ := s.Get(ctx, ids[0])
-	m1, _ := s.Get(ctx, ids[1])
-	m2, _ := s.Get(ctx, ids[2])
+	m0, m1, m2 := get(t, s, ids[0]), get(t, s, ids[1]), get(t, s, ids[2])
 	if m0.Status != store.StatusSent || m0.RemoteMessageID != "r-0" || !m0.SentAt.Equal(sentAt) || m0.LastError != "" {
 		t.Errorf("sent row %+v", m0)
 	}

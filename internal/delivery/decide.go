@@ -1,0 +1,125 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/webhook"
+)
+
+// Attempt kinds, as stored in store.Outcome.Kind.
+const (
+	KindSent   = "sent"   // the receiver accepted the message
+	KindRetry  = "retry"  // the message is due again after a delay
+	KindFailed = "failed" // the message failed for good
+	KindGone   = "gone"   // the receiver answered 410: sending pauses
+)
+
+// RetryDelay is how long a message waits before attempt+1 after attempt
+// failed retryably; retryAfter is the receiver's Retry-After hint, zero when
+// it gave none.
+type RetryDelay func(attempt int, retryAfter time.Duration) time.Duration
+
+// Policy is what the decision needs besides the call itself.
+type Policy struct {
+	// MaxAttempts is how many calls a message gets before it fails.
+	MaxAttempts int
+	// RetryDelay spaces retries.
+	RetryDelay RetryDelay
+}
+
+// ExponentialBackoff is the default RetryDelay: the receiver's Retry-After
+// when it gave one, else base doubled per attempt, capped at maxDelay, with
+// jitter (see Backoff).
+func ExponentialBackoff(base, maxDelay time.Duration) RetryDelay {
+	return func(attempt int, retryAfter time.Duration) time.Duration {
+		if retryAfter > 0 {
+			return retryAfter
+		}
+		return Backoff(attempt, base, maxDelay, rand.Float64()) //nolint:gosec // jitter, not a secret
+	}
+}
+
+// Backoff is the delay before retry number attempt (1-based): base doubled
+// per attempt, capped at maxDelay, then spread over [d/2, d) by jitter in
+// [0,1) so that messages failing together do not retry together.
+func Backoff(attempt int, base, maxDelay time.Duration, jitter float64) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	return d/2 + time.Duration(jitter*float64(d/2))
+}
+
+// Call is what one attempt did: the claimed row, when the call started and
+// how long it took, and its answer. Invalid is set, and nothing was sent,
+// when the row failed the pre-call validation.
+type Call struct {
+	Claimed   store.Claimed
+	StartedAt time.Time
+	Duration  time.Duration
+	Invalid   error
+	Resp      webhook.Response
+	Err       error
+	// Aborted says this process cut the call at shutdown: the receiver
+	// is not to blame, so a retry is due at once.
+	Aborted bool
+}
+
+// Decision is what becomes of a call: the outcome to record, whether the
+// receiver said the endpoint is gone, and the metric labels.
+type Decision struct {
+	Outcome store.Outcome
+	Gone    bool
+	// Metric and Reason label messaging_deliveries_total.
+	Metric, Reason string
+}
+
+// Decide applies the delivery rules to a call. It is pure: now and the
+// policy's RetryDelay are its only sources of time and chance.
+func Decide(c Call, now time.Time, p Policy) Decision {
+	o := store.Outcome{Claimed: c.Claimed, StartedAt: c.StartedAt, Duration: c.Duration}
+	if c.Invalid != nil {
+		// Rows inserted around the API may break the rules the receiver
+		// relies on: they fail at once with the reason.
+		o.Status, o.Kind = store.StatusFailed, KindFailed
+		o.Error = "not sent: invalid message: " + c.Invalid.Error()
+		return Decision{Outcome: o, Metric: "failed", Reason: "invalid"}
+	}
+	if c.Err == nil {
+		o.Status, o.Kind, o.StatusCode = store.StatusSent, KindSent, c.Resp.Status
+		o.RemoteID = c.Resp.MessageID
+		o.SentAt = now.UTC().Truncate(time.Microsecond) // PostgreSQL's precision
+		return Decision{Outcome: o, Metric: "sent", Reason: "ok"}
+	}
+	var werr *webhook.Error
+	if !errors.As(c.Err, &werr) {
+		werr = &webhook.Error{Retryable: true, Reason: c.Err.Error(), Err: c.Err}
+	}
+	o.StatusCode, o.Error = werr.Status, werr.Error()
+	kind := werr.Kind()
+	switch {
+	case werr.Gone():
+		// The message is not at fault: it waits, due at once, for sending
+		// to be started again.
+		o.Status, o.Kind, o.NextAt = store.StatusPending, KindGone, now
+		return Decision{Outcome: o, Gone: true, Metric: "retried", Reason: kind}
+	case !werr.Retryable:
+		o.Status, o.Kind = store.StatusFailed, KindFailed
+		return Decision{Outcome: o, Metric: "failed", Reason: kind}
+	case c.Claimed.Attempt >= p.MaxAttempts:
+		o.Status, o.Kind = store.StatusFailed, KindFailed
+		o.Error = fmt.Sprintf("gave up after %d attempts: %s", c.Claimed.Attempt, o.Error)
+		return Decision{Outcome: o, Metric: "failed", Reason: kind}
+	}
+	var delay time.Duration
+	if !c.Aborted {
+		delay = p.RetryDelay(c.Claimed.Attempt, werr.RetryAfter)
+	}
+	o.Status, o.Kind, o.NextAt = store.StatusPending, KindRetry, now.Add(delay)
+	return Decision{Outcome: o, Metric: "retried", Reason: kind}
+}

@@ -1,0 +1,74 @@
+package delivery_test
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/sink"
+	"github.com/messaging-server/messaging-server/internal/testenv"
+	"github.com/messaging-server/messaging-server/internal/webhook"
+)
+
+var (
+	drainN     = flag.Int("drain", 0, "TestDrainSpeed: messages to drain (0 skips the measurement)")
+	drainConc  = flag.Int("drain-concurrency", 32, "TestDrainSpeed: calls in flight")
+	drainDelay = flag.Duration("drain-delay", 0, "TestDrainSpeed: how long the receiver holds each answer")
+)
+
+// TestDrainSpeed is an ad-hoc measurement, not a check: it drains -drain
+// messages through one service to a local sink and logs messages per second
+// and PostgreSQL transactions per message. Run it alone, without -race:
+//
+//	go test -count=1 -run TestDrainSpeed ./internal/delivery/ -args -drain 20000
+func TestDrainSpeed(t *testing.T) {
+	if *drainN == 0 {
+		t.Skip("set -drain N to measure")
+	}
+	var respond sink.Responder
+	if d := *drainDelay; d > 0 {
+		respond = func(_ http.ResponseWriter, _ *http.Request, _ sink.Delivery, _ int) bool {
+			time.Sleep(d) //nolint:forbidigo // the slow receiver under measurement
+			return false
+		}
+	}
+	e := newEnv(t, respond)
+	ids := testenv.InsertMessages(t, e.pool, *drainN)
+	defer e.rdb.Del(context.Background(), keys(ids)...)
+	if _, err := e.pool.Exec(context.Background(), `VACUUM ANALYZE messages`); err != nil {
+		t.Fatal(err)
+	}
+	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, MaxConns: *drainConc})
+	t.Cleanup(hook.Close)
+	quiet := slog.New(slog.DiscardHandler)
+	svc := delivery.New(delivery.Params{
+		Config: delivery.Config{Budget: *drainN, Interval: time.Hour, Concurrency: *drainConc, MaxAttempts: 3, Lease: time.Minute},
+		Store:  e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: quiet,
+	})
+	xacts := func() int64 {
+		// Statistics reach pg_stat_database within about a second.
+		time.Sleep(1500 * time.Millisecond) //nolint:forbidigo // waiting for the statistics collector
+		var n int64
+		if err := e.pool.QueryRow(context.Background(),
+			`SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	x0 := xacts()
+	start := time.Now()
+	n, err := svc.Dispatch(context.Background())
+	took := time.Since(start)
+	if err != nil || n != *drainN {
+		t.Fatalf("dispatched %d of %d: %v", n, *drainN, err)
+	}
+	x1 := xacts()
+	st := svc.Stats()
+	t.Logf("drained %d messages, %d in flight, receiver delay %s: %s, %.0f msg/s, %.3f PostgreSQL transactions per message (%d claims, %d records)",
+		n, *drainConc, *drainDelay, took.Round(time.Millisecond), float64(n)/took.Seconds(), float64(x1-x0-2)/float64(n), st.Claims, st.Records)
+}

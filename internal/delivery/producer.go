@@ -1,0 +1,221 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// producer claims rows ahead of the executors into a short local queue, so
+// that a freed executor finds its next row waiting instead of waiting for a
+// claim round trip.
+//
+// The queue is bounded by count: claimed rows not yet finished never exceed
+// Concurrency + QueueSize, and a claim takes all the room there is, once
+// half of it is free or an executor idles, never one row per freed slot.
+// It is bounded by age: the depth claimed ahead shrinks when calls are slow
+// (a full queue should start within half of MaxQueueWait), and drops to
+// nothing when a queued row still waits MaxQueueWait. Rows that never
+// started are handed back when the service drains or a 410 was read.
+//
+// Only the producer's goroutine touches its fields.
+type producer struct {
+	s        *Service
+	ready    chan<- job
+	returned <-chan job
+	finished <-chan time.Duration
+	pending  *atomic.Int64
+
+	queue    []job
+	held     int           // claimed and not finished: queued or in flight
+	inflight int           // taken by an executor, not finished nor returned
+	active   bool          // this tick may claim more
+	claiming bool          // a claim statement runs
+	callTime time.Duration // moving average of a call's duration
+	aged     bool          // the queue's head waited MaxQueueWait
+	err      error
+}
+
+// claimResult is one claim statement's answer.
+type claimResult struct {
+	rows []store.Claimed
+	err  error
+	took time.Duration
+}
+
+// run feeds the executors until the producer stops (see drive), then closes
+// ready. It returns only when every row it claimed has finished or been
+// handed back.
+func (p *producer) run(ctx context.Context, once bool) error {
+	s := p.s
+	claimDone := make(chan claimResult, 1)
+	age := time.NewTimer(time.Hour)
+	defer age.Stop()
+	p.active = once
+	stopping := false
+	for {
+		if !stopping && (s.isDraining() || ctx.Err() != nil) {
+			stopping = true
+		}
+		if stopping || s.isGone() {
+			p.active = false
+			why := "stopping"
+			if !stopping {
+				why = "webhook answered 410"
+			}
+			p.handBack(ctx, len(p.queue), why)
+		}
+		if p.active && !p.claiming {
+			if n := p.room(); n > 0 {
+				p.claiming = true
+				go func() { claimDone <- p.claim(ctx, n) }()
+			}
+		}
+		if !p.claiming && p.held == 0 && (stopping || (once && !p.active)) {
+			close(p.ready)
+			return p.err
+		}
+
+		var (
+			out         chan<- job
+			head        job
+			ageC        <-chan time.Time
+			kick        <-chan struct{}
+			drain, done <-chan struct{}
+		)
+		if len(p.queue) > 0 {
+			out, head = p.ready, p.queue[0]
+			if !p.aged {
+				age.Reset(time.Until(head.claimedAt.Add(s.cfg.MaxQueueWait)))
+				ageC = age.C
+			}
+		}
+		if !stopping {
+			drain, done = s.draining, ctx.Done()
+			if !once {
+				kick = s.kick
+			}
+		}
+		select {
+		case out <- head:
+			p.queue = p.queue[1:]
+			p.inflight++
+			p.aged = false
+		case j := <-p.returned:
+			p.inflight--
+			p.queue = append([]job{j}, p.queue...)
+		case d := <-p.finished:
+			p.inflight--
+			p.held--
+			p.observe(d)
+		case r := <-claimDone:
+			p.claiming = false
+			p.claimed(r, once)
+		case <-ageC:
+			p.expire()
+		case <-kick:
+			p.active = true
+		case <-drain:
+		case <-done:
+		}
+	}
+}
+
+// room is how many rows to claim now: all the room in the bounds, once half
+// of it is free or an executor has nothing to do; else none.
+func (p *producer) room() int {
+	c := p.s.cfg.Concurrency
+	capacity := c + p.depth()
+	room := capacity - p.held
+	switch {
+	case room <= 0:
+		return 0
+	case len(p.queue) == 0 && p.inflight < c:
+		return room
+	case room >= max(1, capacity/2):
+		return room
+	}
+	return 0
+}
+
+// depth is how many rows may wait in the queue: QueueSize while calls are
+// fast, fewer when a full queue would wait longer than half MaxQueueWait.
+func (p *producer) depth() int {
+	q := p.s.cfg.QueueSize
+	if p.callTime <= 0 {
+		return q
+	}
+	d := int64(p.s.cfg.MaxQueueWait/2) * int64(p.s.cfg.Concurrency) / int64(p.callTime)
+	return int(min(max(d, 0), int64(q)))
+}
+
+// observe folds one call's duration into the moving average.
+func (p *producer) observe(d time.Duration) {
+	if p.callTime == 0 {
+		p.callTime = d
+		return
+	}
+	p.callTime += (d - p.callTime) / 8
+}
+
+func (p *producer) claim(ctx context.Context, n int) claimResult {
+	cctx, cancel := p.s.recordCtx(ctx)
+	defer cancel()
+	t0 := time.Now()
+	rows, err := p.s.store.Claim(cctx, n, p.s.cfg.Lease)
+	return claimResult{rows: rows, err: err, took: time.Since(t0)}
+}
+
+func (p *producer) claimed(r claimResult, once bool) {
+	s := p.s
+	s.claims.Add(1)
+	if r.err != nil {
+		p.active = false
+		if once {
+			p.err = fmt.Errorf("dispatch: %w", r.err)
+		} else {
+			s.log.Error("claim failed; the next tick tries again", "err", r.err)
+		}
+		return
+	}
+	s.m.Claim(len(r.rows), r.took)
+	if len(r.rows) == 0 {
+		p.active = false // the budget is spent or nothing is due
+		return
+	}
+	now := time.Now()
+	for _, c := range r.rows {
+		p.queue = append(p.queue, job{c: c, claimedAt: now})
+	}
+	p.held += len(r.rows)
+	p.pending.Add(int64(len(r.rows)))
+}
+
+// expire notices that the queue's head waited MaxQueueWait: calls became
+// slow before their durations could show it. The producer stops claiming
+// ahead until calls are fast again. The rows already queued stay: there are
+// at most QueueSize of them, so with the default (Concurrency) each starts
+// within one call's time, well inside its lease. Handing them back would
+// spend their share of the tick's budget for nothing.
+func (p *producer) expire() {
+	p.callTime = max(p.callTime, p.s.cfg.MaxQueueWait*time.Duration(p.s.cfg.Concurrency))
+	p.aged = true
+}
+
+// handBack releases the first n queued rows.
+func (p *producer) handBack(ctx context.Context, n int, why string) {
+	if n == 0 {
+		return
+	}
+	cs := make([]store.Claimed, n)
+	for i := range n {
+		cs[i] = p.queue[i].c
+	}
+	p.queue = p.queue[n:]
+	p.held -= n
+	p.pending.Add(-int64(n))
+	p.s.handBack(ctx, cs, why)
+}

@@ -1,0 +1,382 @@
+// Package delivery turns a dispatch tick into webhook calls: it claims due
+// messages within the tick's budget, sends each once, and records what
+// happened. It holds no transaction across a call and records every outcome
+// with its own bounded context, so a shutdown or a slow receiver never loses
+// a result.
+//
+// The engine has three parts with one job each, in the manner of River's
+// producer and jobcompleter:
+//
+//   - the producer (producer.go) claims ahead into a short local queue,
+//     bounded by count and by age, and hands back what never started;
+//   - the executors (executor.go) take rows from the queue and make the
+//     calls, MAX_CONCURRENT_JOBS at a time;
+//   - the completer (completer.go) records outcomes in batches, one
+//     statement and one Redis pipeline each, while the next claim runs.
+//
+// What becomes of a call is decided by Decide (decide.go), a pure function.
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/metrics"
+	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/webhook"
+)
+
+// Store is what delivery needs of PostgreSQL.
+type Store interface {
+	ReserveTick(ctx context.Context, budget int, minGap time.Duration, maxAttempts int) (bool, error)
+	Claim(ctx context.Context, n int, lease time.Duration) ([]store.Claimed, error)
+	RecordOutcomes(ctx context.Context, outs []store.Outcome) (map[string]bool, error)
+	Release(ctx context.Context, cs []store.Claimed) (int64, error)
+	SetRunning(ctx context.Context, running bool, reason string) (store.Control, error)
+}
+
+// Sender makes one webhook call.
+type Sender interface {
+	Send(ctx context.Context, r webhook.Request) (webhook.Response, error)
+}
+
+// Cache records sent messages for fast reads.
+type Cache interface {
+	PutSent(ctx context.Context, recs ...cache.Sent) error
+}
+
+var (
+	_ Store  = (*store.Store)(nil)
+	_ Sender = (*webhook.Client)(nil)
+	_ Cache  = (*cache.Cache)(nil)
+)
+
+// Config tunes a Service.
+type Config struct {
+	// Budget is how many messages one tick may send, across all workers.
+	Budget int
+	// Interval is the time between ticks.
+	Interval time.Duration
+	// Concurrency bounds webhook calls in flight in this process.
+	Concurrency int
+	// MaxAttempts is how many calls a message gets before it fails.
+	MaxAttempts int
+	// Lease is how long a claim stays reserved for this worker.
+	Lease time.Duration
+	// RetryDelay spaces retries; by default ExponentialBackoff(BackoffBase,
+	// BackoffMax).
+	RetryDelay RetryDelay
+	// BackoffBase and BackoffMax shape the default RetryDelay:
+	// base*2^(attempt-1), capped, with jitter (default 5 s and 30 min).
+	BackoffBase, BackoffMax time.Duration
+	// RecordTimeout bounds one claim, record or hand-back statement, even
+	// after shutdown canceled the caller's context.
+	RecordTimeout time.Duration
+	// MaxContent is the longest content, in characters, that is sent;
+	// longer rows (inserted around the API) fail without a call.
+	MaxContent int
+	// QueueSize is how many claimed rows may wait for a free call slot
+	// (default Concurrency).
+	QueueSize int
+	// MaxQueueWait bounds how long a claimed row should wait for a call
+	// slot: the producer claims ahead no deeper than half of it at the
+	// recent call duration, and stops claiming ahead when a row waits this
+	// long (default 1 s).
+	MaxQueueWait time.Duration
+	// RecordLinger is the longest an outcome waits for others to share its
+	// statement while calls are in flight (default 10 ms).
+	RecordLinger time.Duration
+}
+
+func (c *Config) setDefaults() {
+	c.Concurrency = max(c.Concurrency, 1)
+	c.MaxAttempts = max(c.MaxAttempts, 1)
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 5 * time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Minute
+	}
+	if c.RetryDelay == nil {
+		c.RetryDelay = ExponentialBackoff(c.BackoffBase, c.BackoffMax)
+	}
+	if c.RecordTimeout <= 0 {
+		c.RecordTimeout = 10 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = time.Minute
+	}
+	if c.MaxContent <= 0 {
+		c.MaxContent = 255
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = c.Concurrency
+	}
+	if c.MaxQueueWait <= 0 {
+		c.MaxQueueWait = time.Second
+	}
+	if c.RecordLinger <= 0 {
+		c.RecordLinger = 10 * time.Millisecond
+	}
+}
+
+// Params are a Service's configuration and dependencies.
+type Params struct {
+	Config Config
+	Store  Store
+	Sender Sender
+	Cache  Cache
+	Log    *slog.Logger
+	// Metrics may be nil.
+	Metrics *metrics.Delivery
+}
+
+// Stats are running totals for metrics and tests.
+type Stats struct {
+	// Dispatches counts dispatch runs; Ticks counts those that refilled the
+	// budget. With several scheduler replicas Dispatches exceeds Ticks.
+	Dispatches, Ticks                                        int64
+	Sent, Retried, Failed, Released, LostClaims, CacheErrors int64
+	// Claims counts claim statements; Records counts record statements.
+	Claims, Records int64
+}
+
+// gone states: a 410 moves the process from goneNo to goneSeen at once (no
+// call starts any more), the completer to gonePaused once it has written the
+// pause, and a fresh tick (sending was started again) back to goneNo.
+const (
+	goneNo int32 = iota
+	goneSeen
+	gonePaused
+)
+
+// Service runs deliveries for one worker process.
+type Service struct {
+	cfg    Config
+	policy Policy
+	store  Store
+	send   Sender
+	cache  Cache
+	log    *slog.Logger
+	m      *metrics.Delivery
+
+	kick chan struct{} // a tick refilled the budget: the producer should claim
+
+	draining  chan struct{} // closed: claim nothing more, start nothing more
+	drainOnce sync.Once
+	callCtx   context.Context // canceled when the grace period runs out
+	abort     context.CancelFunc
+	drives    sync.WaitGroup // drives (Run, Dispatch) not yet finished
+	gone      atomic.Int32
+
+	dispatches, ticks, claims, records               atomic.Int64
+	sent, retried, failed, released, lost, cacheErrs atomic.Int64
+}
+
+// New builds a Service.
+func New(p Params) *Service {
+	cfg := p.Config
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics,
+		policy:   Policy{MaxAttempts: cfg.MaxAttempts, RetryDelay: cfg.RetryDelay},
+		kick:     make(chan struct{}, 1),
+		draining: make(chan struct{}),
+		callCtx:  ctx,
+		abort:    cancel,
+	}
+}
+
+// Drain stops claiming and starting deliveries; calls in flight go on.
+func (s *Service) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// Abort cancels the calls still in flight (the grace period is over). Their
+// outcomes are still recorded, as retryable failures due at once.
+func (s *Service) Abort() { s.Drain(); s.abort() }
+
+// Wait blocks until every drive has handed back its unstarted rows and
+// recorded its outcomes (or failed to, leaving the rows to their lease).
+func (s *Service) Wait() { s.drives.Wait() }
+
+// Stats returns the running totals.
+func (s *Service) Stats() Stats {
+	return Stats{
+		Dispatches: s.dispatches.Load(), Ticks: s.ticks.Load(),
+		Sent: s.sent.Load(), Retried: s.retried.Load(), Failed: s.failed.Load(),
+		Released: s.released.Load(), LostClaims: s.lost.Load(), CacheErrors: s.cacheErrs.Load(),
+		Claims: s.claims.Load(), Records: s.records.Load(),
+	}
+}
+
+// minGap is how close two ticks may start and still both refill the budget.
+// It is a little under the interval so a late tick from the one scheduler is
+// not mistaken for a replica's duplicate.
+func (s *Service) minGap() time.Duration { return s.cfg.Interval * 9 / 10 }
+
+// HandleDispatch is the asynq handler of task.Dispatch. It refills the
+// tick's budget, wakes the process's producer (Run) and returns at once:
+// the task never outlives its timeout, and however many dispatch tasks a
+// process runs at once, it has one producer, so claims do not queue on the
+// budget row.
+func (s *Service) HandleDispatch(ctx context.Context, _ *asynq.Task) error {
+	if s.isDraining() {
+		return nil
+	}
+	if err := s.reserve(ctx); err != nil {
+		return err
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	return nil
+}
+
+// Run drives the process's deliveries: each time a tick wakes it, the
+// producer claims until the budget is spent or nothing is due, then waits
+// for the next. It returns once the service drains or ctx ends, after
+// handing back unstarted rows and recording every outcome. A claim that
+// fails is logged and retried at the next tick, no sooner.
+func (s *Service) Run(ctx context.Context) {
+	if _, err := s.drive(ctx, false); err != nil {
+		s.log.Error("delivery stopped", "err", err)
+	}
+}
+
+// Dispatch runs one tick synchronously: it starts the tick, then sends what
+// the budget allows and returns how many deliveries it started, once all of
+// them are recorded. Tools and tests use it; workers use HandleDispatch and
+// Run.
+func (s *Service) Dispatch(ctx context.Context) (int, error) {
+	if s.isDraining() {
+		return 0, nil
+	}
+	if err := s.reserve(ctx); err != nil {
+		return 0, err
+	}
+	return s.drive(ctx, true)
+}
+
+// reserve refills the shared budget unless another tick did so moments ago.
+// A duplicate tick (a second scheduler replica, or a task run again) spends
+// only what is left, so the budget holds. A fresh tick means sending runs,
+// so a 410 pause an operator has lifted is lifted here too.
+func (s *Service) reserve(ctx context.Context) error {
+	s.dispatches.Add(1)
+	fresh, err := s.store.ReserveTick(ctx, s.cfg.Budget, s.minGap(), s.cfg.MaxAttempts)
+	if err != nil {
+		return fmt.Errorf("dispatch: %w", err)
+	}
+	if fresh {
+		s.ticks.Add(1)
+		s.gone.CompareAndSwap(gonePaused, goneNo)
+	}
+	s.log.Debug("dispatch tick", "refilled", fresh, "budget", s.cfg.Budget)
+	return nil
+}
+
+// drive runs a producer, Concurrency executors and a completer until the
+// producer stops: after one tick's claims when once is set, else when the
+// service drains or ctx ends. It returns how many deliveries started, after
+// every outcome was recorded.
+func (s *Service) drive(ctx context.Context, once bool) (int, error) {
+	s.drives.Add(1)
+	defer s.drives.Done()
+
+	c := s.cfg.Concurrency
+	var (
+		ready    = make(chan job)                       // producer -> executors
+		returned = make(chan job, c)                    // executors -> producer: not started
+		finished = make(chan time.Duration, c)          // executors -> producer: a call ended
+		results  = make(chan result, c+s.cfg.QueueSize) // executors -> completer
+		started  atomic.Int64
+		pending  atomic.Int64 // claimed rows whose result has not reached the completer
+	)
+	comp := &completer{s: s, ctx: ctx, in: results, pending: &pending}
+	compDone := make(chan struct{})
+	go func() { defer close(compDone); comp.run() }()
+
+	var execs sync.WaitGroup
+	for range c {
+		execs.Add(1)
+		go func() {
+			defer execs.Done()
+			ex := executor{s: s, ready: ready, returned: returned, finished: finished, results: results, started: &started, pending: &pending}
+			ex.run()
+		}()
+	}
+
+	p := &producer{s: s, ready: ready, returned: returned, finished: finished, pending: &pending}
+	err := p.run(ctx, once)
+	execs.Wait()
+	close(results)
+	<-compDone
+	return int(started.Load()), err
+}
+
+// job is a claimed row waiting in the producer's queue.
+type job struct {
+	c         store.Claimed
+	claimedAt time.Time
+}
+
+// result is one finished attempt, waiting to be recorded.
+type result struct {
+	out  store.Outcome
+	gone bool // the receiver answered 410
+}
+
+func (s *Service) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// isGone says a 410 was read and sending has not been started again since.
+func (s *Service) isGone() bool { return s.gone.Load() != goneNo }
+
+// recordCtx is a fresh, bounded context for a statement that must land:
+// the handler's context may already be canceled, the result must still be
+// written. Claims use it too: a claim abandoned after PostgreSQL committed
+// it would leave its rows claimed, unsent, until their lease ran out.
+func (s *Service) recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RecordTimeout)
+}
+
+// handBack returns claimed rows that never started, so they are due again
+// at once with the attempt uncounted.
+func (s *Service) handBack(ctx context.Context, cs []store.Claimed, why string) {
+	if len(cs) == 0 {
+		return
+	}
+	rctx, cancel := s.recordCtx(ctx)
+	defer cancel()
+	n, err := s.store.Release(rctx, cs)
+	if err != nil {
+		s.log.Error("hand back claimed messages; they return after their lease", "count", len(cs), "why", why, "err", err)
+		return
+	}
+	s.released.Add(n)
+	s.m.Released(int(n))
+	s.log.Info("handed back claimed messages", "count", n, "why", why)
+}
+
+// logMessage writes one line about a message, with its id and attempt, and
+// builds nothing when the level is off.
+func (s *Service) logMessage(ctx context.Context, level slog.Level, msg string, o store.Outcome, args ...any) {
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	s.log.Log(ctx, level, msg, append([]any{"message_id", o.ID, "attempt", o.Attempt}, args...)...)
+}
