@@ -51,3 +51,6 @@ CREATE TABLE IF NOT EXISTS dispatch_control (
     updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 INSERT INTO dispatch_control (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+
+-- Scheduler replicas stamp the control row every second (migration 00006).
+ALTER TABLE dispatch_control ADD COLUMN IF NOT EXISTS scheduler_seen_at TIMESTAMPTZ;
