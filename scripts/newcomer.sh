@@ -40,9 +40,13 @@ psql -X -q "$pg_admin" -c "CREATE DATABASE ${db}" >/dev/null
 # The README's command, in a session of its own so that the test can send
 # Ctrl-C's signal to the script alone, as a terminal would.
 echo "newcomer: make run (HTTP_PORT=$http_port, SINK_ADDR=127.0.0.1:$sink_port, database $db)"
+# Job control on while starting it: without it bash starts background
+# commands with SIGINT ignored, and an ignored signal cannot be trapped.
+set -m
 POSTGRES_URI="$uri" CRON_INTERVAL=2 HTTP_PORT="$http_port" METRICS_PORT="$metrics_port" \
 	SINK_ADDR="127.0.0.1:$sink_port" setsid make run >"$tmp/run.log" 2>&1 </dev/null &
 make_pid=$!
+set +m
 
 wait_for() { # wait_for SECONDS WHAT COMMAND...
 	local secs=$1 what=$2
