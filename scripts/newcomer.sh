@@ -25,7 +25,7 @@ uri="postgres://postgres@127.0.0.1:5432/${db}?sslmode=disable"
 make_pid=
 cleanup() {
 	if [ -n "$make_pid" ] && kill -0 "$make_pid" 2>/dev/null; then
-		pkill -KILL -s "$make_pid" 2>/dev/null || true
+		kill -KILL -- "-$make_pid" 2>/dev/null || true
 	fi
 	psql -X -q "$pg_admin" -c "DROP DATABASE IF EXISTS ${db} WITH (FORCE)" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
@@ -37,14 +37,15 @@ git clone -q "$root" "$tmp/repo"
 cd "$tmp/repo"
 psql -X -q "$pg_admin" -c "CREATE DATABASE ${db}" >/dev/null
 
-# The README's command, in a session of its own so that the test can send
-# Ctrl-C's signal to the script alone, as a terminal would.
+# The README's command, in a process group of its own so that the test can
+# send Ctrl-C's signal to the script alone, as a terminal would.
 echo "newcomer: make run (HTTP_PORT=$http_port, SINK_ADDR=127.0.0.1:$sink_port, database $db)"
-# Job control on while starting it: without it bash starts background
-# commands with SIGINT ignored, and an ignored signal cannot be trapped.
+# Job control on while starting it gives it that group; without job control
+# bash also starts background commands with SIGINT ignored, and an ignored
+# signal cannot be trapped.
 set -m
 POSTGRES_URI="$uri" CRON_INTERVAL=2 HTTP_PORT="$http_port" METRICS_PORT="$metrics_port" \
-	SINK_ADDR="127.0.0.1:$sink_port" setsid make run >"$tmp/run.log" 2>&1 </dev/null &
+	SINK_ADDR="127.0.0.1:$sink_port" make run >"$tmp/run.log" 2>&1 </dev/null &
 make_pid=$!
 set +m
 
@@ -114,7 +115,7 @@ done <<<"$lines"
 
 # Ctrl-C: the signal reaches the script (make's child), which stops
 # everything; make then ends with status 0 and without an "Interrupt" line.
-script_pid=$(pgrep -s "$make_pid" -f "scripts/run-local.sh" | head -n 1)
+script_pid=$(pgrep -g "$make_pid" -f "scripts/run-local.sh" | head -n 1)
 [ -n "$script_pid" ] || fail "run-local.sh is not running under make"
 kill -INT "$script_pid"
 status=0
