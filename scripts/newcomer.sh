@@ -27,6 +27,12 @@ cleanup() {
 	if [ -n "$make_pid" ] && kill -0 "$make_pid" 2>/dev/null; then
 		kill -KILL -- "-$make_pid" 2>/dev/null || true
 	fi
+	# The programs run in process groups of their own: find them by the
+	# clone they run in.
+	local p
+	for p in $(pgrep -f '^bin/(api|worker|scheduler|sink)' || true); do
+		[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$tmp/repo" ] && kill -KILL "$p" 2>/dev/null
+	done
 	psql -X -q "$pg_admin" -c "DROP DATABASE IF EXISTS ${db} WITH (FORCE)" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
@@ -115,7 +121,8 @@ done <<<"$lines"
 
 # Ctrl-C: the signal reaches the script (make's child), which stops
 # everything; make then ends with status 0 and without an "Interrupt" line.
-script_pid=$(pgrep -g "$make_pid" -f "scripts/run-local.sh" | head -n 1)
+# The bash that runs the script, not the sh -c that make starts it with.
+script_pid=$(pgrep -g "$make_pid" -f '^(/usr/bin/|/bin/)?bash .*scripts/run-local.sh' | head -n 1)
 [ -n "$script_pid" ] || fail "run-local.sh is not running under make"
 kill -INT "$script_pid"
 status=0
