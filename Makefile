@@ -5,7 +5,7 @@ BIN       := bin
 LINT      := $(shell $(GO) env GOPATH)/bin/golangci-lint
 LINT_VER  := v2.15.0
 
-.PHONY: all build test test-short lint fmt vet bench bench-slow docs run faults clean
+.PHONY: all build test test-short lint fmt vet bench bench-slow docs run newcomer faults clean
 
 all: build
 
@@ -17,6 +17,11 @@ build:
 ## Try CRON_INTERVAL=5 make run.
 run:
 	GO="$(GO)" BIN="$(BIN)" ./scripts/run-local.sh
+
+## newcomer: follow the README on a fresh clone: make run against a new
+## database, every curl example with its documented answer, then Ctrl-C.
+newcomer:
+	./scripts/newcomer.sh
 
 ## test: the full suite against the local PostgreSQL and Redis, with the race detector,
 ## then the Kubernetes manifests' tests (their own Go module, which ./... skips).

@@ -1340,6 +1340,7 @@ const docTemplate = `{
                 "next_run_at",
                 "paused_reason",
                 "running",
+                "scheduler_alive",
                 "updated_at"
             ],
             "properties": {
@@ -1361,7 +1362,7 @@ const docTemplate = `{
                     "example": "2025-01-02T03:04:05.123456Z"
                 },
                 "next_run_at": {
-                    "description": "NextRunAt is the next tick the live scheduler replicas have\nplanned; null while stopped or when no scheduler is running.",
+                    "description": "NextRunAt is the next tick the live scheduler replicas have\nplanned, never in the past; null while stopped or when no scheduler\nis alive.",
                     "type": "string",
                     "format": "date-time",
                     "x-nullable": true,
@@ -1374,6 +1375,11 @@ const docTemplate = `{
                 },
                 "running": {
                     "description": "Running tells whether messages are being sent.",
+                    "type": "boolean",
+                    "example": true
+                },
+                "scheduler_alive": {
+                    "description": "SchedulerAlive tells whether a scheduler process read the switch in\nthe last few seconds (each does every second). While it is false no\ntick is enqueued, whatever running says.",
                     "type": "boolean",
                     "example": true
                 },

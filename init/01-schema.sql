@@ -105,3 +105,6 @@ CREATE TABLE IF NOT EXISTS message_attempts (
     PRIMARY KEY (message_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS message_attempts_started_idx ON message_attempts (started_at);
+
+-- Scheduler replicas stamp the control row every second (migration 00006).
+ALTER TABLE dispatch_control ADD COLUMN IF NOT EXISTS scheduler_seen_at TIMESTAMPTZ;

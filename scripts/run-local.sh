@@ -6,7 +6,8 @@
 # the sink last so that calls in flight still get their answer - and waits
 # until every one has exited.
 #
-# Settings (environment): POSTGRES_URI, REDIS_HOST, REDIS_PORT,
+# Settings (environment): POSTGRES_URI (default: the database postgres on
+# localhost, as for every program), REDIS_HOST, REDIS_PORT,
 # CRON_INTERVAL (default 120 s; try CRON_INTERVAL=5 make run), HTTP_PORT
 # (8080), METRICS_PORT (9090; the second worker uses the next port),
 # SINK_ADDR (127.0.0.1:9000). Any other variable internal/config reads is
@@ -14,11 +15,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# From a terminal, run the rest as a foreground job of its own: the
+# terminal's Ctrl-C then reaches this script alone, not make, so a clean
+# stop ends quietly with status 0 instead of make's "Interrupt" line.
+if [ -z "${RUN_LOCAL_FOREGROUND:-}" ] && [ -t 0 ]; then
+	set -m
+	RUN_LOCAL_FOREGROUND=1 "$0" "$@"
+	exit $?
+fi
+
 GO=${GO:-go}
 BIN=${BIN:-bin}
 SINK_ADDR=${SINK_ADDR:-127.0.0.1:9000}
 
-export POSTGRES_URI=${POSTGRES_URI:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+# The same default as internal/config's, so a row inserted into the
+# database the README names is the one that gets sent.
+export POSTGRES_URI=${POSTGRES_URI:-postgres://postgres@localhost:5432/postgres?sslmode=disable}
 export REDIS_HOST=${REDIS_HOST:-127.0.0.1}
 export REDIS_PORT=${REDIS_PORT:-6379}
 export CRON_INTERVAL=${CRON_INTERVAL:-120}
@@ -29,8 +41,10 @@ export WEBHOOK_URL="http://${SINK_ADDR}/"
 metrics1=${METRICS_PORT:-9090}
 metrics2=$((metrics1 + 1))
 
-echo "run-local: building into ${BIN}/"
+echo "run-local: building the programs in cmd/ (api, worker, scheduler, sink, bench) into ${BIN}/;"
+echo "run-local: the first build compiles every dependency and takes a minute or two"
 "$GO" build -trimpath -o "${BIN}/" ./cmd/...
+echo "run-local: built"
 
 # Job control puts every background program in its own process group, so a
 # terminal's Ctrl-C (sent to the whole foreground group) reaches only this
@@ -95,6 +109,32 @@ start scheduler "$BIN/scheduler"
 start api "$BIN/api"
 start worker-1 env METRICS_PORT="$metrics1" "$BIN/worker"
 start worker-2 env METRICS_PORT="$metrics2" "$BIN/worker"
+
+# load_samples: once the api answers /readyz (the schema is migrated), add
+# the README's six sample rows (init/02-sample-data.sql; existing ids are
+# left alone), so its examples work here as they do under Docker.
+load_samples() {
+	local i
+	for i in $(seq 1 60); do
+		if curl -fsS -o /dev/null "http://127.0.0.1:${HTTP_PORT}/readyz" 2>/dev/null; then
+			if psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_URI" -f init/02-sample-data.sql >/dev/null; then
+				echo "run-local: sample rows from init/02-sample-data.sql are in (ids 3f1c2a7e-...-0a1b2c3d4e01 to ...e06)"
+			else
+				echo "run-local: could not load init/02-sample-data.sql with psql"
+			fi
+			return 0
+		fi
+		((signalled)) && return 0
+		sleep 0.5 &
+		wait $! 2>/dev/null || true
+	done
+	echo "run-local: the api did not become ready within 30 s; sample rows not loaded"
+}
+if command -v psql >/dev/null && command -v curl >/dev/null; then
+	load_samples
+else
+	echo "run-local: psql or curl is missing; load the sample rows yourself: psql \"\$POSTGRES_URI\" -f init/02-sample-data.sql"
+fi
 
 while ((!signalled)) && alive; do
 	sleep 1 &

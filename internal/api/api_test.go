@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,13 +139,14 @@ func TestSchedulerStartStop(t *testing.T) {
 	}
 }
 
-// next_run_at comes from the live scheduler replicas of our queue.
+// next_run_at comes from the live scheduler replicas of our queue, and
+// scheduler_alive from their heartbeat in PostgreSQL.
 func TestSchedulerNextRunFromLiveScheduler(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "CRON_INTERVAL=3600")
 	_, _, b := e.get("/api/v1/scheduler")
-	if st := decode[api.SchedulerStatus](t, b); st.NextRunAt != nil {
-		t.Fatalf("next_run_at %v with no scheduler running", st.NextRunAt)
+	if st := decode[api.SchedulerStatus](t, b); st.NextRunAt != nil || st.SchedulerAlive {
+		t.Fatalf("next_run_at %v, scheduler_alive %v with no scheduler running", st.NextRunAt, st.SchedulerAlive)
 	}
 	sch, err := scheduler.New(asynq.RedisClientOpt{Addr: e.cfg.RedisAddr(), Password: e.cfg.RedisPassword, DB: e.cfg.RedisDB}, e.st, scheduler.Config{
 		Interval:     e.cfg.CronIntervalDuration(),
@@ -159,25 +161,49 @@ func TestSchedulerNextRunFromLiveScheduler(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sch.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("scheduler: %v", err)
-		}
-	})
-	var next *time.Time
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("scheduler: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("scheduler did not stop within 30 s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	var st api.SchedulerStatus
 	testenv.Eventually(t, 15*time.Second, "next_run_at from the scheduler entry", func() bool {
 		_, _, b := e.get("/api/v1/scheduler")
-		next = decode[api.SchedulerStatus](t, b).NextRunAt
-		return next != nil
+		st = decode[api.SchedulerStatus](t, b)
+		return st.NextRunAt != nil
 	})
-	if d := time.Until(*next); d <= 0 || d > time.Hour+time.Minute {
-		t.Fatalf("next_run_at %v is not within the next CRON_INTERVAL", next)
+	if d := time.Until(*st.NextRunAt); d <= 0 || d > time.Hour+time.Minute {
+		t.Fatalf("next_run_at %v is not within the next CRON_INTERVAL", st.NextRunAt)
+	}
+	if !st.SchedulerAlive {
+		t.Fatal("scheduler_alive false while the scheduler runs")
 	}
 	// Stopped: no next run, whatever Redis still holds.
 	_, _, b = e.do(req{method: http.MethodPost, path: "/api/v1/scheduler/stop"})
 	if st := decode[api.SchedulerStatus](t, b); st.NextRunAt != nil {
 		t.Fatalf("next_run_at %v after stop", st.NextRunAt)
+	}
+	// Started again with the scheduler gone: running, but nobody ticks,
+	// and the status says so.
+	e.do(req{method: http.MethodPost, path: "/api/v1/scheduler/start"})
+	stop()
+	testenv.Eventually(t, 15*time.Second, "scheduler_alive false after the scheduler stopped", func() bool {
+		_, _, b := e.get("/api/v1/scheduler")
+		st = decode[api.SchedulerStatus](t, b)
+		return !st.SchedulerAlive
+	})
+	if !st.Running || st.NextRunAt != nil {
+		t.Fatalf("running %v, next_run_at %v with no scheduler alive", st.Running, st.NextRunAt)
 	}
 }
 

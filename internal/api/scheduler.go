@@ -27,8 +27,13 @@ type SchedulerStatus struct {
 	// first.
 	LastRunAt *time.Time `json:"last_run_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
 	// NextRunAt is the next tick the live scheduler replicas have
-	// planned; null while stopped or when no scheduler is running.
+	// planned, never in the past; null while stopped or when no scheduler
+	// is alive.
 	NextRunAt *time.Time `json:"next_run_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:06:05Z"`
+	// SchedulerAlive tells whether a scheduler process read the switch in
+	// the last few seconds (each does every second). While it is false no
+	// tick is enqueued, whatever running says.
+	SchedulerAlive bool `json:"scheduler_alive" example:"true"`
 	// UpdatedAt is when the switch last changed.
 	UpdatedAt time.Time `json:"updated_at" format:"date-time" example:"2025-01-02T03:00:00.5Z"`
 }
@@ -97,16 +102,24 @@ func (s *Server) schedulerStatus(ctl store.Control) SchedulerStatus {
 		LastRunAt:       utc(ctl.LastTickAt),
 		UpdatedAt:       ctl.UpdatedAt.UTC(),
 	}
-	if ctl.Running {
-		st.NextRunAt = s.nextRun()
+	st.SchedulerAlive = ctl.SchedulerAlive(schedulerAliveWithin)
+	if ctl.Running && st.SchedulerAlive {
+		st.NextRunAt = s.nextRun(ctl.Now)
 	}
 	return st
 }
 
+// schedulerAliveWithin is how recently a scheduler must have read the
+// switch to count as alive: each replica reads it every second.
+const schedulerAliveWithin = 5 * time.Second
+
 // nextRun is the earliest next enqueue of our dispatch task among the live
 // scheduler replicas' entries in Redis, or nil when there is none or Redis
-// does not answer (the status is still worth returning).
-func (s *Server) nextRun() *time.Time {
+// does not answer (the status is still worth returning). An entry is a
+// snapshot written every heartbeat, so its next run may already have
+// passed: it is carried forward by the interval (the entry is "@every
+// CRON_INTERVAL") to the first one after now.
+func (s *Server) nextRun(now time.Time) *time.Time {
 	entries, err := s.insp.SchedulerEntries()
 	if err != nil {
 		s.log.Warn("read scheduler entries", "err", err)
@@ -117,12 +130,21 @@ func (s *Server) nextRun() *time.Time {
 		if e.Task == nil || e.Task.Type() != task.Dispatch || queueOf(e.Opts) != s.cfg.Queue || e.Next.IsZero() {
 			continue
 		}
-		if next == nil || e.Next.Before(*next) {
-			n := e.Next.UTC()
+		n := nextAfter(e.Next, s.cfg.CronIntervalDuration(), now)
+		if next == nil || n.Before(*next) {
 			next = &n
 		}
 	}
 	return next
+}
+
+// nextAfter carries a planned run forward by whole intervals until it is
+// after now.
+func nextAfter(planned time.Time, interval time.Duration, now time.Time) time.Time {
+	if interval > 0 && !planned.After(now) {
+		planned = planned.Add(interval * (now.Sub(planned)/interval + 1))
+	}
+	return planned.UTC()
 }
 
 // queueOf is the queue a task option list names; asynq's default queue when

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/sethvargo/go-retry"
@@ -98,6 +99,9 @@ func waitFor(ctx context.Context, log *slog.Logger, name string, ping func(conte
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		if err := ping(pctx); err != nil {
+			if permanent(err) {
+				return err // waiting cannot fix it
+			}
 			log.Warn("waiting for "+name, "err", err)
 			return retry.RetryableError(err)
 		}
@@ -107,6 +111,23 @@ func waitFor(ctx context.Context, log *slog.Logger, name string, ping func(conte
 		return fmt.Errorf("connect %s: %w", name, err)
 	}
 	return nil
+}
+
+// permanent tells a server that answers "no" from one that is not up yet:
+// a database that does not exist or credentials it refuses will not change
+// by waiting, so the program says so and exits instead of waiting a minute.
+func permanent(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "3D000", // invalid_catalog_name: the database does not exist
+		"28P01", // invalid_password
+		"28000": // invalid_authorization_specification: no such role, or pg_hba.conf says no
+		return true
+	}
+	return false
 }
 
 // Close releases the connections.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -141,6 +142,31 @@ func TestBadConfigStopsAtOnce(t *testing.T) {
 		}
 		out := strings.TrimSpace(p.Output())
 		if code != 2 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "CRON_INTERVAL") {
+			t.Errorf("%s: exit %d, output %q", name, code, out)
+		}
+	}
+}
+
+// A database that does not exist will not appear by waiting: each program
+// says so and exits 1 at once instead of retrying for a minute.
+func TestMissingDatabaseStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(testenv.AdminURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + testenv.Name("nodb")
+	uri := u.String()
+	for _, name := range []string{"api", "worker", "scheduler"} {
+		env := e2e.Env(e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Name("q"), "http://127.0.0.1:1/"),
+			"HTTP_PORT="+strconv.Itoa(e2e.FreePort(t)), "METRICS_PORT=0")
+		p := e2e.Start(t, bin(name), name, env)
+		code, err := p.Wait(10 * time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v (output %q)", name, err, p.Output())
+		}
+		out := p.Output()
+		if code != 1 || !strings.Contains(out, "does not exist") || strings.Contains(out, "waiting for postgres") {
 			t.Errorf("%s: exit %d, output %q", name, code, out)
 		}
 	}

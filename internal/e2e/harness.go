@@ -203,6 +203,7 @@ func BaseEnv(postgresURI, redisAddr, queue, webhookURL string) map[string]string
 		"POSTGRES_URI":        postgresURI,
 		"REDIS_HOST":          host,
 		"REDIS_PORT":          port,
+		"REDIS_DB":            strconv.Itoa(testenv.RedisDB()),
 		"QUEUE_NAME":          queue,
 		"WEBHOOK_URL":         webhookURL,
 		"CRON_INTERVAL":       "1",

@@ -332,14 +332,44 @@ type Control struct {
 	PausedReason string
 	LastTickAt   *time.Time
 	UpdatedAt    time.Time
+	// SchedulerSeenAt is when a scheduler replica last read the switch
+	// (each does every second); nil before any did.
+	SchedulerSeenAt *time.Time
+	// Now is the database's clock when the row was read, to judge
+	// SchedulerSeenAt without trusting this host's clock.
+	Now time.Time
+}
+
+// SchedulerAlive tells whether a scheduler replica read the switch within
+// within: a live one does every second.
+func (c Control) SchedulerAlive(within time.Duration) bool {
+	return c.SchedulerSeenAt != nil && c.Now.Sub(*c.SchedulerSeenAt) < within
+}
+
+const controlColumns = `running, paused_reason, last_tick_at, updated_at, scheduler_seen_at, now()`
+
+func scanControl(row pgx.Row) (Control, error) {
+	var c Control
+	err := row.Scan(&c.Running, &c.PausedReason, &c.LastTickAt, &c.UpdatedAt, &c.SchedulerSeenAt, &c.Now)
+	return c, err
 }
 
 // Control reads the shared switch.
 func (s *Store) Control(ctx context.Context) (Control, error) {
-	const q = `SELECT running, paused_reason, last_tick_at, updated_at FROM dispatch_control WHERE id = 1`
-	var c Control
-	if err := s.pool.QueryRow(ctx, q).Scan(&c.Running, &c.PausedReason, &c.LastTickAt, &c.UpdatedAt); err != nil {
+	c, err := scanControl(s.pool.QueryRow(ctx, `SELECT `+controlColumns+` FROM dispatch_control WHERE id = 1`))
+	if err != nil {
 		return Control{}, fmt.Errorf("read dispatch control: %w", err)
+	}
+	return c, nil
+}
+
+// SchedulerBeat reads the shared switch for a scheduler replica and stamps
+// the row, so the API can tell that a scheduler is alive.
+func (s *Store) SchedulerBeat(ctx context.Context) (Control, error) {
+	q := `UPDATE dispatch_control SET scheduler_seen_at = now() WHERE id = 1 RETURNING ` + controlColumns
+	c, err := scanControl(s.pool.QueryRow(ctx, q))
+	if err != nil {
+		return Control{}, fmt.Errorf("scheduler heartbeat: %w", err)
 	}
 	return c, nil
 }
@@ -348,14 +378,14 @@ func (s *Store) Control(ctx context.Context) (Control, error) {
 // when an operator stopped it or when it runs). Setting the current value
 // again is a no-op apart from the reason, so start and stop are idempotent.
 func (s *Store) SetRunning(ctx context.Context, running bool, reason string) (Control, error) {
-	const q = `
+	q := `
 UPDATE dispatch_control
 SET running = $1, paused_reason = $2,
     updated_at = CASE WHEN running = $1 THEN updated_at ELSE now() END
 WHERE id = 1
-RETURNING running, paused_reason, last_tick_at, updated_at`
-	var c Control
-	if err := s.pool.QueryRow(ctx, q, running, reason).Scan(&c.Running, &c.PausedReason, &c.LastTickAt, &c.UpdatedAt); err != nil {
+RETURNING ` + controlColumns
+	c, err := scanControl(s.pool.QueryRow(ctx, q, running, reason))
+	if err != nil {
 		return Control{}, fmt.Errorf("set dispatch control: %w", err)
 	}
 	return c, nil

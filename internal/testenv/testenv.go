@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,21 @@ func RedisAddr() string {
 		return v
 	}
 	return defaultRedis
+}
+
+// RedisDB is the Redis database number tests use: TEST_REDIS_DB, or 0. A
+// value that is not a number from 0 to 15 panics, since every test would
+// fail the same way.
+func RedisDB() int {
+	v := os.Getenv("TEST_REDIS_DB")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 15 {
+		panic(fmt.Sprintf("TEST_REDIS_DB=%q: want a number from 0 to 15", v))
+	}
+	return n
 }
 
 // Name returns a short random name with prefix, safe as an identifier.
@@ -117,7 +133,7 @@ func NewPool(t testing.TB, uri string) *pgxpool.Pool {
 // the test with a hint when Redis does not answer.
 func NewRedis(t testing.TB) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: RedisDB()})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
@@ -145,14 +161,38 @@ func MigratedStore(t testing.TB) (string, *pgxpool.Pool, *store.Store) {
 func Queue(t testing.TB) string {
 	t.Helper()
 	q := Name("q")
-	t.Cleanup(func() {
-		insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: RedisAddr()})
-		defer func() { _ = insp.Close() }()
-		if err := insp.DeleteQueue(q, true); err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Logf("delete queue %s: %v", q, err)
-		}
-	})
+	t.Cleanup(func() { DeleteQueueKeys(t, q) })
 	return q
+}
+
+// DeleteQueueKeys removes every key asynq keeps for queue q, including the
+// processed and failed counters that asynq's DeleteQueue leaves behind
+// with no expiry.
+func DeleteQueueKeys(t testing.TB, q string) {
+	t.Helper()
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: RedisAddr(), DB: RedisDB()})
+	defer func() { _ = insp.Close() }()
+	if err := insp.DeleteQueue(q, true); err != nil && !strings.Contains(err.Error(), "not found") {
+		t.Logf("delete queue %s: %v", q, err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: RedisDB()})
+	defer func() { _ = c.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var keys []string
+	iter := c.Scan(ctx, 0, "asynq:{"+q+"}*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Logf("list the keys of queue %s: %v", q, err)
+		return
+	}
+	if len(keys) > 0 {
+		if err := c.Del(ctx, keys...).Err(); err != nil {
+			t.Logf("delete the keys of queue %s: %v", q, err)
+		}
+	}
 }
 
 // Config returns a valid configuration for t's database and queue, with
@@ -164,6 +204,7 @@ func Config(t testing.TB, postgresURI, queue string, vars ...string) config.Conf
 		"POSTGRES_URI=" + postgresURI,
 		"REDIS_HOST=" + host,
 		"REDIS_PORT=" + port,
+		"REDIS_DB=" + strconv.Itoa(RedisDB()),
 		"QUEUE_NAME=" + queue,
 		"WEBHOOK_URL=http://127.0.0.1:1/unused",
 		"LOG_LEVEL=DEBUG",
