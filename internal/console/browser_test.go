@@ -202,6 +202,9 @@ type browser struct {
 	ctx  context.Context
 	mu   sync.Mutex
 	errs []string
+	// tolerate lists URL parts whose error answers are expected (the
+	// lifecycle endpoints, on a branch that does not have them yet).
+	tolerate []string
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -243,7 +246,7 @@ func newBrowser(t *testing.T) *browser {
 				b.fail("console.%s: %s", ev.Type, strings.Join(parts, " "))
 			}
 		case *cdplog.EventEntryAdded:
-			if ev.Entry.Level == cdplog.EntryLevelError {
+			if ev.Entry.Level == cdplog.EntryLevelError && !b.tolerated(ev.Entry.URL) {
 				b.fail("log (%s): %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
 			}
 		case *network.EventLoadingFailed:
@@ -251,7 +254,7 @@ func newBrowser(t *testing.T) *browser {
 				b.fail("load failed: %s %s", ev.Type, ev.ErrorText)
 			}
 		case *network.EventResponseReceived:
-			if ev.Response.Status >= 400 {
+			if ev.Response.Status >= 400 && !b.tolerated(ev.Response.URL) {
 				b.fail("answer %d: %s", ev.Response.Status, ev.Response.URL)
 			}
 		}
@@ -260,6 +263,15 @@ func newBrowser(t *testing.T) *browser {
 		t.Fatalf("start %s: %v", chromiumPath, err)
 	}
 	return b
+}
+
+func (b *browser) tolerated(url string) bool {
+	for _, s := range b.tolerate {
+		if strings.Contains(url, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *browser) fail(format string, args ...any) {
@@ -310,7 +322,10 @@ func (b *browser) waitJS(t *testing.T, what, expr string) {
 	defer cancel()
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
 	if err != nil {
-		t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+		dctx, dcancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer dcancel()
+		msgs, derr := chromedp.Run(dctx, chromedp.Evaluate[string](`[location.href, document.querySelector("#toast") && document.querySelector("#toast").textContent, document.querySelector("#create-error") && document.querySelector("#create-error").textContent, JSON.stringify([...document.querySelectorAll("#create-form input, #create-form textarea")].map(e => [e.name, e.value, e.validationMessage]))].join(" | ")`))
+		t.Fatalf("waiting for %s (%s): %v\npage: %s %v", what, expr, err, msgs, derr)
 	}
 	b.check(t, "waiting for "+what)
 }
@@ -333,16 +348,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	s := startSystem(t)
 	s.seed()
 	b := newBrowser(t)
+	// Until the lifecycle branch (issue 10) is merged, the general list
+	// and the attempts are not routes yet: the console asks for them and
+	// copes, and the test looks at the sent list and the detail instead.
+	lifecycle := hasRoute(t, s.base+"/api/v1/messages?limit=1")
+	start := "/console/"
+	if !lifecycle {
+		t.Log("no GET /api/v1/messages: testing without the lifecycle endpoints")
+		b.tolerate = []string{"/api/v1/messages?", "/attempts"}
+		start = "/console/#status=sent"
+	}
 
 	// Signing in: the console sends the browser to the sign-in page, which
 	// brings it back.
 	b.run(t, "open the console",
-		chromedp.Navigate(s.base+"/console/"),
+		chromedp.Navigate(s.base+start),
 		chromedp.WaitVisible(css(tid("signin-key"))))
 	b.run(t, "sign in",
 		chromedp.SendKeys(css(tid("signin-key")), browserKey),
 		chromedp.Click(css(tid("btn-signin"))),
 		chromedp.WaitVisible(css(tid("switch-state"))))
+	b.run(t, "open the console", chromedp.Navigate(s.base+start), chromedp.WaitVisible(css(tid("switch-state"))))
 	if loc := eval[string](t, b, "location.pathname"); loc != "/console/" {
 		t.Fatalf("after sign-in the browser is at %s", loc)
 	}
@@ -355,6 +381,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.waitJS(t, "the chart", `document.querySelectorAll("#chart rect.bar-sent").length > 0 && document.querySelectorAll("#chart rect.bar-failed").length > 0`)
 	b.waitJS(t, "the table", fmt.Sprintf(`document.querySelectorAll(%q).length === 20`, tid("message-row")))
+	b.waitJS(t, "a next page", `!document.querySelector("#btn-older").disabled`)
+	first := eval[string](t, b, fmt.Sprintf(`document.querySelector(%q).dataset.id`, tid("message-row")))
+	b.run(t, "older page", chromedp.Click(css("#btn-older")))
+	b.waitJS(t, "the second page", fmt.Sprintf(`document.querySelector(%q).dataset.id !== %q`, tid("message-row"), first))
+	b.run(t, "newer page", chromedp.Click(css("#btn-newer")))
+	b.waitJS(t, "the first page again", fmt.Sprintf(`document.querySelector(%q).dataset.id === %q`, tid("message-row"), first))
 
 	// Start: sending runs.
 	b.run(t, "press start", chromedp.Click(css(tid("btn-start"))))
@@ -367,11 +399,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(t, "create a message",
 		chromedp.SendKeys(css(tid("create-form")+` input[name="phone_number"]`), "+905551234567"),
 		chromedp.SendKeys(css(tid("create-form")+` textarea[name="content"]`), "Hello from the browser test"),
-		chromedp.Submit(css(tid("create-form"))))
+		chromedp.Click(css(tid("create-form")+` button[type="submit"]`)))
 	b.waitJS(t, "the new message's detail", `!!(document.querySelector("#detail") || {}).dataset && !!document.querySelector("#detail").dataset.id`)
 	created := eval[string](t, b, `document.querySelector("#detail").dataset.id`)
 	testenv.Eventually(t, 30*time.Second, "the created message to be sent", func() bool { return s.status(created) == "sent" })
 	b.waitJS(t, "sent in the table", fmt.Sprintf(`(document.querySelector(%q) || {dataset: {}}).dataset.status === "sent"`, rowSel(created)))
+	b.waitJS(t, "the new count", textIs(tid("count-sent"), fmt.Sprint(s.counts()["sent"])))
 	b.waitJS(t, "sent in the detail", `document.querySelector("#detail").dataset.status === "sent"`)
 
 	// A message the receiver refuses fails; retry puts it back, and it is
@@ -379,17 +412,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(t, "create a message that fails",
 		chromedp.SendKeys(css(tid("create-form")+` input[name="phone_number"]`), "+905559876543"),
 		chromedp.SendKeys(css(tid("create-form")+` textarea[name="content"]`), "Refused once "+failMarker),
-		chromedp.Submit(css(tid("create-form"))))
+		chromedp.Click(css(tid("create-form")+` button[type="submit"]`)))
 	b.waitJS(t, "the second message's detail", fmt.Sprintf(`document.querySelector("#detail").dataset.id !== %q`, created))
 	failing := eval[string](t, b, `document.querySelector("#detail").dataset.id`)
 	testenv.Eventually(t, 30*time.Second, "the refused message to fail", func() bool { return s.status(failing) == "failed" })
-	b.run(t, "filter failed", chromedp.Click(css(`#filters button[data-filter="failed"]`)))
-	b.waitJS(t, "the failed row's retry", fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(failing)+" "+tid("btn-retry")))
-	b.run(t, "press retry", chromedp.Click(css(rowSel(failing)+" "+tid("btn-retry"))))
-	testenv.Eventually(t, 30*time.Second, "the retried message to be sent", func() bool { return s.status(failing) == "sent" })
-	b.waitJS(t, "the retried message gone from the failed list", fmt.Sprintf(`!document.querySelector(%q)`, rowSel(failing)))
-
-	b.run(t, "back to all", chromedp.Click(css(`#filters button[data-filter="all"]`)))
+	if lifecycle {
+		b.run(t, "filter failed", chromedp.Click(css(`#filters button[data-filter="failed"]`)))
+		b.waitJS(t, "the failed row's retry", fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(failing)+" "+tid("btn-retry")))
+		b.run(t, "press retry", chromedp.Click(css(rowSel(failing)+" "+tid("btn-retry"))))
+		testenv.Eventually(t, 30*time.Second, "the retried message to be sent", func() bool { return s.status(failing) == "sent" })
+		b.waitJS(t, "the retried message gone from the failed list", fmt.Sprintf(`!document.querySelector(%q)`, rowSel(failing)))
+		b.run(t, "back to all", chromedp.Click(css(`#filters button[data-filter="all"]`)))
+	} else {
+		b.waitJS(t, "failed in the detail", `document.querySelector("#detail").dataset.status === "failed"`)
+		b.run(t, "press retry", chromedp.Click(css(tid("detail-retry"))))
+		testenv.Eventually(t, 30*time.Second, "the retried message to be sent", func() bool { return s.status(failing) == "sent" })
+		b.waitJS(t, "sent in the detail", `document.querySelector("#detail").dataset.status === "sent"`)
+	}
 
 	// Stop: the API says running false.
 	b.run(t, "press stop", chromedp.Click(css(tid("btn-stop"))))
@@ -402,14 +441,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
-		screenshots(t, b, s)
+		screenshots(t, b, s, lifecycle)
 	}
 	b.check(t, "at the end")
 }
 
 // screenshots writes docs/img/console.png and docs/img/asynqmon.png (run
 // with UPDATE_SCREENSHOTS=1 and commit them; the README shows the first).
-func screenshots(t *testing.T, b *browser, s *system) {
+func screenshots(t *testing.T, b *browser, s *system, lifecycle bool) {
 	t.Helper()
 	root, err := testenv.ModuleRoot()
 	if err != nil {
@@ -422,7 +461,13 @@ func screenshots(t *testing.T, b *browser, s *system) {
 	b.run(t, "open the console for its screenshot",
 		chromedp.Navigate(s.base+"/console/#msg=seed-009"),
 		chromedp.WaitVisible(css(tid("message-detail"))))
-	b.waitJS(t, "a full console", `document.querySelectorAll("#chart rect.bar-sent").length > 0 && document.querySelectorAll('[data-testid="message-row"]').length > 0 && document.querySelectorAll("#detail-attempts tr").length > 0`)
+	full := `document.querySelectorAll("#chart rect.bar-sent").length > 0 && document.querySelectorAll('[data-testid="message-row"]').length > 0`
+	if lifecycle {
+		full += ` && document.querySelectorAll("#detail-attempts tr").length > 0`
+	} else {
+		b.run(t, "show the sent list", chromedp.Click(css(`#filters button[data-filter="sent"]`)))
+	}
+	b.waitJS(t, "a full console", full)
 	write(t, filepath.Join(dir, "console.png"), screenshot(t, b))
 	b.run(t, "open the dashboard",
 		chromedp.Navigate(s.base+"/monitoring/"),
@@ -448,6 +493,20 @@ func write(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", path)
+}
+
+// hasRoute tells whether the api answers GET url with anything but 404 or
+// 405 (no such route).
+func hasRoute(t *testing.T, url string) bool {
+	t.Helper()
+	resp, err := http.Get(url) //nolint:noctx // a test's one-off read of its own server
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Body.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed
 }
 
 func getJSON(url string, v any) error {

@@ -461,8 +461,9 @@
     form.content.addEventListener("input", () => { $("#content-len").textContent = String([...form.content.value].length); });
     window.addEventListener("hashchange", fromHash);
 
-    setFilter("all");
-    fromHash();
+    const first = new URLSearchParams(window.location.hash.slice(1));
+    setFilter(first.get("status") || "all");
+    if (first.get("msg")) openDetail(first.get("msg")).catch(failed("Read the message"));
     refreshSwitch().catch(failed("Read the switch"));
     refreshCounts().catch(failed("Count messages"));
     refreshChart().catch(failed("Read the chart"));
