@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"path"
 	"regexp"
 	"strings"
 
@@ -30,6 +31,18 @@ const (
 // links are dropped and the page falls back to system fonts.
 var googleFonts = regexp.MustCompile(`<link rel="stylesheet" href="https://fonts\.googleapis\.com/[^"]*"/?>`)
 
+// isDashboardFile tells a GET of one of the dashboard's own files (its
+// scripts, icons and web manifest, the same for every installation) from a
+// page or a call that shows data. Browsers fetch the manifest without
+// cookies, so it must not need a session.
+func isDashboardFile(c *fiber.Ctx, isAPI bool) bool {
+	if isAPI || (c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead) {
+		return false
+	}
+	p := c.Path()
+	return strings.HasPrefix(p, MonitoringPath+"/static/") || path.Ext(p) != "" && !strings.Contains(strings.TrimPrefix(p, MonitoringPath+"/"), "/")
+}
+
 // monitoring serves the asynqmon dashboard. asynqmon routes on the full
 // path (RootPath), so the handler is mounted without stripping the prefix.
 //
@@ -49,9 +62,9 @@ func (s *Server) monitoring() fiber.Handler {
 	s.closers = append(s.closers, h.Close)
 	dashboard := adaptor.HTTPHandler(h)
 	return func(c *fiber.Ctx) error {
-		path := strings.TrimSuffix(c.Path(), "/")
-		isAPI := strings.HasPrefix(path, MonitoringPath+"/api/")
-		if s.keyHash != nil && !s.authorized(c) {
+		p := strings.TrimSuffix(c.Path(), "/")
+		isAPI := strings.HasPrefix(p, MonitoringPath+"/api/")
+		if s.keyHash != nil && !s.authorized(c) && !isDashboardFile(c, isAPI) {
 			if !s.console.HasSession(c) {
 				if isAPI || (c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead) {
 					return errUnauthorized
@@ -64,7 +77,7 @@ func (s *Server) monitoring() fiber.Handler {
 				}
 			}
 		}
-		switch path {
+		switch p {
 		case monitoringMetricsAPI:
 			return errMetricsOff
 		case monitoringMetricsPage:

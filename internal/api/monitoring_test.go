@@ -130,6 +130,15 @@ func TestMonitoringAuth(t *testing.T) {
 		}
 	}
 
+	// The dashboard's own files hold no data; browsers fetch the manifest
+	// without cookies, so they need no session.
+	if status, _, b := e.get("/monitoring/manifest.json"); status != 200 || !strings.HasPrefix(string(b), "{") {
+		t.Fatalf("manifest without a session: %d %.100s", status, b)
+	}
+	if status, _, b := e.get("/monitoring/queues/x.json"); status != http.StatusSeeOther {
+		t.Fatalf("a deeper path without a session: %d %.100s", status, b)
+	}
+
 	if got := readOnly(t, monitoringIndex(t, e, "/monitoring/", bearer(testKey))); got != "false" {
 		t.Fatalf("with the key: read-only %s", got)
 	}

@@ -167,30 +167,34 @@ func (s *system) counts() map[string]int {
 // that the counts, the table and the chart have something to show.
 func (s *system) seed() {
 	s.t.Helper()
+	// Minute g of the last hour has 2 to 10 messages; about one in eleven
+	// failed, and the newest few are still pending.
 	_, err := s.deps.Pool.Exec(context.Background(), `
+WITH m AS (
+    SELECT 'seed-' || lpad(g::text, 2, '0') || '-' || k AS id, g, k,
+           now() - (g || ' minutes')::interval - (k || ' seconds')::interval AS at,
+           CASE WHEN g <= 1 THEN 'pending' WHEN (g * 7 + k) % 11 = 0 THEN 'failed' ELSE 'sent' END AS status
+    FROM generate_series(1, 58) AS g, generate_series(1, 2 + (g * 5 + g / 7) % 9) AS k
+)
 INSERT INTO messages (id, content, phone_number, status, is_sent, attempts, sent_at, remote_message_id, last_error, created_at)
-SELECT 'seed-' || lpad(g::text, 3, '0'),
+SELECT id,
        (ARRAY['Your verification code is 4821', 'Your parcel arrives tomorrow 09:00-12:00',
-              'Reminder: appointment at 14:30', 'Flash sale: 20% off until midnight'])[1 + g % 4],
-       '+9055511' || lpad(g::text, 5, '0'),
-       CASE WHEN g % 9 = 0 THEN 'failed' WHEN g % 5 = 0 THEN 'pending' ELSE 'sent' END,
-       NOT (g % 9 = 0 OR g % 5 = 0),
-       CASE WHEN g % 5 = 0 AND g % 9 <> 0 THEN 0 ELSE 1 END,
-       CASE WHEN g % 9 = 0 OR g % 5 = 0 THEN NULL ELSE now() - (g || ' minutes')::interval END,
-       CASE WHEN g % 9 = 0 OR g % 5 = 0 THEN NULL ELSE 'remote-' || g END,
-       CASE WHEN g % 9 = 0 THEN 'webhook answered 400: invalid recipient' END,
-       now() - (g || ' minutes')::interval - interval '5 seconds'
-FROM generate_series(1, 58) AS g`)
+              'Reminder: appointment at 14:30', 'Flash sale: 20% off until midnight'])[1 + (g + k) % 4],
+       '+9055511' || lpad((g * 37 + k)::text, 5, '0'),
+       status, status = 'sent', CASE WHEN status = 'pending' THEN 0 ELSE 1 END,
+       CASE WHEN status = 'sent' THEN at + interval '80 milliseconds' END,
+       CASE WHEN status = 'sent' THEN 'remote-' || id END,
+       CASE WHEN status = 'failed' THEN 'webhook answered 400: invalid recipient' END,
+       at - interval '3 seconds'
+FROM m`)
 	if err != nil {
 		s.t.Fatalf("seed messages: %v", err)
 	}
 	_, err = s.deps.Pool.Exec(context.Background(), `
 INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status_code, outcome, error)
-SELECT 'seed-' || lpad(g::text, 3, '0'), 1, now() - (g || ' minutes')::interval, 40 + g,
-       CASE WHEN g % 9 = 0 THEN 400 ELSE 202 END,
-       CASE WHEN g % 9 = 0 THEN 'failed' ELSE 'sent' END,
-       CASE WHEN g % 9 = 0 THEN 'webhook answered 400: invalid recipient' END
-FROM generate_series(1, 58) AS g WHERE g % 5 <> 0 OR g % 9 = 0`)
+SELECT id, 1, sent_at - interval '80 milliseconds', 80, 202, 'sent', NULL FROM messages WHERE status = 'sent'
+UNION ALL
+SELECT id, 1, created_at + interval '3 seconds', 45, 400, 'failed', last_error FROM messages WHERE status = 'failed'`)
 	if err != nil {
 		s.t.Fatalf("seed attempts: %v", err)
 	}
@@ -458,14 +462,21 @@ func screenshots(t *testing.T, b *browser, s *system, lifecycle bool) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	var failed string
+	if err := s.deps.Pool.QueryRow(context.Background(), `SELECT id FROM messages WHERE status = 'failed' AND id LIKE 'seed-%' ORDER BY id LIMIT 1`).Scan(&failed); err != nil {
+		t.Fatal(err)
+	}
+	page := "/console/#msg=" + failed
+	if !lifecycle {
+		page = "/console/#status=sent&msg=" + failed
+	}
 	b.run(t, "open the console for its screenshot",
-		chromedp.Navigate(s.base+"/console/#msg=seed-009"),
+		chromedp.Navigate("about:blank"),
+		chromedp.Navigate(s.base+page),
 		chromedp.WaitVisible(css(tid("message-detail"))))
 	full := `document.querySelectorAll("#chart rect.bar-sent").length > 0 && document.querySelectorAll('[data-testid="message-row"]').length > 0`
 	if lifecycle {
 		full += ` && document.querySelectorAll("#detail-attempts tr").length > 0`
-	} else {
-		b.run(t, "show the sent list", chromedp.Click(css(`#filters button[data-filter="sent"]`)))
 	}
 	b.waitJS(t, "a full console", full)
 	write(t, filepath.Join(dir, "console.png"), screenshot(t, b))

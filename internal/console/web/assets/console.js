@@ -168,11 +168,13 @@
     if (text !== undefined) e.textContent = text;
     return e;
   }
-  function niceMax(v) {
-    if (v <= 4) return 4;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+  // niceMax is the top of the y axis: four whole-number steps of 1, 2, 3 or 5
+  // times a power of ten, at or above the peak.
+  function niceMax(peak) {
+    const raw = Math.max(1, Math.ceil(peak / 4));
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 3, 5, 10]) if (m * p >= raw) return 4 * m * p;
+    return 40 * p;
   }
 
   async function refreshChart() {
@@ -201,7 +203,7 @@
     for (let i = 0; i <= 4; i++) {
       const v = (max / 4) * i;
       grid.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-      axis.append(svg("text", { x: L - 8, y: y(v) + 4, "text-anchor": "end" }, fmt.format(Math.round(v * 10) / 10)));
+      axis.append(svg("text", { x: L - 8, y: y(v) + 4, "text-anchor": "end" }, fmt.format(v)));
     }
     root.append(grid);
 
