@@ -97,7 +97,7 @@ func TestConsoleSignIn(t *testing.T) {
 	}
 
 	cookie := e.signIn(testKey)
-	status, h, b = e.get("/console/", cookie)
+	status, _, b = e.get("/console/", cookie)
 	if status != 200 || !strings.Contains(string(b), `data-testid="switch-state"`) || !strings.Contains(string(b), `data-testid="btn-signout"`) {
 		t.Fatalf("GET /console/ with a session: %d\n%.300s", status, b)
 	}
@@ -183,7 +183,7 @@ func TestConsoleCookieSecureOnlyBehindTrustedHTTPS(t *testing.T) {
 func TestConsoleOpenWithoutKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	status, h, b := e.get("/console/")
+	status, _, b := e.get("/console/")
 	if status != 200 || strings.Contains(string(b), "btn-signout") {
 		t.Fatalf("GET /console/: %d\n%.300s", status, b)
 	}
@@ -193,7 +193,6 @@ func TestConsoleOpenWithoutKey(t *testing.T) {
 	if status, h, _ := e.get("/console"); status != http.StatusMovedPermanently || h.Get("Location") != "/console/" {
 		t.Fatalf("GET /console: %d %q", status, h.Get("Location"))
 	}
-	_ = h
 	for _, a := range []struct{ path, ct string }{
 		{"/console/assets/console.js", "javascript"}, {"/console/assets/console.css", "text/css"}, {"/console/assets/icon.svg", "image/svg+xml"},
 	} {
@@ -202,6 +201,6 @@ func TestConsoleOpenWithoutKey(t *testing.T) {
 			t.Fatalf("%s: %d %q", a.path, status, h.Get("Content-Type"))
 		}
 	}
-	status, h, b = e.get("/console/assets/missing.js")
+	status, h, b := e.get("/console/assets/missing.js")
 	wantError(t, status, h, b, 404, "not_found")
 }
