@@ -5,7 +5,7 @@ BIN       := bin
 LINT      := $(shell $(GO) env GOPATH)/bin/golangci-lint
 LINT_VER  := v2.15.0
 
-.PHONY: all build test test-short lint fmt vet bench docs run faults clean
+.PHONY: all build test test-short lint fmt vet bench bench-slow docs run faults clean
 
 all: build
 
@@ -18,9 +18,11 @@ build:
 run:
 	GO="$(GO)" BIN="$(BIN)" ./scripts/run-local.sh
 
-## test: the full suite against the local PostgreSQL and Redis, with the race detector.
+## test: the full suite against the local PostgreSQL and Redis, with the race detector,
+## then the Kubernetes manifests' tests (their own Go module, which ./... skips).
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	cd deploy/kubernetes && $(GO) test -race -count=1 -timeout 5m ./...
 
 ## test-short: skip the slow end-to-end process tests.
 test-short:
@@ -30,11 +32,18 @@ test-short:
 faults:
 	$(GO) test -count=1 -timeout 30m -v -run . ./internal/faults -args -soak | grep -E '^(\||--- |ok|FAIL|PASS)'
 
-## bench: the end-to-end benchmark of issue 6 against the local PostgreSQL and
-## Redis (a few minutes); prints a Markdown table, see docs/benchmarks.md.
+## bench: the end-to-end benchmark of issues 6 and 9 against the local
+## PostgreSQL and Redis (several minutes): this project's drains, the River
+## peer (bench/river, its own module, built here; the first build downloads
+## River) and the claim timing; prints Markdown tables, see docs/benchmarks.md.
 ## BENCH_FLAGS=-quick for a smoke run; BENCH_FLAGS=-help lists the flags.
 bench:
 	$(GO) run ./cmd/bench $(BENCH_FLAGS)
+
+## bench-slow: the slow receiver mode (issue 9): the sink holds every answer
+## 20 ms; 1, 2 and 4 workers of 16 calls, 20,000 messages each.
+bench-slow:
+	$(GO) run ./cmd/bench -receiver-delay 20ms -concurrency 16 $(BENCH_FLAGS)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -16,13 +16,87 @@ const docTemplate = `{
     "basePath": "{{.BasePath}}",
     "paths": {
         "/api/v1/messages": {
+            "get": {
+                "description": "Every message, newest first (created_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. status and priority filter the list; keep them the same while you page.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "List messages",
+                "parameters": [
+                    {
+                        "enum": [
+                            "pending",
+                            "sending",
+                            "sent",
+                            "failed",
+                            "expired",
+                            "canceled"
+                        ],
+                        "type": "string",
+                        "description": "Only messages in this status",
+                        "name": "status",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 9,
+                        "minimum": 0,
+                        "type": "integer",
+                        "description": "Only messages of this priority",
+                        "name": "priority",
+                        "in": "query"
+                    },
+                    {
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 20,
+                        "description": "Page size; values above 100 are capped",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.MessagePage"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad status, priority, limit or cursor",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
             "post": {
                 "security": [
                     {
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores a pending message; the workers send it on a coming tick. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.",
+                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.",
                 "consumes": [
                     "application/json"
                 ],
@@ -45,6 +119,12 @@ const docTemplate = `{
                     }
                 ],
                 "responses": {
+                    "200": {
+                        "description": "A replay: this id was created with the same body before; nothing new is stored",
+                        "schema": {
+                            "$ref": "#/definitions/api.MessageCreated"
+                        }
+                    },
                     "201": {
                         "description": "Stored; Location names the new message",
                         "schema": {
@@ -69,6 +149,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "409": {
+                        "description": "duplicate_id: the id exists with a different body",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "413": {
                         "description": "Body larger than 64 KiB",
                         "schema": {
@@ -83,6 +169,93 @@ const docTemplate = `{
                     },
                     "422": {
                         "description": "A field is invalid; error.field names it",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/messages/batch": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "Create messages in one request",
+                "parameters": [
+                    {
+                        "description": "The messages",
+                        "name": "batch",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.BatchRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/api.BatchCreated"
+                        }
+                    },
+                    "400": {
+                        "description": "Malformed JSON or an unknown field outside the items",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "duplicate_id: an item reuses an id with a different body",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "413": {
+                        "description": "Body larger than the limit",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "Invalid items; error.items lists them",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -209,6 +382,117 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/messages/{id}/attempts": {
+            "get": {
+                "description": "One entry per webhook call, oldest first, written in the same statement as the call's outcome. Numbering continues across a manual retry. A message that failed without a call (an invalid row) or that expired has none.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "List a message's delivery attempts",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "Message id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.AttemptList"
+                        }
+                    },
+                    "404": {
+                        "description": "No such message",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/messages/{id}/cancel": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Cancels a pending message (scheduled, due, or waiting for a retry): it will never be sent, even if a worker is claiming it at the same moment (then one of the two wins: the cancel, or the claim and the cancel answers 409). Canceling a canceled message answers 200 again.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "Cancel a message",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "Message id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.MessageDetail"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "No such message",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "not_cancelable: the message is sending, sent, failed or expired",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/messages/{id}/retry": {
             "post": {
                 "security": [
@@ -254,6 +538,93 @@ const docTemplate = `{
                     },
                     "409": {
                         "description": "The message is not failed",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/receipts": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Sets delivery_status, delivered_at and delivery_error on the sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, and the answer is the message as stored.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "Take a delivery receipt",
+                "parameters": [
+                    {
+                        "description": "The receipt",
+                        "name": "receipt",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.ReceiptRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.MessageDetail"
+                        }
+                    },
+                    "400": {
+                        "description": "Malformed JSON or an unknown field",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "No sent message has this message_id",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "413": {
+                        "description": "Body larger than the limit",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "A field is invalid; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -523,6 +894,97 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "api.AttemptList": {
+            "type": "object",
+            "required": [
+                "data"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.AttemptView"
+                    }
+                }
+            }
+        },
+        "api.AttemptView": {
+            "type": "object",
+            "required": [
+                "attempt",
+                "duration_ms",
+                "error",
+                "outcome",
+                "started_at",
+                "status_code"
+            ],
+            "properties": {
+                "attempt": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "duration_ms": {
+                    "type": "integer",
+                    "example": 42
+                },
+                "error": {
+                    "description": "Error is why the call failed; null when it succeeded.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "webhook answered 503: busy"
+                },
+                "outcome": {
+                    "type": "string",
+                    "enum": [
+                        "sent",
+                        "retry",
+                        "failed",
+                        "gone"
+                    ],
+                    "example": "retry"
+                },
+                "started_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2025-01-02T03:04:05.123456Z"
+                },
+                "status_code": {
+                    "description": "StatusCode is the webhook's HTTP status; null for a timeout or a\nconnection error.",
+                    "type": "integer",
+                    "x-nullable": true,
+                    "example": 503
+                }
+            }
+        },
+        "api.BatchCreated": {
+            "type": "object",
+            "required": [
+                "data"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.MessageCreated"
+                    }
+                }
+            }
+        },
+        "api.BatchRequest": {
+            "type": "object",
+            "required": [
+                "messages"
+            ],
+            "properties": {
+                "messages": {
+                    "description": "Messages are 1 to 1000 creates, each shaped like POST /api/v1/messages.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.CreateMessageRequest"
+                    }
+                }
+            }
+        },
         "api.CreateMessageRequest": {
             "type": "object",
             "required": [
@@ -537,10 +999,37 @@ const docTemplate = `{
                     "minLength": 1,
                     "example": "Your verification code is 123456"
                 },
+                "id": {
+                    "description": "ID is the message id to use, so that a producer's retry is safe:\n1 to 36 characters from A-Z a-z 0-9 . _ : -. Without it the server\npicks a UUID.",
+                    "type": "string",
+                    "maxLength": 36,
+                    "minLength": 1,
+                    "example": "order-4711-otp"
+                },
                 "phone_number": {
                     "description": "PhoneNumber is the recipient in E.164 form.",
                     "type": "string",
                     "example": "+905551111111"
+                },
+                "priority": {
+                    "description": "Priority 0 (default) to 9: among due messages a higher one is sent\nfirst.",
+                    "type": "integer",
+                    "maximum": 9,
+                    "minimum": 0,
+                    "example": 9
+                },
+                "send_at": {
+                    "description": "SendAt is the earliest time to send (RFC 3339), not in the past and\nat most 366 days ahead. Without it the message is due at once.",
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2026-12-01T09:00:00Z"
+                },
+                "validity_period": {
+                    "description": "ValidityPeriod is how many seconds (1 to 2592000) the message stays\nsendable, counted from send_at or else from creation; it sets\nexpires_at. Without it DEFAULT_VALIDITY_PERIOD applies.",
+                    "type": "integer",
+                    "maximum": 2592000,
+                    "minimum": 1,
+                    "example": 7200
                 }
             }
         },
@@ -559,6 +1048,13 @@ const docTemplate = `{
                     "description": "Field is the offending input, for validation errors.",
                     "type": "string",
                     "example": "phone_number"
+                },
+                "items": {
+                    "description": "Items lists the bad items of a refused batch create.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.ItemError"
+                    }
                 },
                 "message": {
                     "type": "string",
@@ -589,13 +1085,40 @@ const docTemplate = `{
                 }
             }
         },
+        "api.ItemError": {
+            "type": "object",
+            "required": [
+                "index",
+                "message"
+            ],
+            "properties": {
+                "field": {
+                    "type": "string",
+                    "example": "phone_number"
+                },
+                "index": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "message": {
+                    "type": "string",
+                    "example": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0"
+                }
+            }
+        },
         "api.MessageCreated": {
             "type": "object",
             "required": [
                 "content",
                 "created_at",
+                "delivered_at",
+                "delivery_error",
+                "delivery_status",
+                "expires_at",
                 "id",
                 "phone_number",
+                "priority",
+                "send_at",
                 "status"
             ],
             "properties": {
@@ -608,6 +1131,36 @@ const docTemplate = `{
                     "format": "date-time",
                     "example": "2025-01-02T03:04:05.123456Z"
                 },
+                "delivered_at": {
+                    "description": "DeliveredAt is the time of the latest receipt.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2025-01-02T03:04:07Z"
+                },
+                "delivery_error": {
+                    "description": "DeliveryError is the provider's error code of an undelivered\nreceipt.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "30003"
+                },
+                "delivery_status": {
+                    "description": "DeliveryStatus is the latest delivery receipt; null without one.",
+                    "type": "string",
+                    "enum": [
+                        "delivered",
+                        "undelivered"
+                    ],
+                    "x-nullable": true,
+                    "example": "delivered"
+                },
+                "expires_at": {
+                    "description": "ExpiresAt is the latest time a call may start; null: never.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2026-12-01T11:00:00Z"
+                },
                 "id": {
                     "type": "string",
                     "example": "0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"
@@ -616,10 +1169,29 @@ const docTemplate = `{
                     "type": "string",
                     "example": "+905551111111"
                 },
+                "priority": {
+                    "type": "integer",
+                    "maximum": 9,
+                    "minimum": 0,
+                    "example": 0
+                },
+                "send_at": {
+                    "description": "SendAt is the earliest send time; null: at once.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2026-12-01T09:00:00Z"
+                },
                 "status": {
+                    "description": "Status is pending for a new message; a replay shows the stored\nmessage's status.",
                     "type": "string",
                     "enum": [
-                        "pending"
+                        "pending",
+                        "sending",
+                        "sent",
+                        "failed",
+                        "expired",
+                        "canceled"
                     ],
                     "example": "pending"
                 }
@@ -631,10 +1203,16 @@ const docTemplate = `{
                 "attempts",
                 "content",
                 "created_at",
+                "delivered_at",
+                "delivery_error",
+                "delivery_status",
+                "expires_at",
                 "id",
                 "last_error",
                 "phone_number",
+                "priority",
                 "remote_message_id",
+                "send_at",
                 "sent_at",
                 "status"
             ],
@@ -653,6 +1231,36 @@ const docTemplate = `{
                     "format": "date-time",
                     "example": "2025-01-02T03:04:05.123456Z"
                 },
+                "delivered_at": {
+                    "description": "DeliveredAt is the time of the latest receipt.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2025-01-02T03:04:07Z"
+                },
+                "delivery_error": {
+                    "description": "DeliveryError is the provider's error code of an undelivered\nreceipt.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "30003"
+                },
+                "delivery_status": {
+                    "description": "DeliveryStatus is the latest delivery receipt; null without one.",
+                    "type": "string",
+                    "enum": [
+                        "delivered",
+                        "undelivered"
+                    ],
+                    "x-nullable": true,
+                    "example": "delivered"
+                },
+                "expires_at": {
+                    "description": "ExpiresAt is the latest time a call may start; null: never.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2026-12-01T11:00:00Z"
+                },
                 "id": {
                     "type": "string",
                     "example": "0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"
@@ -667,11 +1275,24 @@ const docTemplate = `{
                     "type": "string",
                     "example": "+905551111111"
                 },
+                "priority": {
+                    "type": "integer",
+                    "maximum": 9,
+                    "minimum": 0,
+                    "example": 0
+                },
                 "remote_message_id": {
                     "description": "RemoteMessageID is the provider's id; null until sent.",
                     "type": "string",
                     "x-nullable": true,
                     "example": "67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"
+                },
+                "send_at": {
+                    "description": "SendAt is the earliest send time; null: at once.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2026-12-01T09:00:00Z"
                 },
                 "sent_at": {
                     "description": "SentAt is null until sent.",
@@ -686,9 +1307,32 @@ const docTemplate = `{
                         "pending",
                         "sending",
                         "sent",
-                        "failed"
+                        "failed",
+                        "expired",
+                        "canceled"
                     ],
                     "example": "sent"
+                }
+            }
+        },
+        "api.MessagePage": {
+            "type": "object",
+            "required": [
+                "data",
+                "next_cursor"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.MessageDetail"
+                    }
+                },
+                "next_cursor": {
+                    "description": "NextCursor fetches the following page; null on the last one.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "MjAyNS0wMS0wMlQwMzowNDowNS4xMjM0NTZafDAxOTJmMGM0"
                 }
             }
         },
@@ -756,6 +1400,42 @@ const docTemplate = `{
                 }
             }
         },
+        "api.ReceiptRequest": {
+            "type": "object",
+            "required": [
+                "message_id",
+                "status"
+            ],
+            "properties": {
+                "error_code": {
+                    "description": "ErrorCode is the provider's reason for an undelivered message.",
+                    "type": "string",
+                    "maxLength": 255,
+                    "example": "30003"
+                },
+                "message_id": {
+                    "description": "MessageID is the messageId the webhook answered with.",
+                    "type": "string",
+                    "maxLength": 255,
+                    "minLength": 1,
+                    "example": "67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"
+                },
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "delivered",
+                        "undelivered"
+                    ],
+                    "example": "delivered"
+                },
+                "timestamp": {
+                    "description": "Timestamp is when the provider says it happened (RFC 3339); the\nnewest receipt wins. Without it, the time the receipt arrived.",
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2025-01-02T03:04:07Z"
+                }
+            }
+        },
         "api.SchedulerStatus": {
             "type": "object",
             "required": [
@@ -814,15 +1494,51 @@ const docTemplate = `{
             "type": "object",
             "required": [
                 "content",
+                "delivered_at",
+                "delivery_error",
+                "delivery_status",
+                "expires_at",
                 "id",
                 "phone_number",
+                "priority",
                 "remote_message_id",
+                "send_at",
                 "sent_at"
             ],
             "properties": {
                 "content": {
                     "type": "string",
                     "example": "Your verification code is 123456"
+                },
+                "delivered_at": {
+                    "description": "DeliveredAt is the time of the latest receipt.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2025-01-02T03:04:07Z"
+                },
+                "delivery_error": {
+                    "description": "DeliveryError is the provider's error code of an undelivered\nreceipt.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "30003"
+                },
+                "delivery_status": {
+                    "description": "DeliveryStatus is the latest delivery receipt; null without one.",
+                    "type": "string",
+                    "enum": [
+                        "delivered",
+                        "undelivered"
+                    ],
+                    "x-nullable": true,
+                    "example": "delivered"
+                },
+                "expires_at": {
+                    "description": "ExpiresAt is the latest time a call may start; null: never.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2026-12-01T11:00:00Z"
                 },
                 "id": {
                     "type": "string",
@@ -832,11 +1548,24 @@ const docTemplate = `{
                     "type": "string",
                     "example": "+905551111111"
                 },
+                "priority": {
+                    "type": "integer",
+                    "maximum": 9,
+                    "minimum": 0,
+                    "example": 0
+                },
                 "remote_message_id": {
                     "description": "RemoteMessageID is the provider's id for the delivery; null for\nmessages sent before it was recorded.",
                     "type": "string",
                     "x-nullable": true,
                     "example": "67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"
+                },
+                "send_at": {
+                    "description": "SendAt is the earliest send time; null: at once.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2026-12-01T09:00:00Z"
                 },
                 "sent_at": {
                     "description": "SentAt is null for messages sent before it was recorded; those come\nlast.",

@@ -134,10 +134,15 @@ func (s *Server) routes() {
 	v1.Post("/scheduler/start", s.requireKey, s.startScheduler)
 	v1.Post("/scheduler/stop", s.requireKey, s.stopScheduler)
 	v1.Post("/messages", s.requireKey, s.createMessage)
+	v1.Get("/messages", s.listMessages)
+	v1.Post("/messages/batch", s.requireKey, s.createBatch)
+	v1.Post("/receipts", s.requireKey, s.postReceipt)
 	// Registered before /messages/:id so that "sent" is not read as an id.
 	v1.Get("/messages/sent", s.listSent)
 	v1.Get("/messages/:id", s.getMessage)
 	v1.Post("/messages/:id/retry", s.requireKey, s.retryMessage)
+	v1.Post("/messages/:id/cancel", s.requireKey, s.cancelMessage)
+	v1.Get("/messages/:id/attempts", s.listAttempts)
 	v1.Get("/stats/counts", s.statusCounts)
 	v1.Get("/stats/minutes", s.minuteStats)
 

@@ -61,6 +61,8 @@ type ErrorBody struct {
 	Message string `json:"message" example:"phone_number must be in E.164 form"`
 	// Field is the offending input, for validation errors.
 	Field string `json:"field,omitempty" example:"phone_number"`
+	// Items lists the bad items of a refused batch create.
+	Items []ItemError `json:"items,omitempty"`
 }
 
 // handleError is the one place errors become HTTP answers. Users see a code
@@ -70,7 +72,12 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if e.Status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="messaging-server"`)
 	}
-	return c.Status(e.Status).JSON(ErrorResponse{Error: ErrorBody{Code: e.Code, Message: e.Message, Field: e.Field}})
+	body := ErrorBody{Code: e.Code, Message: e.Message, Field: e.Field}
+	var be *BatchError
+	if errors.As(err, &be) {
+		body.Items = be.Items
+	}
+	return c.Status(e.Status).JSON(ErrorResponse{Error: body})
 }
 
 func (s *Server) classify(c *fiber.Ctx, err error) *Error {
@@ -82,6 +89,9 @@ func (s *Server) classify(c *fiber.Ctx, err error) *Error {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, new(*BatchError)):
+		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed",
+			Message: "some messages are invalid (error.items lists them); nothing was stored"}
 	case errors.As(err, &ve):
 		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Message: ve.Message, Field: ve.Field}
 	case errors.Is(err, console.ErrCrossSite):
@@ -91,7 +101,13 @@ func (s *Server) classify(c *fiber.Ctx, err error) *Error {
 	case errors.Is(err, store.ErrNotFailed):
 		return &Error{Status: fiber.StatusConflict, Code: "not_failed", Message: "only a failed message can be retried"}
 	case errors.Is(err, store.ErrDuplicate):
-		return &Error{Status: fiber.StatusConflict, Code: "duplicate", Message: "a message with this id already exists"}
+		return &Error{Status: fiber.StatusConflict, Code: "duplicate_id", Field: "id",
+			Message: "a message with this id already exists with a different body"}
+	case errors.Is(err, store.ErrNotCancelable):
+		return &Error{Status: fiber.StatusConflict, Code: "not_cancelable",
+			Message: "only a pending message can be canceled; this one is sending, sent, failed or expired"}
+	case errors.Is(err, store.ErrRemoteNotFound):
+		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "no sent message has this message_id"}
 	case errors.As(err, &fe):
 		return fromFiber(fe)
 	}

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/store"
@@ -18,11 +17,14 @@ import (
 
 // MessageCreated is the answer to POST /api/v1/messages.
 type MessageCreated struct {
-	ID          string    `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
-	Content     string    `json:"content" example:"Your verification code is 123456"`
-	PhoneNumber string    `json:"phone_number" example:"+905551111111"`
-	Status      string    `json:"status" example:"pending" enums:"pending"`
-	CreatedAt   time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
+	Content     string `json:"content" example:"Your verification code is 123456"`
+	PhoneNumber string `json:"phone_number" example:"+905551111111"`
+	// Status is pending for a new message; a replay shows the stored
+	// message's status.
+	Status    string    `json:"status" example:"pending" enums:"pending,sending,sent,failed,expired,canceled"`
+	CreatedAt time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+	Lifecycle
 }
 
 // SentMessage is one entry of the sent list.
@@ -36,6 +38,7 @@ type SentMessage struct {
 	// SentAt is null for messages sent before it was recorded; those come
 	// last.
 	SentAt *time.Time `json:"sent_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+	Lifecycle
 }
 
 // SentPage is one page of the sent list, newest first.
@@ -50,7 +53,7 @@ type MessageDetail struct {
 	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
 	Content     string `json:"content" example:"Your verification code is 123456"`
 	PhoneNumber string `json:"phone_number" example:"+905551111111"`
-	Status      string `json:"status" example:"sent" enums:"pending,sending,sent,failed"`
+	Status      string `json:"status" example:"sent" enums:"pending,sending,sent,failed,expired,canceled"`
 	// Attempts is how many webhook calls were made (reset by a retry).
 	Attempts int `json:"attempts" example:"1"`
 	// RemoteMessageID is the provider's id; null until sent.
@@ -60,6 +63,7 @@ type MessageDetail struct {
 	// LastError is why the latest attempt failed; null when none did.
 	LastError *string   `json:"last_error" extensions:"x-nullable" example:"webhook answered 503"`
 	CreatedAt time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
+	Lifecycle
 }
 
 // Where GET /api/v1/messages/{id} took remote_message_id and sent_at from,
@@ -77,16 +81,18 @@ const cacheTimeout = 500 * time.Millisecond
 // createMessage stores a new pending message.
 //
 //	@Summary		Create a message
-//	@Description	Stores a pending message; the workers send it on a coming tick. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.
+//	@Description	Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.
 //	@Tags			messages
 //	@Accept			json
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			message	body		CreateMessageRequest	true	"The message"
 //	@Success		201		{object}	MessageCreated			"Stored; Location names the new message"
+//	@Success		200		{object}	MessageCreated			"A replay: this id was created with the same body before; nothing new is stored"
 //	@Header			201		{string}	Location				"/api/v1/messages/{id}"
 //	@Failure		400		{object}	ErrorResponse			"Malformed JSON or an unknown field"
 //	@Failure		401		{object}	ErrorResponse			"API_KEY is set and the bearer key is missing or wrong"
+//	@Failure		409		{object}	ErrorResponse			"duplicate_id: the id exists with a different body"
 //	@Failure		413		{object}	ErrorResponse			"Body larger than 64 KiB"
 //	@Failure		415		{object}	ErrorResponse			"Content-Type is not application/json"
 //	@Failure		422		{object}	ErrorResponse			"A field is invalid; error.field names it"
@@ -101,23 +107,16 @@ func (s *Server) createMessage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := ValidateNewMessage(req, s.cfg.MaxContentLength); err != nil {
-		return err
-	}
-	// Version 7: time-ordered, so new ids land at the end of the primary
-	// key index instead of all over it.
-	id, err := uuid.NewV7()
-	if err != nil {
-		return err
-	}
-	m, err := s.deps.Store.Insert(c.UserContext(), store.NewMessage{ID: id.String(), Content: req.Content, PhoneNumber: req.PhoneNumber})
+	m, err := s.createOne(c, req)
 	if err != nil {
 		return err
 	}
 	c.Location("/api/v1/messages/" + m.ID)
-	return c.Status(fiber.StatusCreated).JSON(MessageCreated{
-		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, CreatedAt: m.CreatedAt.UTC(),
-	})
+	status := fiber.StatusCreated
+	if !m.New {
+		status = fiber.StatusOK // a replay: the same id and body
+	}
+	return c.Status(status).JSON(created(m.Message))
 }
 
 // listSent pages through sent messages, newest first.
@@ -154,7 +153,7 @@ func (s *Server) listSent(c *fiber.Ctx) error {
 	for i, r := range rows {
 		page.Data[i] = SentMessage{
 			ID: r.ID, Content: r.Content, PhoneNumber: r.PhoneNumber,
-			RemoteMessageID: nullable(r.RemoteMessageID), SentAt: utc(r.SentAt),
+			RemoteMessageID: nullable(r.RemoteMessageID), SentAt: utc(r.SentAt), Lifecycle: lifecycle(r),
 		}
 	}
 	if more {
@@ -249,7 +248,7 @@ func detail(m store.Message) MessageDetail {
 	return MessageDetail{
 		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, Attempts: m.Attempts,
 		RemoteMessageID: nullable(m.RemoteMessageID), SentAt: utc(m.SentAt),
-		LastError: nullable(m.LastError), CreatedAt: m.CreatedAt.UTC(),
+		LastError: nullable(m.LastError), CreatedAt: m.CreatedAt.UTC(), Lifecycle: lifecycle(m),
 	}
 }
 

@@ -8,10 +8,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 
 	"github.com/messaging-server/messaging-server/internal/console"
+	"github.com/messaging-server/messaging-server/internal/redisconn"
 )
 
 // MonitoringPath is where the asynqmon dashboard lives.
@@ -53,12 +53,9 @@ func isDashboardFile(c *fiber.Ctx, isAPI bool) bool {
 // cookie must come from a page of this server (Origin check; the cookie is
 // SameSite=Strict too).
 func (s *Server) monitoring() fiber.Handler {
-	opt := asynq.RedisClientOpt{
-		Addr:     s.cfg.RedisAddr(),
-		Password: s.cfg.RedisPassword,
-		DB:       s.cfg.RedisDB,
-	}
-	h := asynqmon.New(asynqmon.Options{RootPath: MonitoringPath, RedisConnOpt: opt})
+	// The same Redis mode (one server, Sentinel or Cluster; TLS) as every
+	// other program.
+	h := asynqmon.New(asynqmon.Options{RootPath: MonitoringPath, RedisConnOpt: redisconn.AsynqOpt(s.cfg)})
 	s.closers = append(s.closers, h.Close)
 	dashboard := adaptor.HTTPHandler(h)
 	return func(c *fiber.Ctx) error {

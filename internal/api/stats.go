@@ -56,7 +56,7 @@ func (s *Server) statusCounts(c *fiber.Ctx) error {
 	}
 	return c.JSON(StatusCounts{
 		Pending: n[store.StatusPending], Sending: n[store.StatusSending], Sent: n[store.StatusSent],
-		Failed: n[store.StatusFailed], Expired: n["expired"], Canceled: n["canceled"],
+		Failed: n[store.StatusFailed], Expired: n[store.StatusExpired], Canceled: n[store.StatusCanceled],
 	})
 }
 

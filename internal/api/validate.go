@@ -25,6 +25,8 @@ type CreateMessageRequest struct {
 	Content string `json:"content" example:"Your verification code is 123456" minLength:"1" maxLength:"255"`
 	// PhoneNumber is the recipient in E.164 form.
 	PhoneNumber string `json:"phone_number" example:"+905551111111" pattern:"^\\+[1-9][0-9]{7,14}$"`
+	// The optional lifecycle fields (lifecycle.go).
+	LifecycleFields
 }
 
 // ValidateNewMessage checks a new message against the rules the database
@@ -77,7 +79,7 @@ func jsonError(err error) *Error {
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		return &Error{Status: fiber.StatusBadRequest, Code: "unknown_field", Field: name,
-			Message: "unknown field; allowed fields are content and phone_number"}
+			Message: "unknown field; allowed fields are content, phone_number, id, send_at, validity_period and priority"}
 	}
 	return badJSON("malformed JSON")
 }

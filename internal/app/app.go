@@ -17,13 +17,16 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/redisconn"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // Deps are the connections every program shares.
 type Deps struct {
-	Pool  *pgxpool.Pool
-	Redis *redis.Client
+	Pool *pgxpool.Pool
+	// Redis is a single-server, failover (Sentinel) or cluster client,
+	// as the configuration chooses (internal/redisconn).
+	Redis redis.UniversalClient
 	Store *store.Store
 	Log   *slog.Logger
 }
@@ -43,12 +46,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:     cfg.RedisAddr(),
-		Password: cfg.RedisPassword,
-		DB:       cfg.RedisDB,
-		PoolSize: max(poolSize, 10),
-	})
+	rdb := redisconn.NewClient(cfg, max(poolSize, 10))
 	d := &Deps{Pool: pool, Redis: rdb, Store: store.New(pool), Log: log}
 
 	if err := waitFor(ctx, log, "postgres", pool.Ping); err != nil {
@@ -59,11 +57,36 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 		d.Close()
 		return nil, err
 	}
-	if err := store.Migrate(ctx, pool, log); err != nil {
+	if err := migrate(ctx, cfg, pool, log); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// migrate applies the migrations on pool, or on a direct connection of its
+// own when POSTGRES_MIGRATE_URI is set: goose's session advisory lock needs
+// one server session from lock to unlock, which PgBouncer in transaction
+// pooling mode does not give.
+func migrate(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) error {
+	if cfg.PostgresMigrateURI == "" {
+		return store.Migrate(ctx, pool, log)
+	}
+	mcfg, err := pgxpool.ParseConfig(cfg.PostgresMigrateURI)
+	if err != nil {
+		return &config.Error{Var: "POSTGRES_MIGRATE_URI", Value: "(hidden)", Accepts: "a valid PostgreSQL connection URI"}
+	}
+	mcfg.MaxConns = 2
+	mcfg.ConnConfig.RuntimeParams["application_name"] = cfg.AppName + " (migrate)"
+	mpool, err := pgxpool.NewWithConfig(ctx, mcfg)
+	if err != nil {
+		return fmt.Errorf("open postgres for migrations: %w", err)
+	}
+	defer mpool.Close()
+	if err := waitFor(ctx, log, "postgres (migrations)", mpool.Ping); err != nil {
+		return err
+	}
+	return store.Migrate(ctx, mpool, log)
 }
 
 // waitFor retries ping for about a minute: 0.25 s doubling to 5 s between

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -41,12 +42,23 @@ func Main(ctx context.Context, p Program, environ []string, stderr io.Writer) in
 	d, err := Open(ctx, cfg, log, size)
 	if err != nil {
 		log.Error("start failed", "err", err)
-		return ExitFailed
+		return exitCode(err)
 	}
 	defer d.Close()
 	if err := p.Run(ctx, cfg, d); err != nil {
 		log.Error("stopped with error", "err", err)
-		return ExitFailed
+		return exitCode(err)
 	}
 	return ExitOK
+}
+
+// exitCode is ExitConfig for an error that names a setting the operator
+// must change (a bad URI, an explicit port that cannot be bound), else
+// ExitFailed.
+func exitCode(err error) int {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return ExitConfig
+	}
+	return ExitFailed
 }

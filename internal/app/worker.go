@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -20,6 +18,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/logging"
 	"github.com/messaging-server/messaging-server/internal/metrics"
+	"github.com/messaging-server/messaging-server/internal/redisconn"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
@@ -170,11 +169,9 @@ func NewScheduler(cfg config.Config, d *Deps, syncInterval time.Duration) (*sche
 	}, d.Log)
 }
 
-// RedisConnOpt describes the configured Redis for asynq components that
-// open their own connection.
-func RedisConnOpt(cfg config.Config) asynq.RedisClientOpt {
-	return asynq.RedisClientOpt{Addr: cfg.RedisAddr(), Password: cfg.RedisPassword, DB: cfg.RedisDB}
-}
+// RedisConnOpt describes the configured Redis (one server, Sentinel or
+// Cluster) for asynq components that open their own connection.
+func RedisConnOpt(cfg config.Config) asynq.RedisConnOpt { return redisconn.AsynqOpt(cfg) }
 
 // TaskTimeout bounds one dispatch task: long enough for a tick's sends, short
 // enough that a stuck one is retried.
@@ -188,9 +185,9 @@ func (w *Worker) serveMetrics() (func(), error) {
 	if w.cfg.MetricsPort == 0 {
 		return func() {}, nil
 	}
-	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", ":"+strconv.Itoa(w.cfg.MetricsPort))
+	ln, err := listenMetrics(w.cfg, w.log)
 	if err != nil {
-		return nil, fmt.Errorf("worker: metrics listener: %w", err)
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))

@@ -4,9 +4,14 @@
 // each run in a fresh database) into the project's webhook sink, and in the
 // same run measures the wire limit: the same POSTs, bodies and concurrency
 // with no database or Redis. Absolute rates on a shared machine are noise;
-// the ratio drain / wire limit is the figure to track. It also times the
-// claim statement against a small and a large sent history, and can profile
-// a worker. It prints one Markdown table.
+// the ratio drain / wire limit is the figure to track. In the same run it
+// drains the same backlog with a River peer (bench/river, a module of its
+// own, run as a child process) and reports the project's drain / River's;
+// with -receiver-delay the sink answers slowly, and the drains are compared
+// with what their call slots allow. Every drain reports how busy the CPUs
+// were and PostgreSQL statements per message. It also times the claim
+// statement against a small and a large sent history, and can profile a
+// worker. It prints Markdown tables.
 package bench
 
 import (
@@ -54,7 +59,17 @@ type Options struct {
 	CPUProfile string
 	// Timeout bounds one drain.
 	Timeout time.Duration
+	// ReceiverDelay makes the sink hold every answer this long: the slow
+	// receiver mode, where the drain is bound by latency, not CPU.
+	ReceiverDelay time.Duration
+	// River adds the River peer's two variants (bench/river), each draining
+	// the same backlog with one process and Concurrency jobs in flight.
+	River bool
 }
+
+// maxReceiverDelay keeps the slow receiver under WEBHOOK_TIMEOUT's default
+// (10 s), so that no call times out.
+const maxReceiverDelay = 5 * time.Second
 
 // ParseOptions reads the flags. -quick sets small sizes for a smoke run;
 // flags given explicitly still win over it.
@@ -75,7 +90,10 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.Pending, "pending", 1000, "due rows in the table during the claim timing")
 	fs.IntVar(&o.ClaimRuns, "claim-runs", 200, "timed claims per history size (median reported)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "also drain with one traced worker and write its CPU profile to this file")
-	fs.DurationVar(&o.Timeout, "timeout", 90*time.Second, "stop a drain after this long and report the part that was drained")
+	fs.DurationVar(&o.Timeout, "timeout", 180*time.Second, "stop a drain after this long and report the part that was drained")
+	fs.DurationVar(&o.ReceiverDelay, "receiver-delay", 0,
+		"slow receiver: the sink holds every answer this long (e.g. 20ms); then -messages defaults to 20000 and -claim-scaling and -river to false")
+	fs.BoolVar(&o.River, "river", true, "also drain with the River peer (bench/river), plain UPDATE and JobCompleteTx, 1 process × -concurrency jobs")
 	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -83,9 +101,22 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.ReceiverDelay > 0 {
+		// Latency-bound: fewer messages take as long, and neither the
+		// claim timing nor River is what this mode is about.
+		if !set["messages"] && !*quick {
+			o.Messages = 20000
+		}
+		if !set["claim-scaling"] {
+			o.ClaimScaling = false
+		}
+		if !set["river"] {
+			o.River = false
+		}
+	}
 	if *quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["messages"] {
 			o.Messages = 5000
 		}
@@ -109,6 +140,10 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		return o, errors.New("-sent-small must be at least 1 and at most -sent-large")
 	case o.ClaimScaling && (o.Pending < o.Concurrency || o.ClaimRuns < 1):
 		return o, errors.New("-pending must be at least -concurrency, and -claim-runs at least 1")
+	case o.ReceiverDelay < 0 || o.ReceiverDelay > maxReceiverDelay:
+		return o, fmt.Errorf("-receiver-delay must be from 0 to %s (under WEBHOOK_TIMEOUT)", maxReceiverDelay)
+	case o.Timeout <= 0:
+		return o, errors.New("-timeout must be positive")
 	}
 	return o, nil
 }
@@ -174,6 +209,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			most, most*app.WorkerPoolSize, app.WorkerPoolSize, limit, used))
 		log.Warn(rep.Notes[len(rep.Notes)-1])
 	}
+	if o.River && o.Concurrency+riverExtraConns > limit-used {
+		rep.Notes = append(rep.Notes, fmt.Sprintf(
+			"the River peer opens %d PostgreSQL connections (one per job in flight and %d for River itself), "+
+				"but the server allows %d and %d are in use: its drains may hit 'too many clients'.",
+			o.Concurrency+riverExtraConns, riverExtraConns, limit, used))
+		log.Warn(rep.Notes[len(rep.Notes)-1])
+	}
 
 	dir, err := os.MkdirTemp("", "ms-bench-bin")
 	if err != nil {
@@ -188,23 +230,45 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	worker, scheduler := filepath.Join(dir, "worker"), filepath.Join(dir, "scheduler")
 	run := randomHex(4)
 
-	for _, w := range o.Workers {
-		conc := w * o.Concurrency
-		if _, ok := rep.Wire[conc]; !ok {
-			log.Info("wire limit", "posts", o.Messages, "concurrency", conc)
-			wr, err := runWire(ctx, Generator{Prefix: fmt.Sprintf("b%s-w%03d", run, conc%1000)}, o.Messages, conc)
-			if err != nil {
+	var riverBin string
+	if o.River {
+		log.Info("building the River peer", "dir", riverDir)
+		var version string
+		if riverBin, version, err = buildRiver(ctx, dir); err != nil {
+			if ctx.Err() != nil {
 				return nil, err
 			}
-			rep.Wire[conc] = wr
-			log.Info("wire limit done", "per_second", int(wr.Rate()))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the River peer could not be built and is not in the report: %v", err))
+			log.Error("River peer build failed", "err", err)
 		}
-		log.Info("drain", "messages", o.Messages, "workers", w, "concurrency", o.Concurrency)
+		rep.RiverVersion = version
+	}
+
+	wire := func(conc int) error {
+		if _, ok := rep.Wire[conc]; ok {
+			return nil
+		}
+		log.Info("wire limit", "posts", o.Messages, "concurrency", conc, "receiver_delay", o.ReceiverDelay)
+		wr, err := runWire(ctx, Generator{Prefix: fmt.Sprintf("b%s-w%03d", run, conc%1000)}, o.Messages, conc, o.ReceiverDelay)
+		if err != nil {
+			return err
+		}
+		rep.Wire[conc] = wr
+		log.Info("wire limit done", "per_second", int(wr.Rate()))
+		return nil
+	}
+
+	for i, w := range o.Workers {
+		conc := w * o.Concurrency
+		if err := wire(conc); err != nil {
+			return nil, err
+		}
+		log.Info("drain", "messages", o.Messages, "workers", w, "concurrency", o.Concurrency, "receiver_delay", o.ReceiverDelay)
 		dr, err := runDrain(ctx, drainSpec{
 			env: o.Env, workers: w, concurrency: o.Concurrency, messages: o.Messages,
 			tag: fmt.Sprintf("b%s-d%03d", run, w%1000), scheduler: scheduler, worker: worker,
 			workerArgs: func(int) ([]string, string) { return nil, "" },
-			claimClock: o.ClaimClock, timeout: o.Timeout, log: log,
+			claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
 		})
 		if err != nil {
 			// The other worker counts may still run: report and go on.
@@ -213,10 +277,18 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			}
 			rep.Notes = append(rep.Notes, fmt.Sprintf("the drain with %d workers failed and is not in the table: %v", w, err))
 			log.Error("drain failed", "workers", w, "err", err)
-			continue
+		} else {
+			rep.Drains = append(rep.Drains, dr)
+			log.Info("drain done", "workers", w, "per_second", int(dr.Rate()), "ratio", fmt.Sprintf("%.2f", dr.Rate()/rep.Wire[conc].Rate()),
+				"cpu_busy_percent", int(dr.CPUBusy))
 		}
-		rep.Drains = append(rep.Drains, dr)
-		log.Info("drain done", "workers", w, "per_second", int(dr.Rate()), "ratio", fmt.Sprintf("%.2f", dr.Rate()/rep.Wire[conc].Rate()))
+		// The River peer runs right after the first drain, so the two meet
+		// the machine in the same state.
+		if i == 0 && riverBin != "" {
+			if err := runRiverPeers(ctx, o, rep, riverBin, dir, run, wire, log); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	if o.ClaimScaling {
@@ -247,7 +319,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			workerArgs: func(int) ([]string, string) {
 				return []string{ChildCommand, "-cpuprofile", profile, "-statements", stmts}, stmts
 			},
-			claimClock: o.ClaimClock, timeout: o.Timeout, log: log,
+			claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("profiled drain: %w", err)
@@ -256,6 +328,33 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	}
 	rep.Finished = time.Now()
 	return rep, nil
+}
+
+// runRiverPeers runs every River variant: one process with o.Concurrency
+// jobs in flight, the same backlog and the same sink as a 1-worker drain.
+// A variant that fails is noted and the bench goes on.
+func runRiverPeers(ctx context.Context, o Options, rep *Report, bin, dir, run string, wire func(int) error, log *slog.Logger) error {
+	if err := wire(o.Concurrency); err != nil {
+		return err
+	}
+	for j, v := range RiverVariants {
+		log.Info("River peer drain", "variant", v, "messages", o.Messages, "jobs_in_flight", o.Concurrency, "receiver_delay", o.ReceiverDelay)
+		dr, err := runRiverDrain(ctx, drainSpec{
+			env: o.Env, concurrency: o.Concurrency, messages: o.Messages,
+			tag: fmt.Sprintf("b%s-r%03d", run, j), receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
+		}, riverSpec{bin: bin, variant: v, statements: filepath.Join(dir, "river-statements-"+v+".json")})
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the River peer (%s) failed and is not in the report: %v", riverVariantName(v), err))
+			log.Error("River peer drain failed", "variant", v, "err", err)
+			continue
+		}
+		rep.River = append(rep.River, dr)
+		log.Info("River peer drain done", "variant", v, "per_second", int(dr.Rate()), "cpu_busy_percent", int(dr.CPUBusy))
+	}
+	return nil
 }
 
 func slicesMax(xs []int) int {

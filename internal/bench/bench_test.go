@@ -7,9 +7,13 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/messaging-server/messaging-server/internal/testenv"
+	"github.com/messaging-server/messaging-server/internal/webhook"
 )
 
 func TestSummarizeNearestRank(t *testing.T) {
@@ -125,7 +129,32 @@ func TestParseOptions(t *testing.T) {
 	if o.Messages != 5000 || o.SentLarge != 200000 || o.ClaimRuns != 7 || len(o.Workers) != 2 || o.Workers[1] != 3 {
 		t.Fatalf("options = %+v", o)
 	}
-	for _, bad := range [][]string{{"-workers", "1,0"}, {"-messages", "0"}, {"-concurrency", "1001"}, {"extra"}} {
+	if !o.River || o.ReceiverDelay != 0 || !o.ClaimScaling {
+		t.Fatalf("defaults: River %v, receiver delay %v, claim scaling %v", o.River, o.ReceiverDelay, o.ClaimScaling)
+	}
+	// The slow receiver mode: fewer messages, no claim timing, no River,
+	// unless the flags say otherwise.
+	slow, err := ParseOptions([]string{"-receiver-delay", "20ms"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slow.ReceiverDelay != 20*time.Millisecond || slow.Messages != 20000 || slow.ClaimScaling || slow.River {
+		t.Fatalf("slow defaults = %+v", slow)
+	}
+	slow, err = ParseOptions([]string{"-receiver-delay=20ms", "-river", "-messages", "300", "-quick"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slow.River || slow.Messages != 300 {
+		t.Fatalf("explicit flags lost in slow mode: %+v", slow)
+	}
+	if q, err := ParseOptions([]string{"-receiver-delay", "20ms", "-quick"}, io.Discard); err != nil || q.Messages != 5000 {
+		t.Fatalf("-quick in slow mode: %+v, %v", q, err)
+	}
+	for _, bad := range [][]string{
+		{"-workers", "1,0"}, {"-messages", "0"}, {"-concurrency", "1001"}, {"extra"},
+		{"-receiver-delay", "-1ms"}, {"-receiver-delay", "6s"}, {"-receiver-delay", "20"}, {"-timeout", "0s"}, {"-river=maybe"},
+	} {
 		if _, err := ParseOptions(bad, io.Discard); err == nil {
 			t.Fatalf("%q accepted", bad)
 		}
@@ -150,7 +179,7 @@ func TestMarkdownTable(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"| measurement | 1 worker × 32 calls | target | met |",
-		"| **drain / wire limit** | **0.50** | ≥ 0.5 with 1 worker | yes |",
+		"| **drain / wire limit** | **0.50** | ≥ 0.27 with 1 worker | yes |",
 		"| claim → ack (sent_at), p50 / p99 ms | 10.0 / 300 | p99 < 250 ms | **no** |",
 		"| PostgreSQL round trips per claim batch | 2.5 | ≤ 3 | yes |",
 		"| **claim time ratio 2M / 10k** | **1.20** | ≤ 1.5 | yes |",
@@ -179,7 +208,7 @@ func TestQuickParts(t *testing.T) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 
-	w, err := runWire(ctx, Generator{Prefix: "t" + randomHex(4) + "-w004"}, 300, 4)
+	w, err := runWire(ctx, Generator{Prefix: "t" + randomHex(4) + "-w004"}, 300, 4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +260,133 @@ func TestErrorLinesAreCountedAndDeduplicated(t *testing.T) {
 	}
 	if got := distinctErrors("worker 0", lines); len(got) != 2 || !strings.HasPrefix(got[0], "worker 0: ") {
 		t.Fatalf("distinct = %q", got)
+	}
+}
+
+func TestMarkdownRiverAndCPU(t *testing.T) {
+	r := &Report{
+		Machine:      Machine{CPUs: 2},
+		RiverVersion: "v0.51.2",
+		Wire:         map[int]WireResult{32: {Concurrency: 32, Messages: 1000, Elapsed: 100 * time.Millisecond}},
+		Drains: []DrainResult{{
+			Workers: 1, Concurrency: 32, Backlog: 1000, Messages: 1000, Elapsed: 200 * time.Millisecond, // 5000/s
+			CPUBusy: 91.4, CPUMeasured: true, Transactions: 300, Claims: 40, Claimed: 1000, PeakRSS: 30 << 20,
+		}},
+		River: []DrainResult{
+			{Workers: 1, Concurrency: 32, Messages: 1000, Elapsed: 500 * time.Millisecond, Peer: RiverUpdate, Transactions: 2500,
+				Statements: map[string]StatementStat{"UPDATE messages": {Count: 1000}, "(prepare)": {Count: 9}, "begin": {Count: 2000}}},
+			{Workers: 1, Concurrency: 32, Messages: 1000, Elapsed: time.Second, Peer: RiverCompleteTx, CPUBusy: 70, CPUMeasured: true},
+		},
+	}
+	var b bytes.Buffer
+	if err := r.Markdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		// 5000/s against River's faster 2000/s.
+		"| **drain / River's faster variant** (plain UPDATE, 2000 messages/s, 1 process × 32 jobs) | **2.50** | ≥ 3 with 1 worker | **no** |",
+		"| CPUs busy during the drain, % of all 2 cores (/proc/stat) | 91 | ≥ 90 % (CPU-bound) | yes |",
+		"| PostgreSQL statements per message (transactions, pg_stat_database) | 0.300 |  |  |",
+		"| River v0.51.2 peer, same rows, same sink | River, plain UPDATE + batched completer, 1 process × 32 jobs | River, UPDATE + JobCompleteTx in one transaction, 1 process × 32 jobs |",
+		"| **this project's 1-worker drain (5000 messages/s) / River** | **2.50** | **5.00** |",
+		"| CPUs busy during the drain, % of all 2 cores (/proc/stat) | n/a | 70 |",
+		"| PostgreSQL statements per message (transactions, pg_stat_database) | 2.500 | 0.000 |",
+		"| PostgreSQL statements per message (pgx tracer in River's process) | 3.000 | 0.000 |",
+		"River peer: bench/river",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "slots ÷ latency") {
+		t.Error("slow receiver rows without a receiver delay")
+	}
+}
+
+func TestMarkdownSlowReceiver(t *testing.T) {
+	delay := 20 * time.Millisecond
+	d := func(workers int, elapsed time.Duration, tx int64) DrainResult {
+		return DrainResult{Workers: workers, Concurrency: 16, Backlog: 1000, Messages: 1000, Elapsed: elapsed,
+			ReceiverDelay: delay, Transactions: tx, CPUBusy: 40, CPUMeasured: true}
+	}
+	r := &Report{
+		Options: Options{ReceiverDelay: delay},
+		Machine: Machine{CPUs: 2},
+		Wire:    map[int]WireResult{16: {Messages: 1000, Elapsed: time.Second}, 64: {Messages: 1000, Elapsed: 300 * time.Millisecond}},
+		// 1 worker: 1000/1.4 s = 714/s of 800; 4 workers: 2000/s of 3200, 2.8×.
+		Drains: []DrainResult{d(1, 1400*time.Millisecond, 100), d(4, 500*time.Millisecond, 200)},
+	}
+	var b bytes.Buffer
+	if err := r.Markdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"| measurement | 1 worker × 16 calls, receiver 20ms | 4 workers × 16 calls, receiver 20ms | target | met |",
+		"| slots ÷ latency, messages/s (workers × calls / receiver delay) | 800 | 3200 |  |  |",
+		"| **drain / (slots ÷ latency)** | **0.89** | **0.62** | ≥ 0.9 with 1 worker | **no** |",
+		"| **scaling: drain / 1-worker drain** | **1.00×** | **2.80×** | ≥ 3.5× with 4 workers | **no** |",
+		"| PostgreSQL statements per message (transactions, pg_stat_database) | 0.100 | 0.200 | ≤ 0.15 (slow receiver) | **no** |",
+		"| CPUs busy during the drain, % of all 2 cores (/proc/stat) | 40 | 40 |  |  |",
+		"| **drain / wire limit** | **0.71** | **0.60** |  |  |",
+		"Slow receiver: the sink holds every answer 20ms",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+func TestRiverVersion(t *testing.T) {
+	v, err := riverVersion([]byte("module x\n\ngo 1.26\n\nrequire (\n\tgithub.com/riverqueue/river v0.51.2\n\tgithub.com/riverqueue/river/riverdriver/riverpgxv5 v0.51.2\n)\n"))
+	if err != nil || v != "v0.51.2" {
+		t.Fatalf("version = %q, %v", v, err)
+	}
+	if _, err := riverVersion([]byte("module x\n")); err == nil {
+		t.Fatal("a go.mod without River was accepted")
+	}
+	// The module the bench builds requires River, and the product does not.
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, riverDir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := riverVersion(b); err != nil {
+		t.Fatal(err)
+	}
+	b, err = os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "riverqueue") {
+		t.Fatal("the product's go.mod requires River; only bench/river may")
+	}
+}
+
+func TestSlowReceiverHoldsAnswers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const delay = 60 * time.Millisecond
+	rcv, err := startReceiver(ctx, 1, delay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.close()
+	client := webhook.New(webhook.Options{URL: rcv.url, Timeout: 10 * time.Second, AuthHeader: "x-ins-auth-key", MaxConns: 1})
+	defer client.Close()
+	t0 := time.Now()
+	if _, err := client.Send(ctx, Generator{Prefix: "slow"}.Message(0)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(t0); took < delay {
+		t.Fatalf("the answer came after %s, want at least %s", took, delay)
+	}
+	_, requests, _, from, _ := rcv.receipts()
+	if requests != 1 || from.Sub(t0) >= delay {
+		t.Fatalf("requests %d, receipt %s after the call: the receipt must be the arrival", requests, from.Sub(t0))
 	}
 }

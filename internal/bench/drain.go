@@ -67,8 +67,45 @@ type DrainResult struct {
 	WorkerErrors int
 	ErrorSamples []string
 	// Statements is what a traced worker counted per statement (profiled
-	// run only).
+	// run and River peer only).
 	Statements map[string]StatementStat
+	// CPUBusy is how busy all cores of the machine were while the sink
+	// received the backlog, in percent of all cores, from /proc/stat;
+	// CPUSpan is the span it covers. CPUMeasured is false without
+	// /proc/stat.
+	CPUBusy     float64
+	CPUSpan     time.Duration
+	CPUMeasured bool
+	// ReceiverDelay is how long the sink held every answer.
+	ReceiverDelay time.Duration
+	// Peer names the River variant for a River peer drain ("" for this
+	// project's programs); JobsNotCompleted counts its River jobs left in
+	// another state than completed after the River client stopped.
+	Peer             string
+	JobsNotCompleted int
+}
+
+// SlotsPerLatency is what the call slots allow against a slow receiver:
+// workers × MAX_CONCURRENT_JOBS calls in flight, each taking the receiver's
+// delay, messages/s. 0 without a delay.
+func (d DrainResult) SlotsPerLatency() float64 {
+	if d.ReceiverDelay <= 0 {
+		return 0
+	}
+	return float64(d.Workers*d.Concurrency) / d.ReceiverDelay.Seconds()
+}
+
+// TracedStatements is how many statements the traced process sent (every
+// query, BEGIN and COMMIT included, and each statement of a batch or COPY;
+// prepares and new connections left out), 0 when none was traced.
+func (d DrainResult) TracedStatements() int64 {
+	var n int64
+	for k, st := range d.Statements {
+		if k != "(prepare)" && k != "(connect)" {
+			n += st.Count
+		}
+	}
+	return n
 }
 
 // Rate is messages per second.
@@ -113,8 +150,10 @@ type drainSpec struct {
 	// its statement counts to ("" when it writes none).
 	workerArgs func(i int) (args []string, statements string)
 	claimClock bool
-	timeout    time.Duration
-	log        *slog.Logger
+	// receiverDelay makes the sink hold every answer this long.
+	receiverDelay time.Duration
+	timeout       time.Duration
+	log           *slog.Logger
 }
 
 // runDrain inserts the backlog in a fresh database, starts one scheduler
@@ -122,7 +161,7 @@ type drainSpec struct {
 // every message, stops the programs the way an orchestrator would (SIGTERM,
 // so every outcome is recorded), and reads the measurements.
 func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
-	res = DrainResult{Workers: sp.workers, Concurrency: sp.concurrency, Backlog: sp.messages, ClaimClock: sp.claimClock}
+	res = DrainResult{Workers: sp.workers, Concurrency: sp.concurrency, Backlog: sp.messages, ClaimClock: sp.claimClock, ReceiverDelay: sp.receiverDelay}
 	gen := Generator{Prefix: sp.tag}
 	cleanCtx := context.WithoutCancel(ctx)
 
@@ -148,7 +187,7 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 		}
 	}()
 
-	rcv, err := startReceiver(ctx, sp.messages)
+	rcv, err := startReceiver(ctx, sp.messages, sp.receiverDelay)
 	if err != nil {
 		return res, err
 	}
@@ -197,11 +236,8 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 		procs = append(procs, workers[i])
 	}
 
-	if res.TimedOut, err = waitDelivered(ctx, sp, rcv, procs); err != nil {
+	if err := waitDelivered(ctx, sp, rcv, procs, &res); err != nil {
 		return res, err
-	}
-	if res.TimedOut {
-		sp.log.Warn("drain timed out; stopping the workers and reporting what was drained", "delivered", rcv.unique(), "of", sp.messages)
 	}
 
 	// Measure inside the workers before they stop.
@@ -266,7 +302,7 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 	first, requests, dups, from, to := rcv.receipts()
 	res.Requests, res.Duplicates = requests, dups
 	res.Elapsed = to.Sub(from)
-	return res, measureOutcomes(ctx, db, sp, first, &res)
+	return res, measureOutcomes(ctx, db, sp, readClockSQL, first, &res)
 }
 
 // distinctErrors keeps one line per distinct ERROR message (the text
@@ -314,37 +350,50 @@ func prepareBacklog(ctx context.Context, db *database, gen Generator, n int, cla
 }
 
 // waitDelivered waits until the sink has every message once or the timeout
-// passes (timedOut), and fails when a program exits.
-func waitDelivered(ctx context.Context, sp drainSpec, rcv *receiver, procs []*proc) (timedOut bool, err error) {
+// passes (res.TimedOut), and fails when a program exits. It measures how
+// busy the CPUs were from the first receipt it sees (it looks every 20 ms)
+// until the sink has them all: the drain, not the programs' start.
+func waitDelivered(ctx context.Context, sp drainSpec, rcv *receiver, procs []*proc, res *DrainResult) error {
 	deadline := time.Now().Add(sp.timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	lastLog := time.Now()
+	var cpu cpuWindow
+	cpu.begin() // replaced at the first receipt, unless the drain is over before a tick
+	receiving := false
 	for rcv.unique() < sp.messages {
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return ctx.Err()
 		case <-tick.C:
+		}
+		if !receiving && rcv.unique() > 0 {
+			receiving = true
+			cpu.begin()
 		}
 		for _, p := range procs {
 			if p.exited() {
-				return false, fmt.Errorf("%s exited during the drain: %w\n%s", p.name, p.err, e2e.Tail(p.out.String(), 30))
+				return fmt.Errorf("%s exited during the drain: %w\n%s", p.name, p.err, e2e.Tail(p.out.String(), 30))
 			}
 		}
 		if time.Now().After(deadline) {
-			return true, nil
+			res.TimedOut = true
+			sp.log.Warn("drain timed out; stopping the programs and reporting what was drained", "delivered", rcv.unique(), "of", sp.messages)
+			break
 		}
 		if time.Since(lastLog) > 10*time.Second {
 			lastLog = time.Now()
 			sp.log.Info("draining", "delivered", rcv.unique(), "of", sp.messages)
 		}
 	}
-	return false, nil
+	res.CPUBusy, res.CPUSpan, res.CPUMeasured = cpu.end()
+	return nil
 }
 
 // measureOutcomes checks that the database recorded every message as sent
 // and turns the claim clock into latencies and the drain's duration.
-func measureOutcomes(ctx context.Context, db *database, sp drainSpec, receipts map[string]time.Time, res *DrainResult) error {
+// clockSQL reads the clock rows (see readClock).
+func measureOutcomes(ctx context.Context, db *database, sp drainSpec, clockSQL string, receipts map[string]time.Time, res *DrainResult) error {
 	pool, err := db.open(ctx, 2, nil)
 	if err != nil {
 		return err
@@ -364,7 +413,7 @@ FROM messages`).Scan(&sent, &other)
 	if !sp.claimClock {
 		return nil
 	}
-	rows, err := readClock(ctx, pool)
+	rows, err := readClock(ctx, pool, clockSQL)
 	if err != nil {
 		return err
 	}

@@ -170,12 +170,17 @@ type clockRow struct {
 	claimed, ack, recorded float64
 }
 
-// readClock returns the clock rows of every sent message.
-func readClock(ctx context.Context, pool *pgxpool.Pool) ([]clockRow, error) {
-	rows, err := pool.Query(ctx, `
+// readClockSQL reads what the claim clock recorded: id, claimed, ack,
+// recorded, for every sent message.
+const readClockSQL = `
 SELECT id, split_part(last_error, ' ', 1)::float8, extract(epoch FROM sent_at)::float8,
        split_part(last_error, ' ', 2)::float8
-FROM messages WHERE status = 'sent' AND last_error LIKE '% %'`)
+FROM messages WHERE status = 'sent' AND last_error LIKE '% %'`
+
+// readClock returns the clock rows of every sent message, read by query
+// (readClockSQL, or riverReadClockSQL for the River peer).
+func readClock(ctx context.Context, pool *pgxpool.Pool, query string) ([]clockRow, error) {
+	rows, err := pool.Query(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("read claim clock: %w", err)
 	}

@@ -21,17 +21,66 @@ type Report struct {
 	Drains   []DrainResult
 	Claim    *ClaimScaling
 	Profiled *DrainResult
-	Notes    []string
+	// River holds the River peer's drains, one per variant, and
+	// RiverVersion the River release bench/river requires.
+	River        []DrainResult
+	RiverVersion string
+	Notes        []string
 }
 
-// Targets from issue 6.
+// Targets from issue 6, and from issue 9 where it sets a new one.
 const (
-	targetRatio      = 0.5
+	targetRatio      = 0.27  // issue 9 (issue 6 asked 0.5)
 	targetP99        = 0.250 // seconds
 	targetClaimRatio = 1.5
 	targetRSS        = 64 << 20
 	targetRoundTrips = 3.0
+	// Issue 9.
+	targetVsRiver       = 3.0
+	targetCPUBusy       = 90.0 // percent of all cores, CPU-bound drain
+	targetSlotsRatio    = 0.9  // 1 worker, slow receiver
+	targetScaling4      = 3.5  // 4 workers / 1 worker, slow receiver
+	targetSlowStatement = 0.15 // statements per message, slow receiver
 )
+
+// slow tells whether the run used the slow receiver.
+func (r *Report) slow() bool { return r.Options.ReceiverDelay > 0 }
+
+// FastestRiver is River's faster variant, false when no River drain ran.
+func (r *Report) FastestRiver() (DrainResult, bool) {
+	var best DrainResult
+	for _, d := range r.River {
+		if d.Rate() > best.Rate() {
+			best = d
+		}
+	}
+	return best, best.Rate() > 0
+}
+
+// VsRiver is d's rate / River's faster variant's, NaN without River.
+func (r *Report) VsRiver(d DrainResult) float64 {
+	best, ok := r.FastestRiver()
+	if !ok {
+		return math.NaN()
+	}
+	return d.Rate() / best.Rate()
+}
+
+// Scaling is d's rate / the 1-worker drain's, NaN without one.
+func (r *Report) Scaling(d DrainResult) float64 {
+	i := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 1 })
+	if i < 0 || r.Drains[i].Rate() == 0 {
+		return math.NaN()
+	}
+	return d.Rate() / r.Drains[i].Rate()
+}
+
+func percent(d DrainResult) string {
+	if !d.CPUMeasured {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f", d.CPUBusy)
+}
 
 // Ratio is drain / wire limit for d.
 func (r *Report) Ratio(d DrainResult) float64 {
@@ -101,7 +150,11 @@ func (r *Report) Markdown(w io.Writer) error {
 		if d.Workers == 1 {
 			s = ""
 		}
-		head = append(head, fmt.Sprintf("%d worker%s × %d calls", d.Workers, s, d.Concurrency))
+		col := fmt.Sprintf("%d worker%s × %d calls", d.Workers, s, d.Concurrency)
+		if r.slow() {
+			col += fmt.Sprintf(", receiver %s", r.Options.ReceiverDelay)
+		}
+		head = append(head, col)
 	}
 	head = append(head, "target", "met")
 	t.add(head...)
@@ -136,11 +189,35 @@ func (r *Report) Markdown(w io.Writer) error {
 	row("wire limit, POSTs/s (same POSTs and concurrency, no PostgreSQL/Redis)", func(d DrainResult) string {
 		return fmt.Sprintf("%.0f", r.Wire[d.Workers*d.Concurrency].Rate())
 	}, "", "")
-	ratioMet := "n/a (no 1-worker drain)"
-	if one >= 0 {
-		ratioMet = verdict(r.Ratio(r.Drains[one]) >= targetRatio)
+	onlyOne := func(ok func(d DrainResult) bool) string {
+		if one < 0 {
+			return "n/a (no 1-worker drain)"
+		}
+		return verdict(ok(r.Drains[one]))
 	}
-	row("**drain / wire limit**", func(d DrainResult) string { return "**" + ratio(r.Ratio(d)) + "**" }, "≥ 0.5 with 1 worker", ratioMet)
+	if r.slow() {
+		row("**drain / wire limit**", func(d DrainResult) string { return "**" + ratio(r.Ratio(d)) + "**" }, "", "")
+	} else {
+		row("**drain / wire limit**", func(d DrainResult) string { return "**" + ratio(r.Ratio(d)) + "**" },
+			fmt.Sprintf("≥ %.2f with 1 worker", targetRatio), onlyOne(func(d DrainResult) bool { return r.Ratio(d) >= targetRatio }))
+	}
+	if best, ok := r.FastestRiver(); ok {
+		name := fmt.Sprintf("**drain / River's faster variant** (%s, %.0f messages/s, 1 process × %d jobs)", riverShort(best.Peer), best.Rate(), best.Concurrency)
+		row(name, func(d DrainResult) string { return "**" + ratio(r.VsRiver(d)) + "**" },
+			fmt.Sprintf("≥ %.0f with 1 worker", targetVsRiver), onlyOne(func(d DrainResult) bool { return r.VsRiver(d) >= targetVsRiver }))
+	}
+	if r.slow() {
+		row("slots ÷ latency, messages/s (workers × calls / receiver delay)", func(d DrainResult) string { return fmt.Sprintf("%.0f", d.SlotsPerLatency()) }, "", "")
+		row("**drain / (slots ÷ latency)**", func(d DrainResult) string { return "**" + ratio(d.Rate()/d.SlotsPerLatency()) + "**" },
+			fmt.Sprintf("≥ %.1f with 1 worker", targetSlotsRatio), onlyOne(func(d DrainResult) bool { return d.Rate()/d.SlotsPerLatency() >= targetSlotsRatio }))
+		four := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 4 })
+		scaleMet := "n/a (no 4-worker drain)"
+		if four >= 0 {
+			scaleMet = verdict(r.Scaling(r.Drains[four]) >= targetScaling4)
+		}
+		row("**scaling: drain / 1-worker drain**", func(d DrainResult) string { return fmt.Sprintf("**%.2f×**", r.Scaling(d)) },
+			fmt.Sprintf("≥ %.1f× with 4 workers", targetScaling4), scaleMet)
+	}
 	clock := func(q func(d DrainResult) Quantiles) func(d DrainResult) string {
 		return func(d DrainResult) string { return pair(q(d)) }
 	}
@@ -159,7 +236,16 @@ func (r *Report) Markdown(w io.Writer) error {
 	row("messages per claim statement", func(d DrainResult) string { return fmt.Sprintf("%.1f", d.BatchSize()) }, "", "")
 	row("peak RSS per worker (VmHWM), MiB", func(d DrainResult) string { return fmt.Sprintf("%.1f", float64(d.PeakRSS)/(1<<20)) }, "< 64 MiB",
 		all(func(d DrainResult) bool { return d.PeakRSS > 0 && d.PeakRSS < targetRSS }))
-	row("PostgreSQL statements per message (transactions)", func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) }, "", "")
+	cpuTarget, cpuMet := fmt.Sprintf("≥ %.0f %% (CPU-bound)", targetCPUBusy), all(func(d DrainResult) bool { return d.CPUMeasured && d.CPUBusy >= targetCPUBusy })
+	stmtTarget, stmtMet := "", ""
+	if r.slow() {
+		cpuTarget, cpuMet = "", ""
+		stmtTarget = fmt.Sprintf("≤ %.2f (slow receiver)", targetSlowStatement)
+		stmtMet = all(func(d DrainResult) bool { return d.PerMessage() <= targetSlowStatement })
+	}
+	row(fmt.Sprintf("CPUs busy during the drain, %% of all %d cores (/proc/stat)", r.Machine.CPUs), percent, cpuTarget, cpuMet)
+	row("PostgreSQL statements per message (transactions, pg_stat_database)", func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) },
+		stmtTarget, stmtMet)
 	row("PostgreSQL round trips per claim batch", func(d DrainResult) string { return fmt.Sprintf("%.1f", d.PerClaim()) }, "≤ 3",
 		all(func(d DrainResult) bool { return d.Claims > 0 && d.PerClaim() <= targetRoundTrips }))
 	row("messages left neither sent nor pending", func(d DrainResult) string { return fmt.Sprint(d.Stuck) }, "0",
@@ -194,7 +280,84 @@ func (r *Report) Markdown(w io.Writer) error {
 	if err := t.write(w); err != nil {
 		return err
 	}
+	if err := r.writeRiver(w); err != nil {
+		return err
+	}
 	return r.writeDetails(w)
+}
+
+// riverShort names a variant in a few words.
+func riverShort(v string) string {
+	switch v {
+	case RiverUpdate:
+		return "plain UPDATE"
+	case RiverCompleteTx:
+		return "JobCompleteTx"
+	}
+	return v
+}
+
+// writeRiver writes the River peer's table: one column per variant, the
+// rows of the main table that apply to it.
+func (r *Report) writeRiver(w io.Writer) error {
+	if len(r.River) == 0 {
+		return nil
+	}
+	t := &table{}
+	head := []string{fmt.Sprintf("River %s peer, same rows, same sink", r.RiverVersion)}
+	for _, d := range r.River {
+		col := fmt.Sprintf("%s, 1 process × %d jobs", riverVariantName(d.Peer), d.Concurrency)
+		if d.ReceiverDelay > 0 {
+			col += fmt.Sprintf(", receiver %s", d.ReceiverDelay)
+		}
+		head = append(head, col)
+	}
+	t.add(head...)
+	row := func(name string, cell func(d DrainResult) string) {
+		cells := []string{name}
+		for _, d := range r.River {
+			cells = append(cells, cell(d))
+		}
+		t.add(cells...)
+	}
+	row("messages drained", func(d DrainResult) string {
+		if d.TimedOut {
+			return fmt.Sprintf("**%d of %d (timed out after %s)**", d.Messages, d.Backlog, r.Options.Timeout)
+		}
+		return fmt.Sprint(d.Messages)
+	})
+	row("drain, messages/s", func(d DrainResult) string { return fmt.Sprintf("%.0f", d.Rate()) })
+	row("drain / wire limit (same concurrency)", func(d DrainResult) string { return ratio(r.Ratio(d)) })
+	if i := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 1 }); i >= 0 {
+		p := r.Drains[i]
+		row(fmt.Sprintf("**this project's 1-worker drain (%.0f messages/s) / River**", p.Rate()), func(d DrainResult) string {
+			if d.Rate() == 0 {
+				return "n/a"
+			}
+			return "**" + ratio(p.Rate()/d.Rate()) + "**"
+		})
+	}
+	if r.slow() {
+		row("drain / (slots ÷ latency)", func(d DrainResult) string { return ratio(d.Rate() / d.SlotsPerLatency()) })
+	}
+	row("fetch (river_job.attempted_at) → ack (sent_at), p50 / p99 ms", func(d DrainResult) string { return pair(d.ClaimToAck) })
+	row("fetch → messages row written, p50 / p99 ms", func(d DrainResult) string { return pair(d.ClaimToRecorded) })
+	row(fmt.Sprintf("CPUs busy during the drain, %% of all %d cores (/proc/stat)", r.Machine.CPUs), percent)
+	row("PostgreSQL statements per message (transactions, pg_stat_database)", func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) })
+	row("PostgreSQL statements per message (pgx tracer in River's process)", func(d DrainResult) string {
+		if d.Messages == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.3f", float64(d.TracedStatements())/float64(d.Messages))
+	})
+	row("peak RSS (VmHWM), MiB", func(d DrainResult) string { return fmt.Sprintf("%.1f", float64(d.PeakRSS)/(1<<20)) })
+	row("River jobs not completed after the client stopped", func(d DrainResult) string { return fmt.Sprint(d.JobsNotCompleted) })
+	row("duplicate deliveries", func(d DrainResult) string { return fmt.Sprint(d.Duplicates) })
+	row("ERROR lines logged", func(d DrainResult) string { return fmt.Sprint(d.WorkerErrors) })
+	if _, err := io.WriteString(w, "\n"); err != nil {
+		return err
+	}
+	return t.write(w)
 }
 
 // ratio keeps two significant digits below 0.1, so a collapse still reads
@@ -283,6 +446,9 @@ func (r *Report) writeDetails(w io.Writer) error {
 	if r.Profiled != nil {
 		errs("profiled drain", *r.Profiled)
 	}
+	for _, d := range r.River {
+		errs(riverVariantName(d.Peer)+" drain", d)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -312,6 +478,26 @@ func (r *Report) method() []string {
 			"switch reads and each tick's two ReserveTick statements (a few per second), and excludes pool pings. Round trips per claim batch = transactions / claim statements " +
 			"(the workers' messaging_claim_duration_seconds_count, which includes claims that found nothing).",
 		"Webhook call and claim statement times are the workers' own Prometheus histograms, scraped from METRICS_PORT before the workers stop (p50/p99 interpolated inside buckets).",
+		"CPUs busy: the aggregate cpu line of /proc/stat read when the bench first sees a webhook receipt (it looks every 20 ms) and when the sink has every message; " +
+			"busy = user+nice+system+irq+softirq+steal, idle = idle+iowait, shown as busy / (busy+idle) in % of all cores. It is the whole machine: PostgreSQL, Redis, " +
+			"the programs, the bench's own sink, and anything else running on it.",
+	}
+	if r.slow() {
+		out = append(out, fmt.Sprintf("Slow receiver: the sink holds every answer %s after the request arrived (the receipt time is the arrival), in the wire limit, "+
+			"the drains and the River peer alike. slots ÷ latency = workers × MAX_CONCURRENT_JOBS / delay, what the call slots allow if nothing else waits; "+
+			"scaling = drain rate / the 1-worker drain's rate, in the same run.", r.Options.ReceiverDelay))
+	}
+	if len(r.River) > 0 {
+		out = append(out, fmt.Sprintf("River peer: bench/river (its own Go module, River %s, riverpgxv5), built by the bench with go build -C and run as a child process. "+
+			"Its setup (River's migrations, one job per pending row with the row's id, phone number and content in the args, InsertManyFast) runs before anything is measured. "+
+			"Then one process runs a River client with MaxWorkers = %d, FetchCooldown 2 ms and FetchPollInterval 20 ms (the settings of River's own benchmark; "+
+			"River's defaults are 100 ms and 1 s). Each job POSTs the same body and headers as the project's worker (same pool settings) and marks the row sent: "+
+			"plain UPDATE, after which River's batched completer marks the job completed; or the UPDATE and river.JobCompleteTx in one transaction. "+
+			"It writes no Redis record (the project's worker does). It is stopped with SIGTERM once the sink has every message, and River's Stop lets the completer finish. "+
+			"Drain rate: messages / (last messages row written − first river_job.attempted_at), from a trigger like the claim clock that stores clock_timestamp() "+
+			"when the row becomes sent. Statements per message are both transactions (pg_stat_database, as for the project; a JobCompleteTx transaction "+
+			"counts once) and the statements a pgx tracer in River's process counted (every query, BEGIN and COMMIT included; prepares and connects left out), "+
+			"River's leader election and maintenance included.", r.RiverVersion, r.Options.Concurrency))
 	}
 	if r.Claim != nil {
 		out = append(out, fmt.Sprintf("Claim scaling: two databases with %d due rows each and %d or %d sent rows (older than the due rows; VACUUM ANALYZE after loading, as autovacuum would); "+

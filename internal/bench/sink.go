@@ -19,6 +19,8 @@ type receiver struct {
 	srv  *http.Server
 	url  string
 	done chan struct{}
+	// delay is how long every answer is held: a slow receiver.
+	delay time.Duration
 
 	mu         sync.Mutex
 	first      map[string]time.Time
@@ -28,9 +30,11 @@ type receiver struct {
 	lastAt     time.Time
 }
 
-// startReceiver serves a fresh sink.Sink; expect sizes the ledger.
-func startReceiver(ctx context.Context, expect int) (*receiver, error) {
-	r := &receiver{first: make(map[string]time.Time, expect), done: make(chan struct{})}
+// startReceiver serves a fresh sink.Sink; expect sizes the ledger. With a
+// delay, the sink holds every answer that long after the request arrived
+// (the receipt time is the arrival), like a receiver that is slow to answer.
+func startReceiver(ctx context.Context, expect int, delay time.Duration) (*receiver, error) {
+	r := &receiver{first: make(map[string]time.Time, expect), done: make(chan struct{}), delay: delay}
 	s := sink.New(r.respond, nil)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
@@ -48,8 +52,22 @@ func startReceiver(ctx context.Context, expect int) (*receiver, error) {
 	return r, nil
 }
 
-// respond records the request and lets the sink answer it as usual.
-func (r *receiver) respond(_ http.ResponseWriter, _ *http.Request, d sink.Delivery, n int) bool {
+// respond records the request, holds it for the delay, and lets the sink
+// answer it as usual.
+func (r *receiver) respond(_ http.ResponseWriter, req *http.Request, d sink.Delivery, n int) bool {
+	r.record(d, n)
+	if r.delay > 0 {
+		t := time.NewTimer(r.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-req.Context().Done(): // the caller gave up or the sink is closing
+		}
+	}
+	return false
+}
+
+func (r *receiver) record(d sink.Delivery, n int) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -63,7 +81,6 @@ func (r *receiver) respond(_ http.ResponseWriter, _ *http.Request, d sink.Delive
 		r.firstAt = now
 	}
 	r.lastAt = now
-	return false
 }
 
 // unique is how many distinct messages arrived.

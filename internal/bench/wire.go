@@ -36,8 +36,9 @@ func rate(n int, d time.Duration) float64 {
 // flight, through the worker's own webhook client built with the options
 // the worker uses (one client, MaxConns = conc, default timeout and auth
 // header, no signing key), so only the database and Redis are missing.
-func runWire(ctx context.Context, gen Generator, n, conc int) (WireResult, error) {
-	rcv, err := startReceiver(ctx, n)
+// delay is the slow receiver's hold on every answer (0: answer at once).
+func runWire(ctx context.Context, gen Generator, n, conc int, delay time.Duration) (WireResult, error) {
+	rcv, err := startReceiver(ctx, n, delay)
 	if err != nil {
 		return WireResult{}, err
 	}

@@ -4,12 +4,16 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,12 +47,37 @@ type Config struct {
 	RedisPassword string `env:"REDIS_PASSWORD" secret:"true" accepts:"any text"`
 	RedisTTL      int    `env:"REDIS_TTL" envDefault:"3600" accepts:"whole seconds from 1 to 31536000"`
 
+	// RedisSentinelAddrs, when set, selects Redis Sentinel: the programs ask
+	// these sentinels for the current master of RedisSentinelMaster, and
+	// REDIS_HOST and REDIS_PORT are not used.
+	RedisSentinelAddrs    []string `env:"REDIS_SENTINEL_ADDRS" accepts:"comma-separated host:port pairs, and not together with REDIS_CLUSTER_ADDRS"`
+	RedisSentinelMaster   string   `env:"REDIS_SENTINEL_MASTER" accepts:"the master name the sentinels monitor (required with REDIS_SENTINEL_ADDRS)"`
+	RedisSentinelPassword string   `env:"REDIS_SENTINEL_PASSWORD" secret:"true" accepts:"any text: the sentinels' own password"`
+	// RedisClusterAddrs, when set, selects Redis Cluster (database 0 only);
+	// any of the nodes is enough to discover the others.
+	RedisClusterAddrs []string `env:"REDIS_CLUSTER_ADDRS" accepts:"comma-separated host:port pairs, and not together with REDIS_SENTINEL_ADDRS"`
+	// RedisTLS turns on TLS to every Redis node (and sentinel); RedisTLSCA
+	// names a PEM file of the CA that signed their certificates when it is
+	// not in the system's pool.
+	RedisTLS   bool   `env:"REDIS_TLS" envDefault:"false" accepts:"true or false"`
+	RedisTLSCA string `env:"REDIS_TLS_CA" accepts:"a readable PEM file of CA certificates (used with REDIS_TLS=true)"`
+	// RedisTLSCAPEM is the content of RedisTLSCA, read and checked by Load.
+	RedisTLSCAPEM []byte `env:"-"`
+
 	PostgresURI string `env:"POSTGRES_URI" secret:"true" envDefault:"postgres://postgres@localhost:5432/postgres?sslmode=disable" accepts:"a postgres:// or postgresql:// URI"`
+	// PostgresMigrateURI, when set, is the direct (unpooled) connection the
+	// migrations run on, so that their session advisory lock holds when
+	// POSTGRES_URI points at PgBouncer in transaction pooling mode.
+	PostgresMigrateURI string `env:"POSTGRES_MIGRATE_URI" secret:"true" accepts:"a postgres:// or postgresql:// URI (a direct connection, not through a pooler)"`
 
 	HTTPPort int `env:"HTTP_PORT" envDefault:"8080" accepts:"a port from 1 to 65535"`
 	// MetricsPort is where a worker serves /metrics (it has no HTTP API);
 	// 0 turns it off.
 	MetricsPort int `env:"METRICS_PORT" envDefault:"9090" accepts:"a port from 0 to 65535 (0 turns it off)"`
+	// MetricsPortSet tells whether METRICS_PORT was set explicitly: a port
+	// the operator chose must be bound or the worker stops, while the default
+	// moves on to the next free port so that several workers share a host.
+	MetricsPortSet bool `env:"-"`
 
 	// APIKey, when set, is the bearer token every mutating API request must
 	// carry (and that unlocks write access to /monitoring). Never logged.
@@ -66,6 +95,11 @@ type Config struct {
 	// X-Forwarded-Proto and X-Forwarded-Host the api believes; from
 	// anyone else those headers are ignored.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" accepts:"comma-separated IP addresses or CIDR ranges"`
+
+	// DefaultValidityPeriod, in seconds, sets expires_at on a created
+	// message that gives no validity_period; 0 means such messages never
+	// expire.
+	DefaultValidityPeriod int `env:"DEFAULT_VALIDITY_PERIOD" envDefault:"0" accepts:"whole seconds from 0 to 2592000 (0 means no expiry)"`
 
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
@@ -111,7 +145,91 @@ func Load(environ []string) (Config, error) {
 	if err := c.validate(); err != nil {
 		return Config{}, err
 	}
+	_, c.MetricsPortSet = vars["METRICS_PORT"]
+	if err := c.validateRedisMode(); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// validateRedisMode checks the variables that choose how Redis is reached:
+// one server (REDIS_HOST), Sentinel or Cluster, with or without TLS.
+func (c *Config) validateRedisMode() error {
+	bad := func(field string, value string) error {
+		f, _ := reflect.TypeFor[Config]().FieldByName(field)
+		return fieldError(f, value)
+	}
+	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisClusterAddrs) > 0 {
+		return bad("RedisClusterAddrs", strings.Join(c.RedisClusterAddrs, ","))
+	}
+	if len(c.RedisSentinelAddrs) > 0 {
+		if !hostPorts(c.RedisSentinelAddrs) {
+			return bad("RedisSentinelAddrs", strings.Join(c.RedisSentinelAddrs, ","))
+		}
+		if strings.TrimSpace(c.RedisSentinelMaster) == "" {
+			return bad("RedisSentinelMaster", c.RedisSentinelMaster)
+		}
+	} else if c.RedisSentinelMaster != "" {
+		return bad("RedisSentinelAddrs", "")
+	}
+	if len(c.RedisClusterAddrs) > 0 {
+		if !hostPorts(c.RedisClusterAddrs) {
+			return bad("RedisClusterAddrs", strings.Join(c.RedisClusterAddrs, ","))
+		}
+		if c.RedisDB != 0 {
+			f, _ := reflect.TypeFor[Config]().FieldByName("RedisDB")
+			return &Error{Var: f.Tag.Get("env"), Value: fmt.Sprint(c.RedisDB), Accepts: "0 with REDIS_CLUSTER_ADDRS (a cluster has only database 0)"}
+		}
+	}
+	if c.RedisTLSCA != "" {
+		if !c.RedisTLS {
+			f, _ := reflect.TypeFor[Config]().FieldByName("RedisTLS")
+			return &Error{Var: f.Tag.Get("env"), Value: "false", Accepts: "true when REDIS_TLS_CA is set"}
+		}
+		pem, ok := readCA(c.RedisTLSCA)
+		if !ok {
+			return bad("RedisTLSCA", c.RedisTLSCA)
+		}
+		c.RedisTLSCAPEM = pem
+	}
+	if c.PostgresMigrateURI != "" && !postgresURI(c.PostgresMigrateURI) {
+		return bad("PostgresMigrateURI", c.PostgresMigrateURI)
+	}
+	return nil
+}
+
+// hostPorts accepts a non-empty list of host:port with a port from 1 to
+// 65535.
+func hostPorts(addrs []string) bool {
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(strings.TrimSpace(a))
+		if err != nil || host == "" {
+			return false
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || !between(n, 1, 65535) {
+			return false
+		}
+	}
+	return len(addrs) > 0
+}
+
+// maxCAFile bounds what readCA reads: a bundle of CA certificates is a few
+// hundred KiB at most.
+const maxCAFile = 1 << 20
+
+// readCA reads a regular file of at most 1 MiB holding at least one PEM
+// certificate.
+func readCA(path string) ([]byte, bool) {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() || st.Size() > maxCAFile {
+		return nil, false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false
+	}
+	return b, x509.NewCertPool().AppendCertsFromPEM(b)
 }
 
 // rejectEmpty refuses a variable that has a default but is set to nothing:
@@ -176,6 +294,7 @@ func (c *Config) validate() error {
 		{"SessionTTL", between(c.SessionTTL, 60, 2592000)},
 		{"TrustedProxies", proxies(c.TrustedProxies)},
 		{"Queue", queueName(c.Queue)},
+		{"DefaultValidityPeriod", between(c.DefaultValidityPeriod, 0, 2592000)},
 	}
 	for _, ch := range checks {
 		if ch.ok {
@@ -279,6 +398,12 @@ func (c Config) WebhookTimeoutDuration() time.Duration {
 
 // SessionDuration is how long a console sign-in lasts.
 func (c Config) SessionDuration() time.Duration { return time.Duration(c.SessionTTL) * time.Second }
+
+// DefaultValidity is how long a created message stays sendable when its
+// create names no validity_period; 0 means forever.
+func (c Config) DefaultValidity() time.Duration {
+	return time.Duration(c.DefaultValidityPeriod) * time.Second
+}
 
 // CacheTTL is how long a sent record stays in Redis.
 func (c Config) CacheTTL() time.Duration { return time.Duration(c.RedisTTL) * time.Second }

@@ -1,9 +1,18 @@
 package config_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/messaging-server/messaging-server/internal/config"
 )
@@ -98,6 +107,21 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"trusted proxy", append(base, "TRUSTED_PROXIES=10.0.0.1,proxy.local"), "TRUSTED_PROXIES"},
 		{"secret prefix", append(base, "WEBHOOK_SECRET=MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "WEBHOOK_SECRET"},
 		{"secret base64", append(base, "WEBHOOK_SECRET=whsec_%%%"), "WEBHOOK_SECRET"},
+		{"sentinel no port", append(base, "REDIS_SENTINEL_ADDRS=a,b:1", "REDIS_SENTINEL_MASTER=m"), "REDIS_SENTINEL_ADDRS"},
+		{"sentinel bad port", append(base, "REDIS_SENTINEL_ADDRS=a:0", "REDIS_SENTINEL_MASTER=m"), "REDIS_SENTINEL_ADDRS"},
+		{"sentinel empty item", append(base, "REDIS_SENTINEL_ADDRS=a:1,,b:2", "REDIS_SENTINEL_MASTER=m"), "REDIS_SENTINEL_ADDRS"},
+		{"sentinel no master", append(base, "REDIS_SENTINEL_ADDRS=a:26379"), "REDIS_SENTINEL_MASTER"},
+		{"master without sentinels", append(base, "REDIS_SENTINEL_MASTER=m"), "REDIS_SENTINEL_ADDRS"},
+		{"sentinel and cluster", append(base, "REDIS_SENTINEL_ADDRS=a:26379", "REDIS_SENTINEL_MASTER=m", "REDIS_CLUSTER_ADDRS=b:7000"), "REDIS_CLUSTER_ADDRS"},
+		{"cluster bad addr", append(base, "REDIS_CLUSTER_ADDRS=b:x"), "REDIS_CLUSTER_ADDRS"},
+		{"cluster db", append(base, "REDIS_CLUSTER_ADDRS=b:7000", "REDIS_DB=1"), "REDIS_DB"},
+		{"tls not bool", append(base, "REDIS_TLS=yes please"), "REDIS_TLS"},
+		{"tls empty", append(base, "REDIS_TLS="), "REDIS_TLS"},
+		{"ca without tls", append(base, "REDIS_TLS_CA=/etc/hostname"), "REDIS_TLS"},
+		{"ca missing", append(base, "REDIS_TLS=true", "REDIS_TLS_CA=/nonexistent/ca.pem"), "REDIS_TLS_CA"},
+		{"ca not pem", append(base, "REDIS_TLS=true", "REDIS_TLS_CA=/etc/hostname"), "REDIS_TLS_CA"},
+		{"ca a directory", append(base, "REDIS_TLS=true", "REDIS_TLS_CA=/etc"), "REDIS_TLS_CA"},
+		{"migrate uri scheme", append(base, "POSTGRES_MIGRATE_URI=mysql://x"), "POSTGRES_MIGRATE_URI"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,7 +163,14 @@ func FuzzLoad(f *testing.F) {
 		f.Add("LOG_LEVEL", s)
 		f.Add("WEBHOOK_URL", s)
 		f.Add("TRUSTED_PROXIES", s)
+		f.Add("REDIS_SENTINEL_ADDRS", s)
+		f.Add("REDIS_CLUSTER_ADDRS", s)
+		f.Add("REDIS_TLS", s)
+		f.Add("REDIS_TLS_CA", s)
+		f.Add("POSTGRES_MIGRATE_URI", s)
 	}
+	f.Add("REDIS_CLUSTER_ADDRS", "a:1,[::1]:2, b:3")
+	f.Add("REDIS_SENTINEL_ADDRS", "a:1,b:2,c:3")
 	f.Fuzz(func(t *testing.T, name, value string) {
 		_, err := config.Load(append([]string{"WEBHOOK_URL=https://example.test/hook"}, name+"="+value))
 		if err == nil {
@@ -187,4 +218,75 @@ func TestEveryNumberRejectsNonsense(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestRedisModes(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(append(base, "REDIS_SENTINEL_ADDRS=10.0.0.1:26379, 10.0.0.2:26379,s3:26379",
+		"REDIS_SENTINEL_MASTER=mymaster", "REDIS_SENTINEL_PASSWORD=sp", "REDIS_DB=3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RedisSentinelAddrs) != 3 || c.RedisSentinelMaster != "mymaster" || c.RedisSentinelPassword != "sp" || c.RedisDB != 3 {
+		t.Fatalf("sentinel config %+v", c)
+	}
+	c, err = config.Load(append(base, "REDIS_CLUSTER_ADDRS=n1:7000,n2:7000", "REDIS_DB=0", "POSTGRES_MIGRATE_URI=postgres://direct:5432/db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RedisClusterAddrs) != 2 || c.PostgresMigrateURI == "" {
+		t.Fatalf("cluster config %+v", c)
+	}
+	c, err = config.Load(append(base, "REDIS_TLS=true"))
+	if err != nil || !c.RedisTLS || c.RedisTLSCAPEM != nil {
+		t.Fatalf("tls without CA: %+v %v", c, err)
+	}
+}
+
+func TestCAFileIsReadAndChecked(t *testing.T) {
+	t.Parallel()
+	caPEM := selfSignedPEM(t)
+	path := t.TempDir() + "/ca.pem"
+	if err := os.WriteFile(path, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(append(base, "REDIS_TLS=true", "REDIS_TLS_CA="+path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.RedisTLSCAPEM) != string(caPEM) {
+		t.Fatal("CA file content not kept")
+	}
+}
+
+// A METRICS_PORT the operator wrote is bound exactly; the default may move
+// to the next free port. Load records which one it is.
+func TestMetricsPortSetIsRecorded(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(base)
+	if err != nil || c.MetricsPortSet || c.MetricsPort != 9090 {
+		t.Fatalf("default: %+v %v", c, err)
+	}
+	c, err = config.Load(append(base, "METRICS_PORT=9090"))
+	if err != nil || !c.MetricsPortSet {
+		t.Fatalf("explicit: %+v %v", c, err)
+	}
+}
+
+func selfSignedPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

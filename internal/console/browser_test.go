@@ -89,7 +89,6 @@ func startSystem(t *testing.T) *system {
 	if _, err := s.deps.Store.SetRunning(context.Background(), false, ""); err != nil {
 		t.Fatal(err)
 	}
-	ensureAttemptsTable(t, s.deps)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -533,22 +532,3 @@ func getJSON(url string, v any) error {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
-
-// ensureAttemptsTable creates message_attempts as the lifecycle migration
-// (00004) defines it, for as long as this branch runs without it; once the
-// migration is in, this does nothing.
-func ensureAttemptsTable(t *testing.T, d *app.Deps) {
-	t.Helper()
-	_, err := d.Pool.Exec(context.Background(), `CREATE TABLE IF NOT EXISTS message_attempts (
-    message_id  VARCHAR(36) NOT NULL,
-    attempt     INTEGER NOT NULL,
-    started_at  TIMESTAMPTZ NOT NULL,
-    duration_ms INTEGER NOT NULL,
-    status_code INTEGER NULL,
-    outcome     TEXT NOT NULL,
-    error       TEXT
-)`)
-	if err != nil {
-		t.Fatalf("create message_attempts: %v", err)
-	}
-}

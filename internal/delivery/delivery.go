@@ -424,31 +424,40 @@ func (s *Service) call(c store.Claimed) result {
 	t0 := time.Now()
 	resp, err := s.send.Send(s.callCtx, webhook.Request{ID: c.ID, To: c.PhoneNumber, Content: c.Content})
 	took := time.Since(t0)
+	// The call, for message_attempts.
+	callOut := store.Outcome{Claimed: c, StartedAt: t0, Duration: took, StatusCode: resp.Status}
 	if err == nil {
 		s.m.Outcome("sent", "ok", took)
-		return result{out: store.Outcome{
-			Claimed: c, Status: store.StatusSent, RemoteID: resp.MessageID,
-			SentAt: s.now().UTC().Truncate(time.Microsecond), // PostgreSQL's precision
-		}}
+		out := callOut
+		out.Status, out.Kind, out.RemoteID = store.StatusSent, "sent", resp.MessageID
+		out.SentAt = s.now().UTC().Truncate(time.Microsecond) // PostgreSQL's precision
+		return result{out: out}
 	}
 	var werr *webhook.Error
 	if !errors.As(err, &werr) {
 		werr = &webhook.Error{Retryable: true, Reason: err.Error(), Err: err}
 	}
 	reason := werr.Error()
+	callOut.StatusCode, callOut.Error = werr.Status, reason
 	switch {
 	case werr.Gone():
 		// The message is not at fault: it waits, due at once, for sending
 		// to be started again.
 		s.m.Outcome("retried", werr.Kind(), took)
-		return result{gone: true, out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now(), Error: reason}}
+		out := callOut
+		out.Status, out.Kind, out.NextAt = store.StatusPending, "gone", s.now()
+		return result{gone: true, out: out}
 	case !werr.Retryable:
 		s.m.Outcome("failed", werr.Kind(), took)
-		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed, Error: reason}}
+		out := callOut
+		out.Status, out.Kind = store.StatusFailed, "failed"
+		return result{out: out}
 	case c.Attempt >= s.cfg.MaxAttempts:
 		s.m.Outcome("failed", werr.Kind(), took)
-		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed,
-			Error: fmt.Sprintf("gave up after %d attempts: %s", c.Attempt, reason)}}
+		out := callOut
+		out.Status, out.Kind = store.StatusFailed, "failed"
+		out.Error = fmt.Sprintf("gave up after %d attempts: %s", c.Attempt, reason)
+		return result{out: out}
 	}
 	s.m.Outcome("retried", werr.Kind(), took)
 	delay := werr.RetryAfter
@@ -457,7 +466,9 @@ func (s *Service) call(c store.Claimed) result {
 	} else if delay <= 0 {
 		delay = Backoff(c.Attempt, s.cfg.BackoffBase, s.cfg.BackoffMax, rand.Float64())
 	}
-	return result{out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now().Add(delay), Error: reason}}
+	out := callOut
+	out.Status, out.Kind, out.NextAt = store.StatusPending, "retry", s.now().Add(delay)
+	return result{out: out}
 }
 
 // record writes a batch of outcomes in one statement and caches the sent

@@ -84,6 +84,9 @@ func configVars(t *testing.T) []configVar {
 			continue
 		}
 		name, _, _ := strings.Cut(tag, ",")
+		if name == "-" { // derived by config.Load, not read from the environment
+			continue
+		}
 		_, hasDefault := f.Tag.Lookup("envDefault")
 		vars = append(vars, configVar{name: name, hasDefault: hasDefault})
 	}

@@ -12,16 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// SentMessage is one row of the sent list.
-type SentMessage struct {
-	ID              string
-	Content         string
-	PhoneNumber     string
-	RemoteMessageID string
-	// SentAt is nil only for rows a seed-era deployment marked sent
-	// (is_sent) before sent_at existed.
-	SentAt *time.Time
-}
+// SentMessage is one row of the sent list. Its SentAt is nil only for
+// rows a seed-era deployment marked sent (is_sent) before sent_at existed.
+type SentMessage = Message
 
 // SentCursor is the position after the last row of a page, in the list's
 // order: sent_at descending with rows of unknown sent_at last, then id
@@ -32,7 +25,7 @@ type SentCursor struct {
 	ID     string
 }
 
-const sentColumns = `id, content, phone_number, COALESCE(remote_message_id, ''), sent_at`
+const sentColumns = messageColumns
 
 // The three shapes of the sent-list query. Each one is a keyset scan of
 // messages_sent_idx (sent_at DESC, id DESC) WHERE status = 'sent': the row
@@ -92,11 +85,7 @@ func (s *Store) ListSent(ctx context.Context, after *SentCursor, limit int) ([]S
 	if err != nil {
 		return nil, false, fmt.Errorf("list sent: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SentMessage, error) {
-		var m SentMessage
-		err := r.Scan(&m.ID, &m.Content, &m.PhoneNumber, &m.RemoteMessageID, &m.SentAt)
-		return m, err
-	})
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SentMessage, error) { return scanMessage(r) })
 	if err != nil {
 		return nil, false, fmt.Errorf("list sent: %w", err)
 	}
@@ -139,7 +128,10 @@ RETURNING ` + messageColumns
 // (zero when none), for the metrics scrape. It reads the whole table, so it
 // is meant for a scrape every few seconds at most, not per request.
 func (s *Store) CountByStatus(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{StatusPending: 0, StatusSending: 0, StatusSent: 0, StatusFailed: 0}
+	out := make(map[string]int64, len(Statuses))
+	for _, st := range Statuses {
+		out[st] = 0
+	}
 	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM messages GROUP BY status`)
 	if err != nil {
 		return nil, fmt.Errorf("count messages: %w", err)

@@ -17,19 +17,6 @@ func TestMinuteCounts(t *testing.T) {
 	t.Parallel()
 	_, pool, st := testenv.MigratedStore(t)
 	ctx := context.Background()
-	// Written against the lifecycle contract (migration 00004); a no-op
-	// once that migration is in.
-	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS message_attempts (
-    message_id  VARCHAR(36) NOT NULL,
-    attempt     INTEGER NOT NULL,
-    started_at  TIMESTAMPTZ NOT NULL,
-    duration_ms INTEGER NOT NULL,
-    status_code INTEGER NULL,
-    outcome     TEXT NOT NULL,
-    error       TEXT
-)`); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 11, 30, 12, 30, 40, 0, time.UTC)
 	at := func(m, s int) time.Time {
 		return now.Truncate(time.Minute).Add(time.Duration(m)*time.Minute + time.Duration(s)*time.Second)

@@ -21,7 +21,15 @@ const (
 	StatusSending = "sending"
 	StatusSent    = "sent"
 	StatusFailed  = "failed"
+	// StatusExpired: expires_at passed before a call started; no call was
+	// made and last_error says so.
+	StatusExpired = "expired"
+	// StatusCanceled: canceled by the API while pending; never sent.
+	StatusCanceled = "canceled"
 )
+
+// Statuses lists every status a message can have, in lifecycle order.
+var Statuses = []string{StatusPending, StatusSending, StatusSent, StatusFailed, StatusExpired, StatusCanceled}
 
 // Errors callers branch on.
 var (
@@ -50,6 +58,17 @@ type Message struct {
 	RemoteMessageID string
 	SentAt          *time.Time
 	CreatedAt       time.Time
+	// SendAt is the earliest time the message may go out (nil: at once).
+	SendAt *time.Time
+	// ExpiresAt is the latest time a call may start (nil: never expires).
+	ExpiresAt *time.Time
+	// Priority 0 to 9: among due messages the higher goes first.
+	Priority int
+	// DeliveryStatus is the latest receipt's "delivered" or
+	// "undelivered"; empty without a receipt.
+	DeliveryStatus string
+	DeliveredAt    *time.Time
+	DeliveryError  string
 }
 
 // Claimed is a message reserved for one delivery attempt. Attempt is the
@@ -96,8 +115,14 @@ WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $1`
 	return true, nil
 }
 
-// claimSQL reserves up to $1 due messages, oldest first, and spends the same
-// amount of the tick budget, in one statement. The budget row is locked for
+// claimSQL reserves up to $1 due messages, highest priority first, then
+// oldest, and spends the same amount of the tick budget, in one statement.
+// A message is due when it is pending, its send_at (if any) and its retry
+// time have passed, and its expires_at (if any) has not. The same statement
+// marks 'expired' the pending rows (and rows of a dead worker) whose
+// expires_at has passed, without a call and without spending budget; that
+// search reads messages_expiry_idx, which holds only unsent rows with an
+// expiry, so it costs nothing when none is due to expire. The budget row is locked for
 // the statement only, which serializes claims across workers just long
 // enough to keep the count exact; SKIP LOCKED keeps workers off each other's
 // rows. Rows whose lease expired are due again: their worker died. The
@@ -109,22 +134,36 @@ WITH budget AS (
     SELECT budget FROM dispatch_control WHERE id = 1 AND running FOR UPDATE
 ), picked AS (
     SELECT id FROM messages
-    WHERE (status = 'pending' AND next_attempt_at <= now())
-       OR (status = 'sending' AND lease_expires_at < now())
-    ORDER BY created_at, id
+    WHERE ((status = 'pending' AND next_attempt_at <= now())
+        OR (status = 'sending' AND lease_expires_at < now()))
+      AND (send_at IS NULL OR send_at <= now())
+      AND (expires_at IS NULL OR expires_at > now())
+    ORDER BY priority DESC, created_at, id
     LIMIT GREATEST(LEAST($1::int, COALESCE((SELECT budget FROM budget), 0)), 0)
     FOR UPDATE SKIP LOCKED
+), expiring AS (
+    SELECT id FROM messages
+    WHERE expires_at <= now()
+      AND (status = 'pending' OR (status = 'sending' AND lease_expires_at < now()))
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE messages m
+    SET status = 'expired', lease_expires_at = NULL,
+        last_error = 'not sent: expired at ' || to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                     || ' before a call started'
+    WHERE m.id = ANY (ARRAY(SELECT id FROM expiring))
 ), claimed AS (
     UPDATE messages m
     SET status = 'sending', attempts = m.attempts + 1,
         lease_expires_at = now() + $2::float8 * interval '1 second'
     WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
-    RETURNING m.id, m.content, m.phone_number, m.attempts, m.created_at
+    RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT id, content, phone_number, attempts FROM claimed ORDER BY created_at, id`
+SELECT id, content, phone_number, attempts FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
 // the current tick's budget and only while sending is running.
@@ -154,12 +193,28 @@ type Outcome struct {
 	SentAt   time.Time // sent only
 	NextAt   time.Time // pending only
 	Error    string    // pending and failed: why
+
+	// The webhook call this outcome comes from, written to
+	// message_attempts in the same statement. A zero StartedAt means no
+	// call was made (the row was invalid): no attempt is written.
+	StartedAt  time.Time
+	Duration   time.Duration
+	StatusCode int    // the HTTP status; 0 when there was no answer
+	Kind       string // "sent", "retry", "failed" or "gone"
 }
 
 // recordSQL writes a batch of outcomes in one statement. The status and
 // attempt in the WHERE clause fence each row: a worker whose lease expired
-// and whose row was claimed again (or handed back) changes nothing.
+// and whose row was claimed again (or handed back) changes nothing. For
+// each row it changed and whose outcome came from a call, it also appends
+// the call to message_attempts, numbered after the message's last recorded
+// call (a manual retry resets messages.attempts, never this history).
 const recordSQL = `
+WITH r AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[],
+                         $8::timestamptz[], $9::int[], $10::int[], $11::text[])
+        AS r(id, attempt, status, sent_at, remote_id, next_at, error, started_at, duration_ms, status_code, kind)
+), updated AS (
 UPDATE messages m
 SET status            = r.status,
     is_sent           = m.is_sent OR r.status = 'sent',
@@ -168,10 +223,18 @@ SET status            = r.status,
     next_attempt_at   = CASE WHEN r.status = 'pending' THEN r.next_at ELSE m.next_attempt_at END,
     last_error        = CASE WHEN r.status = 'sent' THEN NULL ELSE r.error END,
     lease_expires_at  = NULL
-FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[])
-     AS r(id, attempt, status, sent_at, remote_id, next_at, error)
+FROM r
 WHERE m.id = r.id AND m.status = 'sending' AND m.attempts = r.attempt
-RETURNING m.id`
+RETURNING m.id, m.attempts
+), attempts AS (
+INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status_code, outcome, error)
+SELECT r.id,
+       COALESCE((SELECT max(a.attempt) FROM message_attempts a WHERE a.message_id = r.id), 0) + 1,
+       r.started_at, r.duration_ms, NULLIF(r.status_code, 0), r.kind, NULLIF(r.error, '')
+FROM r JOIN updated u ON u.id = r.id AND u.attempts = r.attempt
+WHERE r.started_at IS NOT NULL
+)
+SELECT id FROM updated`
 
 // RecordOutcomes records a batch of outcomes in one round trip and returns
 // the ids it changed; an outcome whose claim was lost is left out.
@@ -187,12 +250,22 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []Outcome) (map[string]
 		remote   = make([]string, len(outs))
 		nextAt   = make([]time.Time, len(outs))
 		errs     = make([]string, len(outs))
+		started  = make([]*time.Time, len(outs))
+		took     = make([]int32, len(outs))
+		codes    = make([]int32, len(outs))
+		kinds    = make([]string, len(outs))
 	)
 	for i, o := range outs {
 		ids[i], attempts[i], statuses[i] = o.ID, int32(o.Attempt), o.Status
 		sentAt[i], remote[i], nextAt[i], errs[i] = o.SentAt, o.RemoteID, o.NextAt, o.Error
+		if !o.StartedAt.IsZero() {
+			at := o.StartedAt
+			started[i] = &at
+		}
+		took[i], codes[i], kinds[i] = durationMillis(o.Duration), int32(o.StatusCode), attemptKind(o)
 	}
-	rows, err := s.pool.Query(ctx, recordSQL, ids, attempts, statuses, sentAt, remote, nextAt, errs)
+	rows, err := s.pool.Query(ctx, recordSQL, ids, attempts, statuses, sentAt, remote, nextAt, errs,
+		started, took, codes, kinds)
 	if err != nil {
 		return nil, fmt.Errorf("record outcomes: %w", err)
 	}
@@ -205,6 +278,28 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []Outcome) (map[string]
 		out[id] = true
 	}
 	return out, nil
+}
+
+// durationMillis rounds a call's duration to whole milliseconds, within
+// the INTEGER column.
+func durationMillis(d time.Duration) int32 {
+	ms := d.Round(time.Millisecond).Milliseconds()
+	return int32(min(max(ms, 0), 1<<31-1))
+}
+
+// attemptKind is the attempt's outcome: the call's Kind, or, when the caller
+// left it empty, what the new status implies.
+func attemptKind(o Outcome) string {
+	if o.Kind != "" {
+		return o.Kind
+	}
+	switch o.Status {
+	case StatusSent:
+		return "sent"
+	case StatusPending:
+		return "retry"
+	}
+	return "failed"
 }
 
 // Release hands back claimed messages whose delivery never started (the
@@ -271,22 +366,36 @@ type NewMessage struct {
 	ID          string
 	Content     string
 	PhoneNumber string
+	// SendAt delays the first call; nil sends at once.
+	SendAt *time.Time
+	// Validity, when positive, sets expires_at to SendAt (or else the
+	// creation time) plus Validity, rounded down to whole seconds.
+	Validity time.Duration
+	Priority int
 }
 
 const messageColumns = `id, content, phone_number, status, attempts, next_attempt_at,
-    COALESCE(last_error, ''), COALESCE(remote_message_id, ''), sent_at, created_at`
+    COALESCE(last_error, ''), COALESCE(remote_message_id, ''), sent_at, created_at,
+    send_at, expires_at, priority, COALESCE(delivery_status, ''), delivered_at, COALESCE(delivery_error, '')`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
+	var prio int16
 	err := row.Scan(&m.ID, &m.Content, &m.PhoneNumber, &m.Status, &m.Attempts, &m.NextAttemptAt,
-		&m.LastError, &m.RemoteMessageID, &m.SentAt, &m.CreatedAt)
+		&m.LastError, &m.RemoteMessageID, &m.SentAt, &m.CreatedAt,
+		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError)
+	m.Priority = int(prio)
 	return m, err
 }
 
-// Insert stores a new pending message.
+// Insert stores a new pending message; ErrDuplicate when its id exists.
 func (s *Store) Insert(ctx context.Context, n NewMessage) (Message, error) {
-	q := `INSERT INTO messages (id, content, phone_number) VALUES ($1, $2, $3) RETURNING ` + messageColumns
-	m, err := scanMessage(s.pool.QueryRow(ctx, q, n.ID, n.Content, n.PhoneNumber))
+	q := `INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority)
+VALUES ($1, $2, $3, $4::timestamptz,
+        CASE WHEN $5::bigint > 0 THEN COALESCE($4::timestamptz, now()) + $5::bigint * interval '1 second' END, $6)
+RETURNING ` + messageColumns
+	m, err := scanMessage(s.pool.QueryRow(ctx, q, n.ID, n.Content, n.PhoneNumber, n.SendAt,
+		int64(n.Validity/time.Second), int16(n.Priority)))
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {

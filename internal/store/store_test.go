@@ -334,7 +334,7 @@ ANALYZE messages`); err != nil {
 		plan = append(plan, line)
 	}
 	text := strings.Join(plan, "\n")
-	if !strings.Contains(text, "messages_claim_idx") || strings.Contains(text, "Seq Scan on messages") {
+	if !strings.Contains(text, "messages_claim_priority_idx") || strings.Contains(text, "Seq Scan on messages") {
 		t.Fatalf("claim plan does not use the partial index:\n%s", text)
 	}
 }

@@ -1,0 +1,2 @@
+// Package kubernetes holds the tests of the kustomize base in this folder.
+package kubernetes

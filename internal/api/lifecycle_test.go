@@ -1,0 +1,325 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/testenv"
+)
+
+const okPhone = `"phone_number": "+905551111111"`
+
+func TestCreateWithLifecycleFieldsAndReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "DEFAULT_VALIDITY_PERIOD=600")
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	body := fmt.Sprintf(`{"id": "otp:42", "content": "code 1", %s, "send_at": %q, "validity_period": 7200, "priority": 9}`, okPhone, at.Format(time.RFC3339))
+	status, h, b := e.postJSON("/api/v1/messages", body)
+	if status != http.StatusCreated || h.Get("Location") != "/api/v1/messages/otp:42" {
+		t.Fatalf("create: %d %v %s", status, h, b)
+	}
+	m := decode[api.MessageCreated](t, b)
+	if m.ID != "otp:42" || m.Priority != 9 || !m.SendAt.Equal(at) || !m.ExpiresAt.Equal(at.Add(2*time.Hour)) || m.Status != "pending" {
+		t.Fatalf("created %+v", m)
+	}
+	// The same create again: 200, the same message, nothing new.
+	status, _, b = e.postJSON("/api/v1/messages", body)
+	if status != http.StatusOK || decode[api.MessageCreated](t, b).CreatedAt != m.CreatedAt {
+		t.Fatalf("replay: %d %s", status, b)
+	}
+	// The same id with another body: 409 duplicate_id, nothing changed.
+	status, h, b = e.postJSON("/api/v1/messages", strings.Replace(body, `"priority": 9`, `"priority": 8`, 1))
+	wantError(t, status, h, b, http.StatusConflict, "duplicate_id")
+	if n := e.count("true"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+	// DEFAULT_VALIDITY_PERIOD applies without validity_period.
+	status, _, b = e.postJSON("/api/v1/messages", `{"content": "hi", `+okPhone+`}`)
+	d := decode[api.MessageCreated](t, b)
+	if status != http.StatusCreated || d.ExpiresAt == nil || !d.ExpiresAt.Equal(d.CreatedAt.Add(10*time.Minute)) || d.SendAt != nil || d.Priority != 0 {
+		t.Fatalf("default validity: %d %s", status, b)
+	}
+	// A replay after its send_at passed is still a replay, not a 422.
+	soon := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second)
+	soonBody := fmt.Sprintf(`{"id": "soon", "content": "x", %s, "send_at": %q}`, okPhone, soon.Format(time.RFC3339))
+	if status, _, b := e.postJSON("/api/v1/messages", soonBody); status != http.StatusCreated {
+		t.Fatalf("create soon: %d %s", status, b)
+	}
+	testenv.Eventually(t, 5*time.Second, "send_at to pass", func() bool { return time.Now().After(soon.Add(time.Second)) })
+	if status, _, b := e.postJSON("/api/v1/messages", soonBody); status != http.StatusOK {
+		t.Fatalf("late replay: %d %s", status, b)
+	}
+	status, h, b = e.postJSON("/api/v1/messages", strings.Replace(soonBody, `"x"`, `"y"`, 1))
+	wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
+	// GET shows the lifecycle fields.
+	status, _, b = e.get("/api/v1/messages/otp:42")
+	g := decode[api.MessageDetail](t, b)
+	if status != 200 || g.Priority != 9 || !g.SendAt.Equal(at) || g.DeliveryStatus != nil || g.DeliveredAt != nil {
+		t.Fatalf("get: %d %s", status, b)
+	}
+}
+
+func TestCreateRejectsBadLifecycleFields(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	far := time.Now().Add(367 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	cases := []struct{ name, extra, field string }{
+		{"empty id", `"id": ""`, "id"},
+		{"long id", `"id": "` + strings.Repeat("a", 37) + `"`, "id"},
+		{"slash id", `"id": "a/b"`, "id"},
+		{"unicode id", `"id": "é"`, "id"},
+		{"send_at not a time", `"send_at": "tomorrow"`, "send_at"},
+		{"send_at without zone", `"send_at": "2030-01-01T09:00:00"`, "send_at"},
+		{"send_at past", `"send_at": "` + past + `"`, "send_at"},
+		{"send_at too far", `"send_at": "` + far + `"`, "send_at"},
+		{"validity zero", `"validity_period": 0`, "validity_period"},
+		{"validity too long", `"validity_period": 2592001`, "validity_period"},
+		{"validity fraction", `"validity_period": 1.5`, "validity_period"},
+		{"validity exponent", `"validity_period": 1e3`, "validity_period"},
+		{"priority 10", `"priority": 10`, "priority"},
+		{"priority negative", `"priority": -1`, "priority"},
+	}
+	for _, c := range cases {
+		status, h, b := e.postJSON("/api/v1/messages", `{"content": "hi", `+okPhone+`, `+c.extra+`}`)
+		got := wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
+		if got.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.name, got.Field, c.field)
+		}
+	}
+	if n := e.count("true"); n != 0 {
+		t.Fatalf("%d rows stored by rejected creates", n)
+	}
+}
+
+func TestBatchAllOrNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "API_KEY="+testKey)
+	good := `{"content": "a", ` + okPhone + `}`
+	bad := `{"content": "b", "phone_number": "123"}`
+	body := `{"messages": [` + good + `, ` + bad + `, {"id": "b-1", "content": "c", ` + okPhone + `, "priority": 11}, {"content": "d", ` + okPhone + `, "x": 1}]}`
+	status, h, b := e.postJSON("/api/v1/messages/batch", body, bearer(testKey))
+	wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
+	items := decode[api.ErrorResponse](t, b).Error.Items
+	if fmt.Sprint(items) != fmt.Sprint([]api.ItemError{
+		{Index: 1, Field: "phone_number", Message: items[0].Message},
+		{Index: 2, Field: "priority", Message: items[1].Message},
+		{Index: 3, Field: "x", Message: items[2].Message},
+	}) {
+		t.Fatalf("items %+v", items)
+	}
+	if n := e.count("true"); n != 0 {
+		t.Fatalf("%d rows stored by a refused batch", n)
+	}
+	// Without the key: 401.
+	status, h, b = e.postJSON("/api/v1/messages/batch", `{"messages": [`+good+`]}`)
+	wantError(t, status, h, b, http.StatusUnauthorized, "unauthorized")
+
+	var all []string
+	for i := range 3 {
+		all = append(all, fmt.Sprintf(`{"id": "b-%d", "content": "m%d", %s, "priority": %d}`, i, i, okPhone, i))
+	}
+	ok := `{"messages": [` + strings.Join(all, ",") + `]}`
+	status, _, b = e.postJSON("/api/v1/messages/batch", ok, bearer(testKey))
+	got := decode[api.BatchCreated](t, b)
+	if status != http.StatusCreated || len(got.Data) != 3 || got.Data[0].ID != "b-0" || got.Data[2].ID != "b-2" || got.Data[2].Priority != 2 {
+		t.Fatalf("batch: %d %s", status, b)
+	}
+	// A replay stores nothing new; a changed item refuses the whole batch.
+	status, _, b = e.postJSON("/api/v1/messages/batch", ok, bearer(testKey))
+	if status != http.StatusCreated || e.count("true") != 3 {
+		t.Fatalf("replay: %d %s", status, b)
+	}
+	changed := `{"messages": [{"id": "b-9", "content": "new", ` + okPhone + `}, {"id": "b-1", "content": "other", ` + okPhone + `}]}`
+	status, h, b = e.postJSON("/api/v1/messages/batch", changed, bearer(testKey))
+	wantError(t, status, h, b, http.StatusConflict, "duplicate_id")
+	if e.count("true") != 3 {
+		t.Fatal("a refused batch stored a row")
+	}
+	for _, body := range []string{`{"messages": []}`, `{"messages": [` + strings.Repeat(good+",", 1000) + good + `]}`} {
+		status, h, b := e.postJSON("/api/v1/messages/batch", body, bearer(testKey))
+		if got := wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed"); got.Field != "messages" {
+			t.Fatalf("field %q", got.Field)
+		}
+	}
+	status, h, b = e.postJSON("/api/v1/messages/batch", `{"messages": [{"id": "d", "content": "a", `+okPhone+`}, {"id": "d", "content": "a", `+okPhone+`}]}`, bearer(testKey))
+	wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
+}
+
+func TestListCancelAttemptsReceipts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for i := range 5 {
+		status, _, b := e.postJSON("/api/v1/messages", fmt.Sprintf(`{"id": "l-%d", "content": "m", %s, "priority": %d}`, i, okPhone, i%2))
+		if status != http.StatusCreated {
+			t.Fatalf("create: %d %s", status, b)
+		}
+	}
+	// Cancel: 200, 200 again, 409 for other states, 404 unknown.
+	for range 2 {
+		status, _, b := e.postJSON("/api/v1/messages/l-1/cancel", "")
+		if status != 200 || decode[api.MessageDetail](t, b).Status != "canceled" {
+			t.Fatalf("cancel: %d %s", status, b)
+		}
+	}
+	e.markSent(time.Now(), "l-2")
+	status, h, b := e.postJSON("/api/v1/messages/l-2/cancel", "")
+	wantError(t, status, h, b, http.StatusConflict, "not_cancelable")
+	status, h, b = e.postJSON("/api/v1/messages/nope/cancel", "")
+	wantError(t, status, h, b, http.StatusNotFound, "not_found")
+
+	// The list: newest first, keyset pages, filters.
+	var ids []string
+	cursor := ""
+	for {
+		status, _, b := e.get("/api/v1/messages?limit=2" + cursor)
+		if status != 200 {
+			t.Fatalf("list: %d %s", status, b)
+		}
+		p := decode[api.MessagePage](t, b)
+		for _, m := range p.Data {
+			ids = append(ids, m.ID)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		cursor = "&cursor=" + *p.NextCursor
+	}
+	if strings.Join(ids, ",") != "l-4,l-3,l-2,l-1,l-0" {
+		t.Fatalf("walk %v", ids)
+	}
+	status, _, b = e.get("/api/v1/messages?status=canceled&priority=1")
+	if p := decode[api.MessagePage](t, b); status != 200 || len(p.Data) != 1 || p.Data[0].ID != "l-1" {
+		t.Fatalf("filtered: %d %s", status, b)
+	}
+	for _, q := range []string{"status=gone", "priority=10", "priority=x", "cursor=zzz"} {
+		status, h, b := e.get("/api/v1/messages?" + q)
+		if status != 400 {
+			t.Fatalf("%s: %d %s", q, status, b)
+		}
+		_ = h
+	}
+
+	// Attempts: as recorded, oldest first; 404 unknown.
+	e.exec(`INSERT INTO message_attempts VALUES ('l-2', 1, '2026-01-01T00:00:00Z', 12, NULL, 'retry', 'webhook call failed: timeout'),
+        ('l-2', 2, '2026-01-01T00:01:00Z', 7, 202, 'sent', NULL)`)
+	status, _, b = e.get("/api/v1/messages/l-2/attempts")
+	as := decode[api.AttemptList](t, b)
+	if status != 200 || len(as.Data) != 2 || as.Data[0].StatusCode != nil || *as.Data[1].StatusCode != 202 || as.Data[1].Error != nil || as.Data[0].Outcome != "retry" {
+		t.Fatalf("attempts: %d %s", status, b)
+	}
+	status, _, b = e.get("/api/v1/messages/l-3/attempts")
+	if status != 200 || string(b) != `{"data":[]}` {
+		t.Fatalf("no attempts: %d %s", status, b)
+	}
+	status, h, b = e.get("/api/v1/messages/nope/attempts")
+	wantError(t, status, h, b, http.StatusNotFound, "not_found")
+
+	// Receipts.
+	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "undelivered", "error_code": "30003", "timestamp": "2026-01-01T00:02:00Z"}`)
+	r := decode[api.MessageDetail](t, b)
+	if status != 200 || r.ID != "l-2" || *r.DeliveryStatus != "undelivered" || *r.DeliveryError != "30003" || r.Status != "sent" {
+		t.Fatalf("receipt: %d %s", status, b)
+	}
+	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "delivered", "timestamp": "2026-01-01T00:01:00Z"}`)
+	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "undelivered" {
+		t.Fatalf("older receipt won: %d %s", status, b)
+	}
+	status, h, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-nope", "status": "delivered"}`)
+	wantError(t, status, h, b, http.StatusNotFound, "not_found")
+	for _, bad := range []string{`{"message_id": "", "status": "delivered"}`, `{"message_id": "r", "status": "read"}`,
+		`{"message_id": "r", "status": "delivered", "timestamp": "yesterday"}`, `{"message_id": "r\u0001", "status": "delivered"}`} {
+		status, h, b := e.postJSON("/api/v1/receipts", bad)
+		wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
+	}
+}
+
+func TestReceiptNeedsTheKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "API_KEY="+testKey)
+	for _, path := range []string{"/api/v1/receipts", "/api/v1/messages/x/cancel"} {
+		status, h, b := e.postJSON(path, `{"message_id": "r", "status": "delivered"}`)
+		wantError(t, status, h, b, http.StatusUnauthorized, "unauthorized")
+	}
+}
+
+func FuzzParseSendAt(f *testing.F) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, s := range []string{"2026-01-01T09:00:00Z", "2026-01-01T09:00:00.123456789+03:00", "2027-01-02T00:00:00Z", "", "x", "9999-12-31T23:59:59Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		at, err := api.ParseSendAt(s, now)
+		if err != nil {
+			return
+		}
+		if at.Before(now) || at.After(now.Add(api.MaxScheduleAhead)) || at.Location() != time.UTC || at.Nanosecond()%1000 != 0 {
+			t.Fatalf("%q accepted as %v", s, at)
+		}
+	})
+}
+
+func FuzzParseID(f *testing.F) {
+	for _, s := range []string{"a", "otp:42", "", "a b", strings.Repeat("x", 37), "é", "a\nb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if api.ParseID(s) != nil {
+			return
+		}
+		if len(s) < 1 || len(s) > 36 || strings.ContainsFunc(s, func(r rune) bool {
+			return !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-", r)
+		}) {
+			t.Fatalf("%q accepted", s)
+		}
+	})
+}
+
+func FuzzParseValidity(f *testing.F) {
+	for _, s := range []string{"1", "2592000", "0", "-1", "1.5", "1e3", "", "0x10", "007"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := json.Number(s)
+		d, ok, err := api.ParseValidity(&n)
+		if err != nil {
+			return
+		}
+		if !ok || d < time.Second || d > api.MaxValidity*time.Second || d%time.Second != 0 {
+			t.Fatalf("%q accepted as %v", s, d)
+		}
+	})
+}
+
+func FuzzDecodeReceipt(f *testing.F) {
+	for _, s := range []string{`{"message_id": "r", "status": "delivered"}`, `{"message_id": "r", "status": "undelivered", "error_code": "1", "timestamp": "2026-01-01T00:00:00Z"}`, `{}`, `[]`, `{"message_id": "\ud800", "status": "delivered"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := api.DecodeReceipt(b)
+		if err != nil {
+			return
+		}
+		if r.RemoteID == "" || (r.Status != "delivered" && r.Status != "undelivered") ||
+			strings.ContainsRune(r.RemoteID, 0xfffd) || strings.ContainsRune(r.Error, 0xfffd) {
+			t.Fatalf("%q accepted as %+v", b, r)
+		}
+	})
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	for _, s := range []string{`{"messages": [{"content": "a", "phone_number": "+905551111111"}]}`, `{"messages": []}`, `{"messages": [1]}`, `{}`, `{"messages": null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, bad, err := api.DecodeBatch(b)
+		if err == nil && (len(rs) < 1 || len(rs) > api.MaxBatch || len(bad) > len(rs)) {
+			t.Fatalf("%q accepted with %d items", b, len(rs))
+		}
+	})
+}

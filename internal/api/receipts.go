@@ -1,0 +1,131 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// requireJSON refuses a body that is not declared application/json.
+func requireJSON(c *fiber.Ctx) error {
+	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
+		return errUnsupportedMedia
+	}
+	return nil
+}
+
+// ReceiptRequest is a delivery receipt from the provider.
+type ReceiptRequest struct {
+	// MessageID is the messageId the webhook answered with.
+	MessageID string `json:"message_id" example:"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849" minLength:"1" maxLength:"255"`
+	Status    string `json:"status" enums:"delivered,undelivered" example:"delivered"`
+	// ErrorCode is the provider's reason for an undelivered message.
+	ErrorCode *string `json:"error_code,omitempty" example:"30003" maxLength:"255"`
+	// Timestamp is when the provider says it happened (RFC 3339); the
+	// newest receipt wins. Without it, the time the receipt arrived.
+	Timestamp *string `json:"timestamp,omitempty" format:"date-time" example:"2025-01-02T03:04:07Z"`
+}
+
+// maxReceiptText bounds message_id and error_code.
+const maxReceiptText = 255
+
+// DecodeReceipt parses and checks a receipt body: strict JSON (400 for
+// malformed JSON or unknown fields), then 422 for a missing or bad field.
+func DecodeReceipt(body []byte) (store.Receipt, error) {
+	var r ReceiptRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return store.Receipt{}, badJSON("request body is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		e := jsonError(err)
+		if e.Code == "unknown_field" {
+			e.Message = "unknown field; allowed fields are message_id, status, error_code and timestamp"
+		}
+		return store.Receipt{}, e
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return store.Receipt{}, badJSON("request body must hold a single JSON object")
+	}
+	if !printable(r.MessageID) {
+		return store.Receipt{}, invalid("message_id", "message_id must be the webhook's messageId: 1 to 255 printable characters")
+	}
+	if r.Status != "delivered" && r.Status != "undelivered" {
+		return store.Receipt{}, invalid("status", "status must be delivered or undelivered")
+	}
+	out := store.Receipt{RemoteID: r.MessageID, Status: r.Status}
+	if r.ErrorCode != nil {
+		if !printable(*r.ErrorCode) {
+			return store.Receipt{}, invalid("error_code", "error_code must be 1 to 255 printable characters")
+		}
+		out.Error = *r.ErrorCode
+	}
+	if r.Timestamp != nil {
+		t, err := time.Parse(time.RFC3339Nano, *r.Timestamp)
+		if err != nil || t.Year() < 1 || t.Year() > 9999 {
+			return store.Receipt{}, invalid("timestamp", "timestamp must be an RFC 3339 time, e.g. 2025-01-02T03:04:07Z")
+		}
+		t = t.UTC().Truncate(time.Microsecond)
+		out.At = &t
+	}
+	return out, nil
+}
+
+// printable: 1 to 255 characters of valid UTF-8 without control
+// characters or U+FFFD, so it can be stored and compared unaltered.
+func printable(s string) bool {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxReceiptText {
+		return false
+	}
+	// U+FFFD is what the JSON decoder makes of a lone surrogate or a bad
+	// byte: refused, so nothing is compared or stored altered.
+	for _, r := range s {
+		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// postReceipt stores a delivery receipt.
+//
+//	@Summary		Take a delivery receipt
+//	@Description	Sets delivery_status, delivered_at and delivery_error on the sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, and the answer is the message as stored.
+//	@Tags			messages
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			receipt	body		ReceiptRequest	true	"The receipt"
+//	@Success		200		{object}	MessageDetail
+//	@Failure		400		{object}	ErrorResponse	"Malformed JSON or an unknown field"
+//	@Failure		401		{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
+//	@Failure		404		{object}	ErrorResponse	"No sent message has this message_id"
+//	@Failure		413		{object}	ErrorResponse	"Body larger than the limit"
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not application/json"
+//	@Failure		422		{object}	ErrorResponse	"A field is invalid; error.field names it"
+//	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/api/v1/receipts [post]
+func (s *Server) postReceipt(c *fiber.Ctx) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	r, err := DecodeReceipt(c.Body())
+	if err != nil {
+		return err
+	}
+	m, err := s.deps.Store.ApplyReceipt(c.UserContext(), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(detail(m))
+}

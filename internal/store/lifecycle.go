@@ -1,0 +1,328 @@
+package store
+
+// The message lifecycle of issue 10: idempotent creates (one or a batch),
+// cancel, the list of every message, the attempts of one message and
+// delivery receipts.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// More errors callers branch on.
+var (
+	ErrNotCancelable = errors.New("message can no longer be canceled")
+	// ErrRemoteNotFound: no sent message carries the receipt's remote id.
+	ErrRemoteNotFound = errors.New("no sent message has this remote id")
+)
+
+// DuplicateIDError says that item Index of a create reused an existing
+// message's id with a different body.
+type DuplicateIDError struct {
+	Index int
+	ID    string
+}
+
+func (e *DuplicateIDError) Error() string {
+	return fmt.Sprintf("item %d: message id %q already exists with a different body", e.Index, e.ID)
+}
+
+// Is makes a DuplicateIDError match ErrDuplicate.
+func (e *DuplicateIDError) Is(target error) bool { return target == ErrDuplicate }
+
+// Created is one message of a create, and whether this call stored it
+// (false: the same id with the same body was there already).
+type Created struct {
+	Message
+	New bool
+}
+
+// createSQL inserts a batch in one statement; rows whose id exists are left
+// alone and are not returned. expires_at is computed here, from the same
+// now() that sets created_at, so a replay can be compared exactly.
+const createSQL = `
+INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority)
+SELECT r.id, r.content, r.phone, r.send_at,
+       CASE WHEN r.validity > 0 THEN COALESCE(r.send_at, now()) + r.validity * interval '1 second' END,
+       r.priority
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[])
+     WITH ORDINALITY AS r(id, content, phone, send_at, validity, priority, ord)
+ORDER BY r.ord
+ON CONFLICT (id) DO NOTHING
+RETURNING ` + messageColumns
+
+// Create stores ns in one transaction, all or nothing, and returns them in
+// the order given. An id that exists already with the same content, phone
+// number, send_at, validity and priority is a replay: the existing message
+// comes back with New false. The same id with anything else different is a
+// *DuplicateIDError and nothing is stored. Ids must be distinct within ns.
+func (s *Store) Create(ctx context.Context, ns []NewMessage) ([]Created, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	var (
+		ids      = make([]string, len(ns))
+		contents = make([]string, len(ns))
+		phones   = make([]string, len(ns))
+		sendAt   = make([]*time.Time, len(ns))
+		validity = make([]int64, len(ns))
+		prio     = make([]int16, len(ns))
+	)
+	for i, n := range ns {
+		ids[i], contents[i], phones[i], sendAt[i] = n.ID, n.Content, n.PhoneNumber, n.SendAt
+		validity[i], prio[i] = int64(n.Validity/time.Second), int16(n.Priority)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create messages: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, createSQL, ids, contents, phones, sendAt, validity, prio)
+	if err != nil {
+		return nil, fmt.Errorf("create messages: %w", err)
+	}
+	made, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, fmt.Errorf("create messages: %w", err)
+	}
+	byID := make(map[string]Created, len(ns))
+	for _, m := range made {
+		byID[m.ID] = Created{Message: m, New: true}
+	}
+	if len(made) < len(ns) {
+		var existing []string
+		for _, id := range ids {
+			if _, ok := byID[id]; !ok {
+				existing = append(existing, id)
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ANY($1)`, existing)
+		if err != nil {
+			return nil, fmt.Errorf("create messages: %w", err)
+		}
+		old, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+		if err != nil {
+			return nil, fmt.Errorf("create messages: %w", err)
+		}
+		for _, m := range old {
+			byID[m.ID] = Created{Message: m}
+		}
+	}
+	out := make([]Created, len(ns))
+	for i, n := range ns {
+		c, ok := byID[n.ID]
+		if !ok {
+			// Inserted and deleted by another system between the two
+			// statements: rare enough to ask the client to try again.
+			return nil, fmt.Errorf("create messages: id %q neither inserted nor found", n.ID)
+		}
+		if !c.New && !SameMessage(c.Message, n) {
+			return nil, &DuplicateIDError{Index: i, ID: n.ID}
+		}
+		out[i] = c
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("create messages: %w", err)
+	}
+	return out, nil
+}
+
+// SameMessage reports whether stored message m is what n would have
+// created: the same content, phone number, send_at, priority, and an
+// expires_at equal to send_at (or created_at) plus n's validity.
+func SameMessage(m Message, n NewMessage) bool {
+	if m.Content != n.Content || m.PhoneNumber != n.PhoneNumber || m.Priority != n.Priority {
+		return false
+	}
+	if (m.SendAt == nil) != (n.SendAt == nil) || m.SendAt != nil && !m.SendAt.Equal(*n.SendAt) {
+		return false
+	}
+	v := n.Validity.Truncate(time.Second)
+	if v <= 0 {
+		return m.ExpiresAt == nil
+	}
+	base := m.CreatedAt
+	if m.SendAt != nil {
+		base = *m.SendAt
+	}
+	return m.ExpiresAt != nil && m.ExpiresAt.Equal(base.Add(v))
+}
+
+// Cancel cancels a pending message (scheduled, due or waiting for a retry)
+// and returns it; a message already canceled comes back as it is.
+// ErrNotCancelable for any other status, ErrNotFound for an unknown id.
+//
+// The update takes the row lock the claim takes: a claim that locked the
+// row first makes it 'sending' and the cancel finds no pending row; a cancel
+// that locked it first makes it 'canceled' and the claim skips it. So a
+// message is never both canceled and sent.
+func (s *Store) Cancel(ctx context.Context, id string) (Message, error) {
+	q := `
+UPDATE messages SET status = 'canceled', lease_expires_at = NULL
+WHERE id = $1 AND status = 'pending'
+RETURNING ` + messageColumns
+	m, err := scanMessage(s.pool.QueryRow(ctx, q, id))
+	if err == nil {
+		return m, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, fmt.Errorf("cancel message: %w", err)
+	}
+	m, err = s.Get(ctx, id)
+	if err != nil {
+		return Message{}, err
+	}
+	if m.Status == StatusCanceled {
+		return m, nil
+	}
+	return Message{}, ErrNotCancelable
+}
+
+// Attempt is one webhook call made for a message.
+type Attempt struct {
+	Attempt    int
+	StartedAt  time.Time
+	DurationMS int
+	StatusCode *int // nil: no HTTP answer (timeout, connection error)
+	Outcome    string
+	Error      string
+}
+
+// Attempts lists the calls made for message id, oldest first;
+// ErrNotFound when there is no such message.
+func (s *Store) Attempts(ctx context.Context, id string) ([]Attempt, error) {
+	const q = `
+SELECT attempt, started_at, duration_ms, status_code, outcome, COALESCE(error, '')
+FROM message_attempts WHERE message_id = $1 ORDER BY attempt`
+	rows, err := s.pool.Query(ctx, q, id)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
+		var a Attempt
+		err := r.Scan(&a.Attempt, &a.StartedAt, &a.DurationMS, &a.StatusCode, &a.Outcome, &a.Error)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list attempts: %w", err)
+	}
+	if len(out) == 0 {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1)`, id).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("list attempts: %w", err)
+		}
+		if !exists {
+			return nil, ErrNotFound
+		}
+	}
+	return out, nil
+}
+
+// Receipt is a delivery report from the provider.
+type Receipt struct {
+	RemoteID string
+	Status   string // "delivered" or "undelivered"
+	Error    string // the provider's error code; may be empty
+	// At is when the provider says it happened; nil means now.
+	At *time.Time
+}
+
+// ApplyReceipt stores r on the sent message(s) with its remote id and
+// returns the message. A receipt older than the one stored changes nothing
+// (the newest timestamp wins), so repeats and reordering are harmless.
+// ErrRemoteNotFound when no sent message has that remote id.
+func (s *Store) ApplyReceipt(ctx context.Context, r Receipt) (Message, error) {
+	q := `
+UPDATE messages
+SET delivery_status = $2, delivered_at = COALESCE($4::timestamptz, now()), delivery_error = NULLIF($3, '')
+WHERE remote_message_id = $1 AND status = 'sent'
+  AND (delivered_at IS NULL OR delivered_at <= COALESCE($4::timestamptz, now()))
+RETURNING ` + messageColumns
+	rows, err := s.pool.Query(ctx, q, r.RemoteID, r.Status, r.Error, r.At)
+	if err != nil {
+		return Message{}, fmt.Errorf("apply receipt: %w", err)
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return Message{}, fmt.Errorf("apply receipt: %w", err)
+	}
+	if len(ms) > 0 {
+		return ms[0], nil
+	}
+	// Nothing changed: no such message, or a newer receipt is stored.
+	m, err := scanMessage(s.pool.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages
+WHERE remote_message_id = $1 AND status = 'sent' LIMIT 1`, r.RemoteID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, ErrRemoteNotFound
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("apply receipt: %w", err)
+	}
+	return m, nil
+}
+
+// ListCursor is the position after the last row of a page of the list of
+// every message: created_at and id, both descending.
+type ListCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// ListFilter narrows the list of every message; empty fields match all.
+type ListFilter struct {
+	Status   string
+	Priority *int
+}
+
+// ListMessages returns up to limit messages newest first (created_at, then
+// id, descending) after the cursor, and whether more follow. It is a keyset
+// scan of messages_created_idx, so a deep page costs what the first does.
+func (s *Store) ListMessages(ctx context.Context, f ListFilter, after *ListCursor, limit int) ([]Message, bool, error) {
+	if limit < 1 {
+		return nil, false, fmt.Errorf("list messages: limit %d is not positive", limit)
+	}
+	var prio *int16
+	if f.Priority != nil {
+		p := int16(*f.Priority)
+		prio = &p
+	}
+	var at *time.Time
+	var id *string
+	if after != nil {
+		at, id = &after.CreatedAt, &after.ID
+	}
+	// Only the conditions in use are written, so that the keyset
+	// comparison is always an index condition, even in a generic plan.
+	q := `SELECT ` + messageColumns + ` FROM messages WHERE true`
+	args := []any{limit + 1}
+	if f.Status != "" {
+		args = append(args, f.Status)
+		q += fmt.Sprintf(` AND status = $%d`, len(args))
+	}
+	if prio != nil {
+		args = append(args, *prio)
+		q += fmt.Sprintf(` AND priority = $%d`, len(args))
+	}
+	if at != nil {
+		args = append(args, *at, *id)
+		q += fmt.Sprintf(` AND (created_at, id) < ($%d::timestamptz, $%d::text)`, len(args)-1, len(args))
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT $1`
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list messages: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, false, fmt.Errorf("list messages: %w", err)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
