@@ -443,6 +443,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("GET /api/v1/scheduler after stop: %+v %v", st, err)
 	}
 
+	// Stopped, a new message stays pending; cancel takes it back.
+	if lifecycle {
+		b.run(t, "create a message to cancel",
+			chromedp.SendKeys(css(tid("create-form")+` input[name="phone_number"]`), "+905550000001"),
+			chromedp.SendKeys(css(tid("create-form")+` textarea[name="content"]`), "Wrong campaign"),
+			chromedp.Click(css(tid("create-form")+` button[type="submit"]`)))
+		b.waitJS(t, "the third message's detail", fmt.Sprintf(`![%q, %q].includes(document.querySelector("#detail").dataset.id)`, created, failing))
+		canceled := eval[string](t, b, `document.querySelector("#detail").dataset.id`)
+		b.run(t, "filter pending", chromedp.Click(css(`#filters button[data-filter="pending"]`)))
+		b.waitJS(t, "the pending row's cancel", fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(canceled)+" "+tid("btn-cancel")))
+		b.run(t, "press cancel", chromedp.Click(css(rowSel(canceled)+" "+tid("btn-cancel"))))
+		testenv.Eventually(t, 10*time.Second, "the message to be canceled", func() bool { return s.status(canceled) == "canceled" })
+		b.waitJS(t, "the canceled count", textIs(tid("count-canceled"), "1"))
+	}
+
 	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
 		screenshots(t, b, s, lifecycle)
 	}
