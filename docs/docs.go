@@ -762,6 +762,70 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/stats/counts": {
+            "get": {
+                "description": "How many messages are in each status now, every status present (0 when none). It counts the whole table, so poll it every few seconds at most.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "stats"
+                ],
+                "summary": "Messages per status",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.StatusCounts"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/stats/minutes": {
+            "get": {
+                "description": "Webhook calls of the last hour by the minute they started (from the attempts log): how many ended sent and how many failed the message for good. 60 entries, oldest first, the current minute last.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "stats"
+                ],
+                "summary": "Sent and failed per minute",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.MinuteStats"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/healthz": {
             "get": {
                 "description": "200 while the process lives; it checks nothing else, so a restart is never triggered by a dependency outage.",
@@ -1272,6 +1336,47 @@ const docTemplate = `{
                 }
             }
         },
+        "api.MinuteStat": {
+            "type": "object",
+            "required": [
+                "failed",
+                "minute",
+                "sent"
+            ],
+            "properties": {
+                "failed": {
+                    "description": "Failed is the calls started in this minute that failed the message\nfor good (not the ones that will be retried).",
+                    "type": "integer",
+                    "example": 1
+                },
+                "minute": {
+                    "description": "Minute is the start of the minute (UTC).",
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2025-01-02T03:04:00Z"
+                },
+                "sent": {
+                    "description": "Sent is the webhook calls started in this minute that ended sent.",
+                    "type": "integer",
+                    "example": 42
+                }
+            }
+        },
+        "api.MinuteStats": {
+            "type": "object",
+            "required": [
+                "data"
+            ],
+            "properties": {
+                "data": {
+                    "description": "Data holds 60 entries, oldest first; the last is the current minute,\ncounted so far. Minutes without calls are zeros.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.MinuteStat"
+                    }
+                }
+            }
+        },
         "api.Readiness": {
             "type": "object",
             "required": [
@@ -1495,6 +1600,43 @@ const docTemplate = `{
                     "type": "string",
                     "x-nullable": true,
                     "example": "MjAyNS0wMS0wMlQwMzowNDowNS4xMjM0NTZafDAxOTJmMGM0"
+                }
+            }
+        },
+        "api.StatusCounts": {
+            "type": "object",
+            "required": [
+                "canceled",
+                "expired",
+                "failed",
+                "pending",
+                "sending",
+                "sent"
+            ],
+            "properties": {
+                "canceled": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "expired": {
+                    "type": "integer",
+                    "example": 0
+                },
+                "failed": {
+                    "type": "integer",
+                    "example": 3
+                },
+                "pending": {
+                    "type": "integer",
+                    "example": 12
+                },
+                "sending": {
+                    "type": "integer",
+                    "example": 2
+                },
+                "sent": {
+                    "type": "integer",
+                    "example": 4031
                 }
             }
         }

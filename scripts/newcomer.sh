@@ -91,6 +91,8 @@ expect_for() {
 	*'/api/v1/messages/sent'*) echo 200 ;;
 	*"/api/v1/messages/$sample"*) echo 200 ;;
 	*'-d '*'/api/v1/messages'*) echo 201 ;;
+	*'/api/v1/stats/counts'*) echo 200 ;;
+	*'/api/v1/stats/minutes'*) echo 200 ;;
 	*'/metrics'*) echo 200 ;;
 	*) echo unknown ;;
 	esac

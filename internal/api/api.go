@@ -42,6 +42,7 @@ import (
 	_ "github.com/messaging-server/messaging-server/docs"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/console"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -68,6 +69,7 @@ type Server struct {
 	app     *fiber.App
 	cache   *cache.Cache
 	insp    *asynq.Inspector
+	console *console.Console
 	keyHash *[sha256.Size]byte // nil when API_KEY is unset
 	closers []func() error
 }
@@ -92,8 +94,11 @@ func New(cfg config.Config, d *Deps) *Server {
 			s.log.Warn("API_KEY is shorter than 16 characters; use a long random key")
 		}
 	} else {
-		s.log.Warn("API_KEY is not set: mutating endpoints and the dashboard are open to anyone who can reach the API")
+		s.log.Warn("API_KEY is not set: mutating endpoints, the console and the dashboard are open to anyone who can reach the API")
 	}
+	s.console = console.New(console.Deps{
+		AppName: cfg.AppName, APIKey: cfg.APIKey, SessionTTL: cfg.SessionDuration(), Log: s.log,
+	})
 	s.app = fiber.New(fiber.Config{
 		AppName:               cfg.AppName,
 		DisableStartupMessage: true,
@@ -104,6 +109,12 @@ func New(cfg config.Config, d *Deps) *Server {
 		ReadTimeout:  15 * time.Second,
 		WriteTimeout: 15 * time.Second,
 		IdleTimeout:  60 * time.Second,
+		// X-Forwarded-Proto and -Host are believed only from the proxies
+		// the operator lists; from anyone else they are ignored (they
+		// decide the session cookie's Secure flag and the CSRF origin
+		// check).
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 	s.routes()
 	return s
@@ -144,6 +155,10 @@ func (s *Server) routes() {
 	v1.Post("/messages/:id/retry", s.requireKey, s.retryMessage)
 	v1.Post("/messages/:id/cancel", s.requireKey, s.cancelMessage)
 	v1.Get("/messages/:id/attempts", s.listAttempts)
+	v1.Get("/stats/counts", s.statusCounts)
+	v1.Get("/stats/minutes", s.minuteStats)
+
+	s.console.Mount(a)
 
 	a.Get("/swagger/*", swagger.HandlerDefault)
 

@@ -6,14 +6,25 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/messaging-server/messaging-server/internal/console"
 )
 
 // requireKey guards a mutating route: with API_KEY set, the request must
-// carry Authorization: Bearer <key>, or it gets 401 and the handler does
-// not run. Without API_KEY it lets everything through (New warns at start).
+// carry Authorization: Bearer <key>, or come from the console (a signed-in
+// session cookie, the console's header and a same-origin Origin), or it
+// gets 401 (403 for a cross-site use of the cookie) and the handler does
+// not run. Without API_KEY it lets everything through (New warns at
+// start).
 func (s *Server) requireKey(c *fiber.Ctx) error {
-	if s.keyHash != nil && !s.authorized(c) {
+	if s.keyHash == nil || s.authorized(c) {
+		return c.Next()
+	}
+	if !s.console.HasSession(c) {
 		return errUnauthorized
+	}
+	if err := console.CheckAPIRequest(c); err != nil {
+		return err
 	}
 	return c.Next()
 }

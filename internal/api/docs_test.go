@@ -101,7 +101,7 @@ func TestRoutesAreDocumented(t *testing.T) {
 
 	var routes, documented []string
 	for _, r := range e.srv.App().GetRoutes(true) {
-		if r.Method == http.MethodHead || strings.HasPrefix(r.Path, "/swagger") || strings.HasPrefix(r.Path, "/monitoring") {
+		if r.Method == http.MethodHead || strings.HasPrefix(r.Path, "/swagger") || strings.HasPrefix(r.Path, "/monitoring") || strings.HasPrefix(r.Path, "/console") {
 			continue
 		}
 		routes = append(routes, r.Method+" "+fiberParam.ReplaceAllString(r.Path, "{$1}"))
@@ -132,7 +132,8 @@ func TestRoutesAreDocumented(t *testing.T) {
 	}
 	want := []string{
 		"GET /api/v1/messages", "GET /api/v1/messages/sent", "GET /api/v1/messages/{id}",
-		"GET /api/v1/messages/{id}/attempts", "GET /api/v1/scheduler", "GET /healthz",
+		"GET /api/v1/messages/{id}/attempts", "GET /api/v1/scheduler",
+		"GET /api/v1/stats/counts", "GET /api/v1/stats/minutes", "GET /healthz",
 		"GET /metrics", "GET /readyz", "POST /api/v1/messages", "POST /api/v1/messages/batch",
 		"POST /api/v1/messages/{id}/cancel", "POST /api/v1/messages/{id}/retry", "POST /api/v1/receipts",
 		"POST /api/v1/scheduler/start", "POST /api/v1/scheduler/stop",
@@ -144,7 +145,7 @@ func TestRoutesAreDocumented(t *testing.T) {
 	if len(create.Parameters) != 1 || create.Parameters[0].In != "body" || !strings.Contains(string(create.Parameters[0].Schema), "CreateMessageRequest") {
 		t.Fatalf("POST /api/v1/messages request body: %+v", create.Parameters)
 	}
-	for _, def := range []string{"api.CreateMessageRequest", "api.MessageCreated", "api.MessageDetail", "api.SentPage", "api.SchedulerStatus", "api.ErrorResponse"} {
+	for _, def := range []string{"api.CreateMessageRequest", "api.MessageCreated", "api.MessageDetail", "api.SentPage", "api.SchedulerStatus", "api.ErrorResponse", "api.StatusCounts", "api.MinuteStats"} {
 		if _, ok := doc.Definitions[def]; !ok {
 			t.Errorf("definition %s missing", def)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/messaging-server/messaging-server/internal/console"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
@@ -40,6 +41,10 @@ var (
 		Message: "missing or wrong API key: send Authorization: Bearer <API_KEY>"}
 	errRateLimited = &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited",
 		Message: "too many requests from this address; retry later"}
+	errCrossSite = &Error{Status: fiber.StatusForbidden, Code: "cross_site",
+		Message: "a change made with the console's session must come from the console's own pages"}
+	errMetricsOff = &Error{Status: fiber.StatusNotFound, Code: "not_found",
+		Message: "the dashboard's metrics view is off: no Prometheus server is configured"}
 	errUnsupportedMedia = &Error{Status: fiber.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 		Message: "Content-Type must be application/json"}
 )
@@ -89,6 +94,8 @@ func (s *Server) classify(c *fiber.Ctx, err error) *Error {
 			Message: "some messages are invalid (error.items lists them); nothing was stored"}
 	case errors.As(err, &ve):
 		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Message: ve.Message, Field: ve.Field}
+	case errors.Is(err, console.ErrCrossSite):
+		return errCrossSite
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "message not found"}
 	case errors.Is(err, store.ErrNotFailed):

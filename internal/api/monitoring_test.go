@@ -97,12 +97,14 @@ func TestMonitoringAssets(t *testing.T) {
 	}
 }
 
-// With API_KEY the dashboard is read-only unless the key is given, and a
-// write without it never reaches asynqmon.
+// With API_KEY the dashboard needs the bearer key or a console session:
+// without one its pages redirect to the sign-in and its API answers 401 (no
+// Redis INFO, no task payloads), and a change made with the session cookie
+// must come from this server's pages.
 func TestMonitoringAuth(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "API_KEY="+testKey)
-	if _, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(asynq.NewTask("test:noop", nil), asynq.Queue(e.cfg.Queue)); err != nil {
+	if _, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(asynq.NewTask("test:noop", []byte("secret payload")), asynq.Queue(e.cfg.Queue)); err != nil {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
@@ -114,32 +116,89 @@ func TestMonitoringAuth(t *testing.T) {
 		return info.Paused
 	}
 
-	if got := readOnly(t, monitoringIndex(t, e, "/monitoring/")); got != "true" {
-		t.Fatalf("without the key: read-only %s", got)
+	for _, p := range []string{"/monitoring", "/monitoring/", "/monitoring/queues/" + e.cfg.Queue} {
+		status, h, _ := e.get(p)
+		if status != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/signin?next=") {
+			t.Fatalf("GET %s without a session: %d %q, want a redirect to the sign-in", p, status, h.Get("Location"))
+		}
 	}
+	for _, p := range []string{"/monitoring/api/redis_info", "/monitoring/api/queues", "/monitoring/api/queues/" + e.cfg.Queue + "/pending_tasks"} {
+		status, h, b := e.get(p)
+		wantError(t, status, h, b, 401, "unauthorized")
+		if strings.Contains(string(b), "secret payload") || strings.Contains(string(b), "redis_version") {
+			t.Fatalf("GET %s leaked: %s", p, b)
+		}
+	}
+
+	// The dashboard's own files hold no data; browsers fetch the manifest
+	// without cookies, so they need no session.
+	if status, _, b := e.get("/monitoring/manifest.json"); status != 200 || !strings.HasPrefix(string(b), "{") {
+		t.Fatalf("manifest without a session: %d %.100s", status, b)
+	}
+	if status, _, b := e.get("/monitoring/queues/x.json"); status != http.StatusSeeOther {
+		t.Fatalf("a deeper path without a session: %d %.100s", status, b)
+	}
+
 	if got := readOnly(t, monitoringIndex(t, e, "/monitoring/", bearer(testKey))); got != "false" {
 		t.Fatalf("with the key: read-only %s", got)
 	}
-	if status, _, b := e.get("/monitoring/api/queues"); status != 200 || !strings.Contains(string(b), e.cfg.Queue) {
-		t.Fatalf("reading without the key: %d %s", status, b)
+	cookie := e.signIn(testKey)
+	if got := readOnly(t, monitoringIndex(t, e, "/monitoring/", cookie)); got != "false" {
+		t.Fatalf("with a session: read-only %s", got)
+	}
+	if status, _, b := e.get("/monitoring/api/redis_info", cookie); status != 200 || !strings.Contains(string(b), "redis_version") {
+		t.Fatalf("redis_info with a session: %d %.200s", status, b)
 	}
 
 	pause := "/monitoring/api/queues/" + e.cfg.Queue + ":pause"
-	for _, r := range []req{
-		{method: http.MethodPost, path: pause},
-		{method: http.MethodPost, path: pause, headers: []string{bearer("wrong")}},
-		{method: http.MethodDelete, path: "/monitoring/api/queues/" + e.cfg.Queue},
+	for _, r := range []struct {
+		req
+		status int
+		code   string
+	}{
+		{req{method: http.MethodPost, path: pause}, 401, "unauthorized"},
+		{req{method: http.MethodPost, path: pause, headers: []string{bearer("wrong")}}, 401, "unauthorized"},
+		{req{method: http.MethodDelete, path: "/monitoring/api/queues/" + e.cfg.Queue}, 401, "unauthorized"},
+		// The cookie alone, or with another site as the origin, is refused.
+		{req{method: http.MethodPost, path: pause, headers: []string{cookie}}, 403, "cross_site"},
+		{req{method: http.MethodPost, path: pause, headers: []string{cookie, "Origin: https://evil.example"}}, 403, "cross_site"},
+		{req{method: http.MethodPost, path: pause, headers: []string{cookie, "Referer: https://evil.example/x"}}, 403, "cross_site"},
 	} {
-		status, h, b := e.do(r)
-		wantError(t, status, h, b, 401, "unauthorized")
+		status, h, b := e.do(r.req)
+		wantError(t, status, h, b, r.status, r.code)
 	}
 	if paused() {
 		t.Fatalf("an unauthorized request paused the queue")
 	}
-	if status, _, b := e.do(req{method: http.MethodPost, path: pause, headers: []string{bearer(testKey)}}); status >= 300 {
-		t.Fatalf("pause with the key: %d %s", status, b)
+	if status, _, b := e.do(req{method: http.MethodPost, path: pause, headers: []string{cookie, sameOrigin}}); status >= 300 {
+		t.Fatalf("pause with a session from the dashboard: %d %s", status, b)
 	}
 	if !paused() {
 		t.Fatalf("an authorized pause did not pause the queue")
+	}
+	if status, _, b := e.do(req{method: http.MethodPost, path: "/monitoring/api/queues/" + e.cfg.Queue + ":resume", headers: []string{bearer(testKey)}}); status >= 300 {
+		t.Fatalf("resume with the key: %d %s", status, b)
+	}
+	if paused() {
+		t.Fatalf("an authorized resume did not resume the queue")
+	}
+}
+
+// No Prometheus is configured, so the metrics view is off instead of
+// answering 500, and the page loads nothing from outside.
+func TestMonitoringMetricsViewOffAndNoOutsideFonts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	status, h, b := e.get("/monitoring/api/metrics?duration=3600")
+	wantError(t, status, h, b, 404, "not_found")
+	if status, h, _ := e.get("/monitoring/q/metrics"); status != http.StatusSeeOther || h.Get("Location") != "/monitoring/" {
+		t.Fatalf("metrics page: %d %q", status, h.Get("Location"))
+	}
+	html := monitoringIndex(t, e, "/monitoring/")
+	if strings.Contains(html, "https://") || strings.Contains(html, "googleapis") {
+		t.Fatalf("the dashboard page loads something from outside:\n%s", html)
+	}
+	if !strings.Contains(html, `FLAG_PROMETHEUS_SERVER_ADDRESS=""`) {
+		t.Fatalf("the page does not say that no Prometheus is configured (its metrics menu entry must stay hidden)")
 	}
 }

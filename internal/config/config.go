@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -88,6 +89,12 @@ type Config struct {
 	// RateLimit is how many API requests one client IP may make per minute;
 	// 0 turns the limit off.
 	RateLimit int `env:"RATE_LIMIT" envDefault:"600" accepts:"a whole number from 0 to 1000000 (0 turns it off)"`
+	// SessionTTL is how long a console sign-in lasts, in seconds.
+	SessionTTL int `env:"SESSION_TTL" envDefault:"43200" accepts:"whole seconds from 60 to 2592000"`
+	// TrustedProxies are the addresses (IPs or CIDRs) whose
+	// X-Forwarded-Proto and X-Forwarded-Host the api believes; from
+	// anyone else those headers are ignored.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" accepts:"comma-separated IP addresses or CIDR ranges"`
 
 	// DefaultValidityPeriod, in seconds, sets expires_at on a created
 	// message that gives no validity_period; 0 means such messages never
@@ -284,6 +291,8 @@ func (c *Config) validate() error {
 		{"MetricsPort", between(c.MetricsPort, 0, 65535)},
 		{"MaxContentLength", between(c.MaxContentLength, 1, 255)},
 		{"RateLimit", between(c.RateLimit, 0, 1000000)},
+		{"SessionTTL", between(c.SessionTTL, 60, 2592000)},
+		{"TrustedProxies", proxies(c.TrustedProxies)},
 		{"Queue", queueName(c.Queue)},
 		{"DefaultValidityPeriod", between(c.DefaultValidityPeriod, 0, 2592000)},
 	}
@@ -348,6 +357,20 @@ func webhookSecret(s string) bool {
 	return err == nil && len(b) > 0
 }
 
+// proxies accepts a list of IP addresses and CIDR ranges.
+func proxies(list []string) bool {
+	for _, p := range list {
+		p = strings.TrimSpace(p)
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 func queueName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
@@ -372,6 +395,9 @@ func (c Config) GracePeriod() time.Duration { return time.Duration(c.ServerGrace
 func (c Config) WebhookTimeoutDuration() time.Duration {
 	return time.Duration(c.WebhookTimeout) * time.Second
 }
+
+// SessionDuration is how long a console sign-in lasts.
+func (c Config) SessionDuration() time.Duration { return time.Duration(c.SessionTTL) * time.Second }
 
 // DefaultValidity is how long a created message stays sendable when its
 // create names no validity_period; 0 means forever.

@@ -42,6 +42,8 @@ func TestDefaultsMatchTheSeed(t *testing.T) {
 		{"MAX_ATTEMPTS", c.MaxAttempts, 5},
 		{"LOG_FORMAT", c.LogFormat, "text"},
 		{"LOG_LEVEL", c.LogLevel, "INFO"},
+		{"SESSION_TTL", c.SessionTTL, 43200},
+		{"TRUSTED_PROXIES", len(c.TrustedProxies), 0},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -101,6 +103,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"http port", append(base, "HTTP_PORT=0"), "HTTP_PORT"},
 		{"metrics port", append(base, "METRICS_PORT=-1"), "METRICS_PORT"},
 		{"queue name", append(base, "QUEUE_NAME=a b"), "QUEUE_NAME"},
+		{"session ttl", append(base, "SESSION_TTL=59"), "SESSION_TTL"},
+		{"trusted proxy", append(base, "TRUSTED_PROXIES=10.0.0.1,proxy.local"), "TRUSTED_PROXIES"},
 		{"secret prefix", append(base, "WEBHOOK_SECRET=MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "WEBHOOK_SECRET"},
 		{"secret base64", append(base, "WEBHOOK_SECRET=whsec_%%%"), "WEBHOOK_SECRET"},
 		{"sentinel no port", append(base, "REDIS_SENTINEL_ADDRS=a,b:1", "REDIS_SENTINEL_MASTER=m"), "REDIS_SENTINEL_ADDRS"},
@@ -158,6 +162,7 @@ func FuzzLoad(f *testing.F) {
 		f.Add("MESSAGE_FETCH_LIMIT", s)
 		f.Add("LOG_LEVEL", s)
 		f.Add("WEBHOOK_URL", s)
+		f.Add("TRUSTED_PROXIES", s)
 		f.Add("REDIS_SENTINEL_ADDRS", s)
 		f.Add("REDIS_CLUSTER_ADDRS", s)
 		f.Add("REDIS_TLS", s)
@@ -202,7 +207,7 @@ func TestEveryNumberRejectsNonsense(t *testing.T) {
 	vars := []string{
 		"MESSAGE_FETCH_LIMIT", "CRON_INTERVAL", "MAX_CONCURRENT_JOBS", "SERVER_GRACE_PERIOD", "MAX_ATTEMPTS",
 		"WEBHOOK_TIMEOUT", "REDIS_PORT", "REDIS_DB", "REDIS_TTL", "HTTP_PORT", "METRICS_PORT",
-		"MAX_CONTENT_LENGTH", "RATE_LIMIT",
+		"MAX_CONTENT_LENGTH", "RATE_LIMIT", "SESSION_TTL",
 	}
 	for _, v := range vars {
 		for _, bad := range []string{"", " ", "-1", "-99999", "99999999999", "99999999999999999999999", "abc", "1.5", "0x10", "1e3"} {
