@@ -417,7 +417,7 @@ type result struct {
 func (s *Service) call(c store.Claimed) result {
 	// Rows inserted around the API may break the rules the receiver
 	// relies on: they fail at once with the reason, and the queue moves on.
-	if err := message.Validate(c.Content, c.PhoneNumber, s.cfg.MaxContent); err != nil {
+	if err := message.ValidateClaimed(c.ID, c.Content, c.PhoneNumber, s.cfg.MaxContent); err != nil {
 		s.m.Outcome("failed", "invalid", 0)
 		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed, Error: "not sent: invalid message: " + err.Error()}}
 	}
