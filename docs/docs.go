@@ -22,7 +22,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores a pending message; the workers send it on a coming tick. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.",
+                "description": "Stores a pending message; the workers send it on a coming tick. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
                 "consumes": [
                     "application/json"
                 ],
@@ -58,45 +58,116 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON or an unknown field",
+                        "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), or an unknown field",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 18"
+                                }
+                            }
                         }
                     },
                     "401": {
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "413": {
                         "description": "Body larger than 64 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is larger than 65536 bytes"
+                                }
+                            }
                         }
                     },
                     "415": {
-                        "description": "Content-Type is not application/json",
+                        "description": "Content-Type is not application/json, or names a charset other than utf-8",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
                         }
                     },
                     "422": {
                         "description": "A field is invalid; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0",
+                                    "field": "phone_number"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -139,18 +210,57 @@ const docTemplate = `{
                         "description": "Bad limit or cursor",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_parameter",
+                                    "message": "limit must be a whole number from 1 (values above 100 are capped)",
+                                    "field": "limit"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -168,8 +278,10 @@ const docTemplate = `{
                 "summary": "Get a message",
                 "parameters": [
                     {
+                        "maxLength": 36,
+                        "minLength": 1,
                         "type": "string",
-                        "description": "Message id",
+                        "description": "Message id (1 to 36 characters)",
                         "name": "id",
                         "in": "path",
                         "required": true
@@ -192,18 +304,56 @@ const docTemplate = `{
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -226,8 +376,10 @@ const docTemplate = `{
                 "summary": "Retry a failed message",
                 "parameters": [
                     {
+                        "maxLength": 36,
+                        "minLength": 1,
                         "type": "string",
-                        "description": "Message id",
+                        "description": "Message id (1 to 36 characters)",
                         "name": "id",
                         "in": "path",
                         "required": true
@@ -244,30 +396,84 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "The message is not failed",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_failed",
+                                    "message": "only a failed message can be retried"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -294,12 +500,42 @@ const docTemplate = `{
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -331,18 +567,56 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -374,18 +648,56 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -407,6 +719,20 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.Health"
                         }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -415,7 +741,8 @@ const docTemplate = `{
             "get": {
                 "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status and the sending switch read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
                 "produces": [
-                    "text/plain"
+                    "text/plain",
+                    "application/json"
                 ],
                 "tags": [
                     "health"
@@ -426,6 +753,34 @@ const docTemplate = `{
                         "description": "Prometheus text exposition format",
                         "schema": {
                             "type": "string"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     }
                 }
@@ -448,10 +803,33 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Readiness"
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
                     "503": {
                         "description": "A dependency does not answer",
                         "schema": {
                             "$ref": "#/definitions/api.Readiness"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "status": "unavailable",
+                                "checks": {
+                                    "postgres": "unavailable",
+                                    "redis": "ok"
+                                }
+                            }
                         }
                     }
                 }
@@ -467,18 +845,22 @@ const docTemplate = `{
             ],
             "properties": {
                 "content": {
-                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH characters.",
+                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH (default 160)\ncharacters, no control characters other than tab, CR and LF, and at\nleast one visible character.",
                     "type": "string",
-                    "maxLength": 255,
+                    "maxLength": 160,
                     "minLength": 1,
+                    "pattern": "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]+$",
                     "example": "Your verification code is 123456"
                 },
                 "phone_number": {
-                    "description": "PhoneNumber is the recipient in E.164 form.",
+                    "description": "PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,\nthe first not 0.",
                     "type": "string",
+                    "maxLength": 16,
+                    "pattern": "^\\+[1-9][0-9]{7,14}$",
                     "example": "+905551111111"
                 }
-            }
+            },
+            "additionalProperties": false
         },
         "api.ErrorBody": {
             "type": "object",
