@@ -30,6 +30,12 @@ const PhonePattern = `^\+[1-9][0-9]{7,14}$`
 
 var e164 = regexp.MustCompile(PhonePattern)
 
+// ContentPattern matches text free of the control characters CheckContent
+// refuses (it allows tab, LF and CR). The OpenAPI document states it, in a
+// form both ECMA-262 and Go's regexp read; the other content rules (a
+// visible character, the length) are not in it.
+const ContentPattern = `^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]+$`
+
 // Validate checks a message before it is stored or sent: content as
 // CheckContent, phone number in E.164 form. It returns nil or an
 // *InvalidError naming the first bad field.

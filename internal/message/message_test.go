@@ -2,12 +2,15 @@ package message_test
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/messaging-server/messaging-server/internal/message"
 )
+
+var contentPattern = regexp.MustCompile(message.ContentPattern)
 
 func field(err error) string {
 	var ie *message.InvalidError
@@ -151,6 +154,9 @@ func FuzzCheckContent(f *testing.F) {
 		}
 		if !visible {
 			t.Fatalf("%q accepted with nothing visible", s)
+		}
+		if !contentPattern.MatchString(s) {
+			t.Fatalf("%q accepted but does not match the documented pattern", s)
 		}
 	})
 }
