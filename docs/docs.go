@@ -96,7 +96,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.",
+                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
                 "consumes": [
                     "application/json"
                 ],
@@ -138,7 +138,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON or an unknown field",
+                        "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), or an unknown field",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -162,7 +162,7 @@ const docTemplate = `{
                         }
                     },
                     "415": {
-                        "description": "Content-Type is not application/json",
+                        "description": "Content-Type is not application/json, or names a charset other than utf-8",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -175,6 +175,12 @@ const docTemplate = `{
                     },
                     "429": {
                         "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -320,6 +326,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -341,8 +353,10 @@ const docTemplate = `{
                 "summary": "Get a message",
                 "parameters": [
                     {
+                        "maxLength": 36,
+                        "minLength": 1,
                         "type": "string",
-                        "description": "Message id",
+                        "description": "Message id (1 to 36 characters)",
                         "name": "id",
                         "in": "path",
                         "required": true
@@ -369,6 +383,12 @@ const docTemplate = `{
                     },
                     "429": {
                         "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -510,8 +530,10 @@ const docTemplate = `{
                 "summary": "Retry a failed message",
                 "parameters": [
                     {
+                        "maxLength": 36,
+                        "minLength": 1,
                         "type": "string",
-                        "description": "Message id",
+                        "description": "Message id (1 to 36 characters)",
                         "name": "id",
                         "in": "path",
                         "required": true
@@ -544,6 +566,12 @@ const docTemplate = `{
                     },
                     "429": {
                         "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -667,6 +695,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -706,6 +740,12 @@ const docTemplate = `{
                     },
                     "429": {
                         "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -753,6 +793,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -778,6 +824,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.Health"
                         }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -786,7 +838,8 @@ const docTemplate = `{
             "get": {
                 "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status and the sending switch read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
                 "produces": [
-                    "text/plain"
+                    "text/plain",
+                    "application/json"
                 ],
                 "tags": [
                     "health"
@@ -797,6 +850,18 @@ const docTemplate = `{
                         "description": "Prometheus text exposition format",
                         "schema": {
                             "type": "string"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
                         }
                     }
                 }
@@ -817,6 +882,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/api.Readiness"
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
                     "503": {
@@ -929,9 +1000,9 @@ const docTemplate = `{
             ],
             "properties": {
                 "content": {
-                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH characters.",
+                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH (default 160)\ncharacters, no control characters other than tab, CR and LF, and at\nleast one visible character.",
                     "type": "string",
-                    "maxLength": 255,
+                    "maxLength": 160,
                     "minLength": 1,
                     "example": "Your verification code is 123456"
                 },
@@ -943,8 +1014,9 @@ const docTemplate = `{
                     "example": "order-4711-otp"
                 },
                 "phone_number": {
-                    "description": "PhoneNumber is the recipient in E.164 form.",
+                    "description": "PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,\nthe first not 0.",
                     "type": "string",
+                    "maxLength": 16,
                     "example": "+905551111111"
                 },
                 "priority": {

@@ -42,6 +42,8 @@ var (
 		Message: "too many requests from this address; retry later"}
 	errUnsupportedMedia = &Error{Status: fiber.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 		Message: "Content-Type must be application/json"}
+	errUnsupportedCharset = &Error{Status: fiber.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "Content-Type charset must be utf-8: JSON text is UTF-8"}
 )
 
 // ErrorResponse is the body of every error answer.
@@ -76,6 +78,18 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 }
 
 func (s *Server) classify(c *fiber.Ctx, err error) *Error {
+	if e := answerFor(err); e != nil {
+		return e
+	}
+	s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	return errInternal
+}
+
+var errInternal = &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+
+// answerFor is the error map: the answer for every error a client may be
+// told about, or nil for an internal one.
+func answerFor(err error) *Error {
 	var (
 		ae *Error
 		ve *ValidationError
@@ -104,8 +118,7 @@ func (s *Server) classify(c *fiber.Ctx, err error) *Error {
 	case errors.As(err, &fe):
 		return fromFiber(fe)
 	}
-	s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
-	return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+	return nil
 }
 
 // fromFiber maps the errors fiber itself raises (no route, wrong method,
@@ -131,10 +144,10 @@ func fromFiber(fe *fiber.Error) *Error {
 		return &Error{Status: fe.Code, Code: "timeout", Message: "request timed out"}
 	}
 	if fe.Code >= 500 {
-		return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+		return errInternal
 	}
 	if fe.Code >= 400 {
 		return &Error{Status: fe.Code, Code: "bad_request", Message: "bad request"}
 	}
-	return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+	return errInternal
 }

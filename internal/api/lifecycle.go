@@ -310,9 +310,6 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 //	@Failure		500		{object}	ErrorResponse
 //	@Router			/api/v1/messages/batch [post]
 func (s *Server) createBatch(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	reqs, bad, err := DecodeBatch(c.Body())
 	if err != nil {
 		return err

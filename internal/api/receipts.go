@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"time"
 	"unicode/utf8"
 
@@ -13,14 +12,6 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/store"
 )
-
-// requireJSON refuses a body that is not declared application/json.
-func requireJSON(c *fiber.Ctx) error {
-	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
-		return errUnsupportedMedia
-	}
-	return nil
-}
 
 // ReceiptRequest is a delivery receipt from the provider.
 type ReceiptRequest struct {
@@ -116,9 +107,6 @@ func printable(s string) bool {
 //	@Failure		500		{object}	ErrorResponse
 //	@Router			/api/v1/receipts [post]
 func (s *Server) postReceipt(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	r, err := DecodeReceipt(c.Body())
 	if err != nil {
 		return err
