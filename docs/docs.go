@@ -74,18 +74,43 @@ const docTemplate = `{
                         "description": "Bad status, priority, limit or cursor",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_parameter",
+                                    "message": "status must be one of pending, sending, sent, failed, expired, canceled",
+                                    "field": "status"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -141,54 +166,128 @@ const docTemplate = `{
                         "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), or an unknown field",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 18"
+                                }
+                            }
                         }
                     },
                     "401": {
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "duplicate_id: the id exists with a different body",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "duplicate_id",
+                                    "message": "a message with this id already exists with a different body",
+                                    "field": "id"
+                                }
+                            }
                         }
                     },
                     "413": {
                         "description": "Body larger than 64 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is larger than 65536 bytes"
+                                }
+                            }
                         }
                     },
                     "415": {
                         "description": "Content-Type is not application/json, or names a charset other than utf-8",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
                         }
                     },
                     "422": {
                         "description": "A field is invalid; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0",
+                                    "field": "phone_number"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -234,48 +333,120 @@ const docTemplate = `{
                         "description": "Malformed JSON or an unknown field outside the items",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 34"
+                                }
+                            }
                         }
                     },
                     "401": {
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "duplicate_id: an item reuses an id with a different body",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "duplicate_id",
+                                    "message": "a message with this id already exists with a different body",
+                                    "field": "id"
+                                }
+                            }
                         }
                     },
                     "413": {
                         "description": "Body larger than the limit",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is larger than 65536 bytes"
+                                }
+                            }
                         }
                     },
                     "415": {
                         "description": "Content-Type is not application/json",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
                         }
                     },
                     "422": {
                         "description": "Invalid items; error.items lists them",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "some messages are invalid (error.items lists them); nothing was stored",
+                                    "items": [
+                                        {
+                                            "index": 1,
+                                            "field": "phone_number",
+                                            "message": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0"
+                                        }
+                                    ]
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -318,24 +489,57 @@ const docTemplate = `{
                         "description": "Bad limit or cursor",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_parameter",
+                                    "message": "limit must be a whole number from 1 (values above 100 are capped)",
+                                    "field": "limit"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -379,24 +583,56 @@ const docTemplate = `{
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -432,18 +668,42 @@ const docTemplate = `{
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -484,30 +744,70 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "not_cancelable: the message is sending, sent, failed or expired",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_cancelable",
+                                    "message": "only a pending message can be canceled; this one is sending, sent, failed or expired"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -550,36 +850,84 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "The message is not failed",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_failed",
+                                    "message": "only a failed message can be retried"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -625,48 +973,113 @@ const docTemplate = `{
                         "description": "Malformed JSON or an unknown field",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 27"
+                                }
+                            }
                         }
                     },
                     "401": {
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
                         "description": "No sent message has this message_id",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "413": {
                         "description": "Body larger than the limit",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is larger than 65536 bytes"
+                                }
+                            }
                         }
                     },
                     "415": {
                         "description": "Content-Type is not application/json",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
                         }
                     },
                     "422": {
                         "description": "A field is invalid; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "status must be delivered or undelivered",
+                                    "field": "status"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -693,18 +1106,42 @@ const docTemplate = `{
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -736,24 +1173,56 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -785,24 +1254,56 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -829,6 +1330,14 @@ const docTemplate = `{
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     }
                 }
@@ -856,12 +1365,28 @@ const docTemplate = `{
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "431": {
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     }
                 }
@@ -888,12 +1413,29 @@ const docTemplate = `{
                         "description": "Request headers larger than 4 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "503": {
                         "description": "A dependency does not answer",
                         "schema": {
                             "$ref": "#/definitions/api.Readiness"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "status": "unavailable",
+                                "checks": {
+                                    "postgres": "unavailable",
+                                    "redis": "ok"
+                                }
+                            }
                         }
                     }
                 }
@@ -990,7 +1532,8 @@ const docTemplate = `{
                         "$ref": "#/definitions/api.CreateMessageRequest"
                     }
                 }
-            }
+            },
+            "additionalProperties": false
         },
         "api.CreateMessageRequest": {
             "type": "object",
@@ -1004,6 +1547,7 @@ const docTemplate = `{
                     "type": "string",
                     "maxLength": 160,
                     "minLength": 1,
+                    "pattern": "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]+$",
                     "example": "Your verification code is 123456"
                 },
                 "id": {
@@ -1011,12 +1555,14 @@ const docTemplate = `{
                     "type": "string",
                     "maxLength": 36,
                     "minLength": 1,
+                    "pattern": "^[A-Za-z0-9._:-]{1,36}$",
                     "example": "order-4711-otp"
                 },
                 "phone_number": {
                     "description": "PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,\nthe first not 0.",
                     "type": "string",
                     "maxLength": 16,
+                    "pattern": "^\\+[1-9][0-9]{7,14}$",
                     "example": "+905551111111"
                 },
                 "priority": {
@@ -1039,7 +1585,8 @@ const docTemplate = `{
                     "minimum": 1,
                     "example": 7200
                 }
-            }
+            },
+            "additionalProperties": false
         },
         "api.ErrorBody": {
             "type": "object",
@@ -1401,7 +1948,8 @@ const docTemplate = `{
                     "format": "date-time",
                     "example": "2025-01-02T03:04:07Z"
                 }
-            }
+            },
+            "additionalProperties": false
         },
         "api.SchedulerStatus": {
             "type": "object",

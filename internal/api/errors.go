@@ -69,12 +69,18 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if e.Status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="messaging-server"`)
 	}
+	return c.Status(e.Status).JSON(errorResponse(e, err))
+}
+
+// errorResponse is the body of the answer e to err: the batch create's
+// error.items come from err.
+func errorResponse(e *Error, err error) ErrorResponse {
 	body := ErrorBody{Code: e.Code, Message: e.Message, Field: e.Field}
 	var be *BatchError
 	if errors.As(err, &be) {
 		body.Items = be.Items
 	}
-	return c.Status(e.Status).JSON(ErrorResponse{Error: body})
+	return ErrorResponse{Error: body}
 }
 
 func (s *Server) classify(c *fiber.Ctx, err error) *Error {

@@ -29,12 +29,13 @@ const (
 	MaxBatch         = 1000
 )
 
-// LifecycleFields are the optional fields of a create.
+// LifecycleFields are the optional fields of a create. swag reads no
+// pattern from struct tags: internal/api/apidoc writes IDPattern for id.
 type LifecycleFields struct {
 	// ID is the message id to use, so that a producer's retry is safe:
 	// 1 to 36 characters from A-Z a-z 0-9 . _ : -. Without it the server
 	// picks a UUID.
-	ID *string `json:"id,omitempty" example:"order-4711-otp" minLength:"1" maxLength:"36" pattern:"^[A-Za-z0-9._:-]{1,36}$"`
+	ID *string `json:"id,omitempty" example:"order-4711-otp" minLength:"1" maxLength:"36"`
 	// SendAt is the earliest time to send (RFC 3339), not in the past and
 	// at most 366 days ahead. Without it the message is due at once.
 	SendAt *string `json:"send_at,omitempty" format:"date-time" example:"2026-12-01T09:00:00Z"`
@@ -73,6 +74,9 @@ func lifecycle(m store.Message) Lifecycle {
 func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Field: field, Message: msg}
 }
+
+// IDPattern is the rule ParseID applies, as the OpenAPI document states it.
+const IDPattern = `^[A-Za-z0-9._:-]{1,36}$`
 
 // ParseID checks a client-chosen message id: 1 to 36 characters from
 // [A-Za-z0-9._:-], so it fits the column and any header.
@@ -270,6 +274,12 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, nil, badJSON("request body must hold a single JSON object")
+	}
+	// Text encoding/json would alter (invalid UTF-8, an escaped lone
+	// surrogate) anywhere in the body refuses the whole batch with 400,
+	// as for a single create.
+	if err := CheckJSONText(body); err != nil {
+		return nil, nil, err
 	}
 	if len(raw.Messages) == 0 || len(raw.Messages) > MaxBatch {
 		return nil, nil, invalid("messages", fmt.Sprintf("messages must hold 1 to %d items", MaxBatch))

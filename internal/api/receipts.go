@@ -47,6 +47,9 @@ func DecodeReceipt(body []byte) (store.Receipt, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return store.Receipt{}, badJSON("request body must hold a single JSON object")
 	}
+	if err := CheckJSONText(body); err != nil {
+		return store.Receipt{}, err
+	}
 	if !printable(r.MessageID) {
 		return store.Receipt{}, invalid("message_id", "message_id must be the webhook's messageId: 1 to 255 printable characters")
 	}
