@@ -22,6 +22,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // opCase is one request to an operation and the status it must get.
@@ -63,6 +66,16 @@ func operations() []operation {
 	create := func(body string, headers ...string) req {
 		return jsonReq(http.MethodPost, "/api/v1/messages", body, append([]string{key}, headers...)...)
 	}
+	batch := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/messages/batch", body, key) }
+	receipt := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/receipts", body, key) }
+	// A create with every lifecycle field; the same text again is a
+	// replay, other text a duplicate id.
+	sendAt := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	lifecycleBody := func(content string) string {
+		return `{"id": "otp-1", "content": "` + content + `", "phone_number": "+905551111111", "send_at": "` + sendAt +
+			`", "validity_period": 7200, "priority": 9}`
+	}
+	later := time.Now().Add(time.Hour)
 	return []operation{
 		{op: "GET /healthz", sample: opCase{"alive", get("/healthz"), 200, false, "", false}},
 		{op: "GET /readyz", sample: opCase{"ready", get("/readyz"), 200, false, "", false}},
@@ -75,7 +88,16 @@ func operations() []operation {
 			sample: opCase{"create", create(`{"content": "Your code is 123456"` + ok), 201, false, "", false},
 			cases: []opCase{
 				{"malformed JSON", create(`{"content": "hi",` + ok), 400, true, "", false},
-				{"unknown field", create(`{"content": "hi", "priority": 1` + ok), 400, true, "unknown_field", false},
+				{"unknown field", create(`{"content": "hi", "colour": "red"` + ok), 400, true, "unknown_field", false},
+				{"lifecycle fields", create(lifecycleBody("Your code is 123456")), 201, false, "", false},
+				{"replay", create(lifecycleBody("Your code is 123456")), 200, false, "", false},
+				{"same id, another body", create(lifecycleBody("Your code is 654321")), 409, false, "duplicate_id", false},
+				{"id with a space", create(`{"id": "otp 2", "content": "hi"` + ok), 422, true, "", false},
+				{"id longer than 36", create(`{"id": "` + strings.Repeat("a", 37) + `", "content": "hi"` + ok), 422, true, "", false},
+				{"priority 10", create(`{"priority": 10, "content": "hi"` + ok), 422, true, "", false},
+				{"validity_period 0", create(`{"validity_period": 0, "content": "hi"` + ok), 422, true, "", false},
+				{"send_at not a time", create(`{"send_at": "tomorrow", "content": "hi"` + ok), 422, true, "", false},
+				{"escaped lone surrogate in the id", create(`{"id": "a\ud800", "content": "hi"` + ok), 400, false, "", false},
 				{"content not a string", create(`{"content": 5` + ok), 400, true, "", false},
 				{"invalid UTF-8", create("{\"content\": \"a\xffb\"" + ok), 400, false, "", false},
 				{"escaped lone surrogate", create(`{"content": "a\ud800b"` + ok), 400, false, "", false},
@@ -94,6 +116,69 @@ func operations() []operation {
 				{"zero-width only", create(`{"content": "\u200b\ufeff"` + ok), 422, false, "", false},
 				{"phone without plus", create(`{"content": "hi", "phone_number": "905551111111"}`), 422, true, "", false},
 				{"phone too long", create(`{"content": "hi", "phone_number": "+1234567890123456"}`), 422, true, "", false},
+			},
+		},
+		{
+			op:     "POST /api/v1/messages/batch",
+			sample: opCase{"two messages", batch(`{"messages": [{"content": "one"` + ok + `, {"content": "two", "priority": 9` + ok + `]}`), 201, false, "", false},
+			cases: []opCase{
+				{"with ids and a replayed item", batch(`{"messages": [` + lifecycleBody("Your code is 123456") + `, {"id": "batch-2", "content": "two"` + ok + `]}`), 201, false, "", false},
+				{"one bad item", batch(`{"messages": [{"content": "one"` + ok + `, {"content": "two", "phone_number": "0555"}]}`), 422, true, "", false},
+				{"C1 control in an item", batch(`{"messages": [{"content": "a\u0085b"` + ok + `]}`), 422, true, "", false},
+				{"unknown field in an item", batch(`{"messages": [{"content": "one", "colour": "red"` + ok + `]}`), 422, true, "", false},
+				{"an item reuses an id", batch(`{"messages": [` + lifecycleBody("another body") + `]}`), 409, false, "duplicate_id", false},
+				{"malformed JSON", batch(`{"messages": [],}`), 400, true, "", false},
+				{"unknown field", batch(`{"messages": [{"content": "one"` + ok + `], "colour": "red"}`), 400, true, "unknown_field", false},
+				{"invalid UTF-8 in an item", batch("{\"messages\": [{\"content\": \"a\xffb\"" + ok + "]}"), 400, false, "", false},
+				{"too large", batch(`{"messages": [{"content": "` + strings.Repeat("x", 70_000) + `"` + ok + `]}`), 413, true, "", true},
+				{"text/plain", req{method: http.MethodPost, path: "/api/v1/messages/batch", body: `{"messages": []}`,
+					headers: []string{"Content-Type: text/plain", key}}, 415, true, "", false},
+			},
+		},
+		{
+			op:     "GET /api/v1/messages",
+			sample: opCase{"first page", get("/api/v1/messages?limit=1"), 200, false, "", false},
+			cases: []opCase{
+				{"filtered", get("/api/v1/messages?status=pending&priority=0&limit=2"), 200, false, "", false},
+				{"next page", get("/api/v1/messages?limit=2&cursor=" + api.EncodeCursor(store.SentCursor{SentAt: &later, ID: "zzz"})), 200, false, "", false},
+				{"unknown status", get("/api/v1/messages?status=done"), 400, true, "", false},
+				{"priority 10", get("/api/v1/messages?priority=10"), 400, true, "", false},
+				{"limit zero", get("/api/v1/messages?limit=0"), 400, true, "", false},
+				{"foreign cursor", get("/api/v1/messages?cursor=bm9wZQ"), 400, false, "invalid_cursor", false},
+			},
+		},
+		{
+			op:     "POST /api/v1/messages/{id}/cancel",
+			sample: opCase{"pending message", post("/api/v1/messages/cancel-1/cancel"), 200, false, "", false},
+			cases: []opCase{
+				{"already canceled", post("/api/v1/messages/cancel-1/cancel"), 200, false, "", false},
+				{"sent", post("/api/v1/messages/sent-1/cancel"), 409, false, "", false},
+				{"unknown", post("/api/v1/messages/unknown/cancel"), 404, false, "", false},
+			},
+		},
+		{
+			op:     "GET /api/v1/messages/{id}/attempts",
+			sample: opCase{"two attempts", get("/api/v1/messages/sent-1/attempts"), 200, false, "", false},
+			cases: []opCase{
+				{"none", get("/api/v1/messages/pending-1/attempts"), 200, false, "", false},
+				{"unknown", get("/api/v1/messages/unknown/attempts"), 404, false, "", false},
+			},
+		},
+		{
+			op:     "POST /api/v1/receipts",
+			sample: opCase{"delivered", receipt(`{"message_id": "remote-sent-1", "status": "delivered"}`), 200, false, "", false},
+			cases: []opCase{
+				{"undelivered, older", receipt(`{"message_id": "remote-sent-1", "status": "undelivered", "error_code": "30003", "timestamp": "2025-01-02T03:04:07Z"}`), 200, false, "", false},
+				{"unknown message_id", receipt(`{"message_id": "remote-nope", "status": "delivered"}`), 404, false, "", false},
+				{"unknown status", receipt(`{"message_id": "remote-sent-1", "status": "read"}`), 422, true, "", false},
+				{"missing message_id", receipt(`{"status": "delivered"}`), 422, true, "", false},
+				{"timestamp not a time", receipt(`{"message_id": "remote-sent-1", "status": "delivered", "timestamp": "yesterday"}`), 422, true, "", false},
+				{"malformed JSON", receipt(`{"message_id": "remote-sent-1",}`), 400, true, "", false},
+				{"unknown field", receipt(`{"message_id": "remote-sent-1", "status": "delivered", "colour": "red"}`), 400, true, "unknown_field", false},
+				{"escaped lone surrogate", receipt(`{"message_id": "remote-sent-1\udfff", "status": "delivered"}`), 400, false, "", false},
+				{"too large", receipt(`{"message_id": "` + strings.Repeat("x", 70_000) + `", "status": "delivered"}`), 413, true, "", true},
+				{"text/plain", req{method: http.MethodPost, path: "/api/v1/receipts", body: `{"message_id": "remote-sent-1", "status": "delivered"}`,
+					headers: []string{"Content-Type: text/plain", key}}, 415, true, "", false},
 			},
 		},
 		{
@@ -180,8 +265,11 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	}
 	e.exec(`INSERT INTO messages (id, content, phone_number, status) VALUES
         ('pending-1', 'hi', '+905551111111', 'pending'), ('failed-1', 'hi', '+905551111111', 'failed'),
-        ('sent-1', 'hi', '+905551111111', 'pending')`)
+        ('sent-1', 'hi', '+905551111111', 'pending'), ('cancel-1', 'hi', '+905551111111', 'pending')`)
 	e.markSent(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC), "sent-1")
+	e.exec(`INSERT INTO message_attempts VALUES
+        ('sent-1', 1, '2025-03-04T05:06:00Z', 30000, NULL, 'retry', 'webhook call failed: timeout'),
+        ('sent-1', 2, '2025-03-04T05:06:07Z', 42, 202, 'sent', NULL)`)
 	// Uses up the limited server's one request a minute.
 	if status, _, b := limited.get("/api/v1/scheduler"); status != http.StatusOK {
 		t.Fatalf("warm-up: %d %s", status, b)
