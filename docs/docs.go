@@ -99,6 +99,20 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -435,6 +449,20 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -692,6 +720,20 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -792,6 +834,20 @@ const docTemplate = `{
                                 "error": {
                                     "code": "rate_limited",
                                     "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
                                 }
                             }
                         }
@@ -1064,6 +1120,20 @@ const docTemplate = `{
                                 "error": {
                                     "code": "rate_limited",
                                     "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
                                 }
                             }
                         }

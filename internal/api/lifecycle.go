@@ -318,6 +318,7 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 //	@Failure		422		{object}	ErrorResponse	"Invalid items; error.items lists them"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/batch [post]
 func (s *Server) createBatch(c *fiber.Ctx) error {
 	reqs, bad, err := DecodeBatch(c.Body())
@@ -398,6 +399,7 @@ func ParseStatusFilter(s string) error {
 //	@Failure		400			{object}	ErrorResponse	"Bad status, priority, limit or cursor"
 //	@Failure		429			{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500			{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages [get]
 func (s *Server) listMessages(c *fiber.Ctx) error {
 	limit, err := ParseLimit(c.Query("limit"))
@@ -460,6 +462,7 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 //	@Failure		409	{object}	ErrorResponse	"not_cancelable: the message is sending, sent, failed or expired"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/{id}/cancel [post]
 func (s *Server) cancelMessage(c *fiber.Ctx) error {
 	id, err := messageID(c)
@@ -502,6 +505,7 @@ type AttemptList struct {
 //	@Failure		404	{object}	ErrorResponse	"No such message"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/{id}/attempts [get]
 func (s *Server) listAttempts(c *fiber.Ctx) error {
 	id, err := messageID(c)

@@ -108,6 +108,7 @@ func printable(s string) bool {
 //	@Failure		422		{object}	ErrorResponse	"A field is invalid; error.field names it"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/receipts [post]
 func (s *Server) postReceipt(c *fiber.Ctx) error {
 	r, err := DecodeReceipt(c.Body())
