@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/messaging-server/messaging-server/internal/api"
@@ -41,38 +42,67 @@ func TestHostileBodiesAreRejectedAndStoreNothing(t *testing.T) {
 	e := newEnv(t)
 	const ok = `, "phone_number": "+905551111111"}`
 	form, formType := multipartBody(t)
+	// The receipts' cases name a sent message, so that only the hostile
+	// part of each body stands between it and a 200.
+	e.exec(`INSERT INTO messages (id, content, phone_number) VALUES ('sent-1', 'hi', '+905551111111')`)
+	e.markSent(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC), "sent-1")
+	const batchPath, receiptPath = "/api/v1/messages/batch", "/api/v1/receipts"
 	cases := []struct {
 		name, body, contentType string
 		status                  int
 		code, field             string
+		// path is /api/v1/messages when empty; index is the bad item of
+		// a refused batch (error.items[0]), -1 for none.
+		path  string
+		index int
 	}{
-		{"raw invalid byte", "{\"content\": \"a\xffb\"" + ok, "", 400, "invalid_json", ""},
-		{"raw invalid byte in a key", "{\"content\xff\": \"ab\"" + ok, "", 400, "unknown_field", "content\ufffd"},
-		{"truncated sequence", "{\"content\": \"a\xe2\x82b\"" + ok, "", 400, "invalid_json", ""},
-		{"overlong slash", "{\"content\": \"a\xc0\xafb\"" + ok, "", 400, "invalid_json", ""},
-		{"overlong NUL", "{\"content\": \"a\xc0\x80b\"" + ok, "", 400, "invalid_json", ""},
-		{"encoded surrogate", "{\"content\": \"a\xed\xa0\x80b\"" + ok, "", 400, "invalid_json", ""},
-		{"beyond U+10FFFF", "{\"content\": \"a\xf4\x90\x80\x80b\"" + ok, "", 400, "invalid_json", ""},
-		{"escaped lone high surrogate", `{"content": "a\ud800b"` + ok, "", 400, "invalid_json", ""},
-		{"escaped lone low surrogate", `{"content": "\udfff"` + ok, "", 400, "invalid_json", ""},
-		{"escaped high surrogate at the end", `{"content": "a\uD800"` + ok, "", 400, "invalid_json", ""},
-		{"escaped pair reversed", `{"content": "\udc00\ud800"` + ok, "", 400, "invalid_json", ""},
-		{"escaped high surrogate then a letter", `{"content": "\ud800\u0041"` + ok, "", 400, "invalid_json", ""},
-		{"escaped lone surrogate in the phone", `{"content": "hi", "phone_number": "+90555111111\ud800"}`, "", 400, "invalid_json", ""},
-		{"latin-1 declared", "{\"content\": \"caf\xe9\"" + ok, "application/json; charset=iso-8859-1", 415, "unsupported_media_type", ""},
-		{"utf-16 declared", `{"content": "hi"` + ok, "application/json; charset=utf-16", 415, "unsupported_media_type", ""},
-		{"multipart form", form, formType, 415, "unsupported_media_type", ""},
-		{"multipart without boundary", `{"content": "hi"` + ok, "multipart/form-data", 415, "unsupported_media_type", ""},
-		{"urlencoded form", "content=hi&phone_number=%2B905551111111", "application/x-www-form-urlencoded", 415, "unsupported_media_type", ""},
-		{"json-ish type", `{"content": "hi"` + ok, "application/json-patch+json", 415, "unsupported_media_type", ""},
-		{"bad media type", `{"content": "hi"` + ok, "application/json; charset", 415, "unsupported_media_type", ""},
-		{"C1 escaped", `{"content": "a\u0085b"` + ok, "", 422, "validation_failed", "content"},
-		{"C1 raw", "{\"content\": \"a\xc2\x9bb\"" + ok, "", 422, "validation_failed", "content"},
-		{"C1 first", `{"content": "\u0080hi"` + ok, "", 422, "validation_failed", "content"},
-		{"zero-width space only", `{"content": "\u200b"` + ok, "", 422, "validation_failed", "content"},
-		{"BOM only", `{"content": "\ufeff"` + ok, "", 422, "validation_failed", "content"},
-		{"bidi controls only", `{"content": "\u202e\u2066\u2069\u200f"` + ok, "", 422, "validation_failed", "content"},
-		{"invisible and spaces", `{"content": " \u200b\n\u2060\u00a0\ufe0f "` + ok, "", 422, "validation_failed", "content"},
+		{"raw invalid byte", "{\"content\": \"a\xffb\"" + ok, "", 400, "invalid_json", "", "", -1},
+		{"raw invalid byte in a key", "{\"content\xff\": \"ab\"" + ok, "", 400, "unknown_field", "content\ufffd", "", -1},
+		{"truncated sequence", "{\"content\": \"a\xe2\x82b\"" + ok, "", 400, "invalid_json", "", "", -1},
+		{"overlong slash", "{\"content\": \"a\xc0\xafb\"" + ok, "", 400, "invalid_json", "", "", -1},
+		{"overlong NUL", "{\"content\": \"a\xc0\x80b\"" + ok, "", 400, "invalid_json", "", "", -1},
+		{"encoded surrogate", "{\"content\": \"a\xed\xa0\x80b\"" + ok, "", 400, "invalid_json", "", "", -1},
+		{"beyond U+10FFFF", "{\"content\": \"a\xf4\x90\x80\x80b\"" + ok, "", 400, "invalid_json", "", "", -1},
+		{"escaped lone high surrogate", `{"content": "a\ud800b"` + ok, "", 400, "invalid_json", "", "", -1},
+		{"escaped lone low surrogate", `{"content": "\udfff"` + ok, "", 400, "invalid_json", "", "", -1},
+		{"escaped high surrogate at the end", `{"content": "a\uD800"` + ok, "", 400, "invalid_json", "", "", -1},
+		{"escaped pair reversed", `{"content": "\udc00\ud800"` + ok, "", 400, "invalid_json", "", "", -1},
+		{"escaped high surrogate then a letter", `{"content": "\ud800\u0041"` + ok, "", 400, "invalid_json", "", "", -1},
+		{"escaped lone surrogate in the phone", `{"content": "hi", "phone_number": "+90555111111\ud800"}`, "", 400, "invalid_json", "", "", -1},
+		{"latin-1 declared", "{\"content\": \"caf\xe9\"" + ok, "application/json; charset=iso-8859-1", 415, "unsupported_media_type", "", "", -1},
+		{"utf-16 declared", `{"content": "hi"` + ok, "application/json; charset=utf-16", 415, "unsupported_media_type", "", "", -1},
+		{"multipart form", form, formType, 415, "unsupported_media_type", "", "", -1},
+		{"multipart without boundary", `{"content": "hi"` + ok, "multipart/form-data", 415, "unsupported_media_type", "", "", -1},
+		{"urlencoded form", "content=hi&phone_number=%2B905551111111", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "", "", -1},
+		{"json-ish type", `{"content": "hi"` + ok, "application/json-patch+json", 415, "unsupported_media_type", "", "", -1},
+		{"bad media type", `{"content": "hi"` + ok, "application/json; charset", 415, "unsupported_media_type", "", "", -1},
+		{"C1 escaped", `{"content": "a\u0085b"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"C1 raw", "{\"content\": \"a\xc2\x9bb\"" + ok, "", 422, "validation_failed", "content", "", -1},
+		{"C1 first", `{"content": "\u0080hi"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"zero-width space only", `{"content": "\u200b"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"BOM only", `{"content": "\ufeff"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"bidi controls only", `{"content": "\u202e\u2066\u2069\u200f"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"invisible and spaces", `{"content": " \u200b\n\u2060\u00a0\ufe0f "` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"create: escaped lone surrogate in the id", `{"id": "otp\udc00", "content": "hi"` + ok, "", 400, "invalid_json", "", "", -1},
+		{"create: raw invalid byte in send_at", "{\"send_at\": \"2030-01-01T00:00:00Z\xff\", \"content\": \"hi\"" + ok, "", 400, "invalid_json", "", "", -1},
+		{"create: C1 control in the id", `{"id": "otp\u0085", "content": "hi"` + ok, "", 422, "validation_failed", "id", "", -1},
+		{"batch: raw invalid byte in an item", "{\"messages\": [{\"content\": \"hi\"" + ok + ", {\"content\": \"a\xffb\"" + ok + "]}", "", 400, "invalid_json", "", batchPath, -1},
+		{"batch: overlong sequence in an item", "{\"messages\": [{\"content\": \"a\xc0\xafb\"" + ok + "]}", "", 400, "invalid_json", "", batchPath, -1},
+		{"batch: escaped lone surrogate in an item's phone", `{"messages": [{"content": "hi", "phone_number": "+90555111111\ud800"}]}`, "", 400, "invalid_json", "", batchPath, -1},
+		{"batch: escaped lone surrogate in an item's id", `{"messages": [{"id": "\ud800", "content": "hi"` + ok + `]}`, "", 400, "invalid_json", "", batchPath, -1},
+		{"batch: latin-1 declared", "{\"messages\": [{\"content\": \"caf\xe9\"" + ok + "]}", "application/json; charset=iso-8859-1", 415, "unsupported_media_type", "", batchPath, -1},
+		{"batch: multipart form", form, formType, 415, "unsupported_media_type", "", batchPath, -1},
+		{"batch: C1 control in the second item", `{"messages": [{"content": "hi"` + ok + `, {"content": "a\u0085b"` + ok + `]}`, "", 422, "validation_failed", "content", batchPath, 1},
+		{"batch: raw C1 control in an item", "{\"messages\": [{\"content\": \"a\xc2\x9bb\"" + ok + "]}", "", 422, "validation_failed", "content", batchPath, 0},
+		{"batch: zero-width only item", `{"messages": [{"content": "hi"` + ok + `, {"content": "\u200b\ufeff"` + ok + `]}`, "", 422, "validation_failed", "content", batchPath, 1},
+		{"batch: bidi controls only item", `{"messages": [{"content": "\u202e\u2066\u2069"` + ok + `]}`, "", 422, "validation_failed", "content", batchPath, 0},
+		{"receipt: raw invalid byte in message_id", "{\"message_id\": \"remote-sent-1\xff\", \"status\": \"delivered\"}", "", 400, "invalid_json", "", receiptPath, -1},
+		{"receipt: escaped lone surrogate in message_id", `{"message_id": "remote-sent-1\ud800", "status": "delivered"}`, "", 400, "invalid_json", "", receiptPath, -1},
+		{"receipt: escaped lone surrogate in error_code", `{"message_id": "remote-sent-1", "status": "undelivered", "error_code": "\udfff"}`, "", 400, "invalid_json", "", receiptPath, -1},
+		{"receipt: encoded surrogate in error_code", "{\"message_id\": \"remote-sent-1\", \"status\": \"undelivered\", \"error_code\": \"\xed\xa0\x80\"}", "", 400, "invalid_json", "", receiptPath, -1},
+		{"receipt: C1 control in error_code", `{"message_id": "remote-sent-1", "status": "undelivered", "error_code": "3\u009b0"}`, "", 422, "validation_failed", "error_code", receiptPath, -1},
+		{"receipt: latin-1 declared", `{"message_id": "remote-sent-1", "status": "delivered"}`, "application/json; charset=iso-8859-1", 415, "unsupported_media_type", "", receiptPath, -1},
+		{"receipt: multipart form", form, formType, 415, "unsupported_media_type", "", receiptPath, -1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,19 +110,31 @@ func TestHostileBodiesAreRejectedAndStoreNothing(t *testing.T) {
 			if ct == "" {
 				ct = "application/json"
 			}
+			path := c.path
+			if path == "" {
+				path = "/api/v1/messages"
+			}
 			ee := &env{t: t, srv: e.srv}
-			status, h, b := ee.do(req{method: http.MethodPost, path: "/api/v1/messages", body: c.body, headers: []string{"Content-Type: " + ct}})
+			status, h, b := ee.do(req{method: http.MethodPost, path: path, body: c.body, headers: []string{"Content-Type: " + ct}})
 			got := wantError(t, status, h, b, c.status, c.code)
-			if got.Field != c.field {
-				t.Fatalf("field %q, want %q (%s)", got.Field, c.field, b)
+			if c.index >= 0 {
+				// A refused batch names the bad item in error.items.
+				if got.Field != "" || len(got.Items) != 1 || got.Items[0].Index != c.index || got.Items[0].Field != c.field {
+					t.Fatalf("error.items %+v (field %q), want item %d field %q (%s)", got.Items, got.Field, c.index, c.field, b)
+				}
+			} else if got.Field != c.field || len(got.Items) != 0 {
+				t.Fatalf("field %q, items %+v, want field %q (%s)", got.Field, got.Items, c.field, b)
 			}
 			if !utf8.Valid(b) {
 				t.Fatalf("answer is not UTF-8: %q", b)
 			}
 		})
 	}
-	if n := e.count("TRUE"); n != 0 {
+	if n := e.count("id <> 'sent-1'"); n != 0 {
 		t.Fatalf("%d messages stored by rejected requests", n)
+	}
+	if n := e.count("delivery_status IS NOT NULL OR delivered_at IS NOT NULL OR delivery_error IS NOT NULL"); n != 0 {
+		t.Fatalf("a rejected receipt was stored on %d messages", n)
 	}
 }
 
