@@ -80,8 +80,9 @@ func printable(s string) bool {
 	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxReceiptText {
 		return false
 	}
-	// U+FFFD is what the JSON decoder makes of a lone surrogate or a bad
-	// byte: refused, so nothing is compared or stored altered.
+	// A body the JSON decoder would alter (a bad byte, a lone surrogate)
+	// is refused before, by CheckJSONText; a U+FFFD sent as such stays
+	// refused here.
 	for _, r := range s {
 		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == utf8.RuneError {
 			return false
