@@ -65,10 +65,13 @@ lint: $(LINT)
 	$(LINT) run $(PKGS)
 
 ## docs: regenerate the OpenAPI document in docs/ from the handler annotations
-## in internal/api; a test there fails when docs/ is stale. The flags must
-## match docsConfig in internal/api/docs_test.go.
+## in internal/api, then add what swag cannot say (additionalProperties: false,
+## the example body of every error answer; see internal/api/apidoc); a test
+## there fails when docs/ is stale. The flags must match docsConfig in
+## internal/api/docs_test.go.
 docs:
 	$(GO) run github.com/swaggo/swag/cmd/swag@v1.16.6 init --quiet --requiredByDefault -d internal/api -g api.go -o docs
+	$(GO) run ./internal/api/apidoc/finish docs
 
 clean:
 	rm -rf $(BIN)

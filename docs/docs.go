@@ -74,18 +74,57 @@ const docTemplate = `{
                         "description": "Bad status, priority, limit or cursor",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_parameter",
+                                    "message": "status must be one of pending, sending, sent, failed, expired, canceled",
+                                    "field": "status"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -96,7 +135,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.",
+                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
                 "consumes": [
                     "application/json"
                 ],
@@ -138,51 +177,131 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON or an unknown field",
+                        "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), or an unknown field",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 18"
+                                }
+                            }
                         }
                     },
                     "401": {
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "duplicate_id: the id exists with a different body",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "duplicate_id",
+                                    "message": "a message with this id already exists with a different body",
+                                    "field": "id"
+                                }
+                            }
                         }
                     },
                     "413": {
                         "description": "Body larger than 64 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is larger than 65536 bytes"
+                                }
+                            }
                         }
                     },
                     "415": {
-                        "description": "Content-Type is not application/json",
+                        "description": "Content-Type is not application/json, or names a charset other than utf-8",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
                         }
                     },
                     "422": {
                         "description": "A field is invalid; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0",
+                                    "field": "phone_number"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -228,48 +347,134 @@ const docTemplate = `{
                         "description": "Malformed JSON or an unknown field outside the items",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 34"
+                                }
+                            }
                         }
                     },
                     "401": {
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "duplicate_id: an item reuses an id with a different body",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "duplicate_id",
+                                    "message": "a message with this id already exists with a different body",
+                                    "field": "id"
+                                }
+                            }
                         }
                     },
                     "413": {
                         "description": "Body larger than the limit",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is larger than 65536 bytes"
+                                }
+                            }
                         }
                     },
                     "415": {
                         "description": "Content-Type is not application/json",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
                         }
                     },
                     "422": {
                         "description": "Invalid items; error.items lists them",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "some messages are invalid (error.items lists them); nothing was stored",
+                                    "items": [
+                                        {
+                                            "index": 1,
+                                            "field": "phone_number",
+                                            "message": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0"
+                                        }
+                                    ]
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -312,18 +517,57 @@ const docTemplate = `{
                         "description": "Bad limit or cursor",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_parameter",
+                                    "message": "limit must be a whole number from 1 (values above 100 are capped)",
+                                    "field": "limit"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -341,8 +585,10 @@ const docTemplate = `{
                 "summary": "Get a message",
                 "parameters": [
                     {
+                        "maxLength": 36,
+                        "minLength": 1,
                         "type": "string",
-                        "description": "Message id",
+                        "description": "Message id (1 to 36 characters)",
                         "name": "id",
                         "in": "path",
                         "required": true
@@ -365,18 +611,56 @@ const docTemplate = `{
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -412,18 +696,56 @@ const docTemplate = `{
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -464,30 +786,84 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "not_cancelable: the message is sending, sent, failed or expired",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_cancelable",
+                                    "message": "only a pending message can be canceled; this one is sending, sent, failed or expired"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -510,8 +886,10 @@ const docTemplate = `{
                 "summary": "Retry a failed message",
                 "parameters": [
                     {
+                        "maxLength": 36,
+                        "minLength": 1,
                         "type": "string",
-                        "description": "Message id",
+                        "description": "Message id (1 to 36 characters)",
                         "name": "id",
                         "in": "path",
                         "required": true
@@ -528,30 +906,84 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
                         "description": "No such message",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "409": {
                         "description": "The message is not failed",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_failed",
+                                    "message": "only a failed message can be retried"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -597,48 +1029,127 @@ const docTemplate = `{
                         "description": "Malformed JSON or an unknown field",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 27"
+                                }
+                            }
                         }
                     },
                     "401": {
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
                         "description": "No sent message has this message_id",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
                         }
                     },
                     "413": {
                         "description": "Body larger than the limit",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is larger than 65536 bytes"
+                                }
+                            }
                         }
                     },
                     "415": {
                         "description": "Content-Type is not application/json",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
                         }
                     },
                     "422": {
                         "description": "A field is invalid; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "status must be delivered or undelivered",
+                                    "field": "status"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -665,12 +1176,42 @@ const docTemplate = `{
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -702,18 +1243,56 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -745,18 +1324,56 @@ const docTemplate = `{
                         "description": "API_KEY is set and the bearer key is missing or wrong",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -783,12 +1400,28 @@ const docTemplate = `{
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -815,12 +1448,28 @@ const docTemplate = `{
                         "description": "Rate limit reached",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
                         }
                     }
                 }
@@ -842,6 +1491,20 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.Health"
                         }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -850,7 +1513,8 @@ const docTemplate = `{
             "get": {
                 "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status and the sending switch read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
                 "produces": [
-                    "text/plain"
+                    "text/plain",
+                    "application/json"
                 ],
                 "tags": [
                     "health"
@@ -861,6 +1525,34 @@ const docTemplate = `{
                         "description": "Prometheus text exposition format",
                         "schema": {
                             "type": "string"
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
                         }
                     }
                 }
@@ -883,10 +1575,33 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.Readiness"
                         }
                     },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
                     "503": {
                         "description": "A dependency does not answer",
                         "schema": {
                             "$ref": "#/definitions/api.Readiness"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "status": "unavailable",
+                                "checks": {
+                                    "postgres": "unavailable",
+                                    "redis": "ok"
+                                }
+                            }
                         }
                     }
                 }
@@ -983,7 +1698,8 @@ const docTemplate = `{
                         "$ref": "#/definitions/api.CreateMessageRequest"
                     }
                 }
-            }
+            },
+            "additionalProperties": false
         },
         "api.CreateMessageRequest": {
             "type": "object",
@@ -993,10 +1709,11 @@ const docTemplate = `{
             ],
             "properties": {
                 "content": {
-                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH characters.",
+                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH (default 160)\ncharacters, no control characters other than tab, CR and LF, and at\nleast one visible character.",
                     "type": "string",
-                    "maxLength": 255,
+                    "maxLength": 160,
                     "minLength": 1,
+                    "pattern": "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]+$",
                     "example": "Your verification code is 123456"
                 },
                 "id": {
@@ -1004,11 +1721,14 @@ const docTemplate = `{
                     "type": "string",
                     "maxLength": 36,
                     "minLength": 1,
+                    "pattern": "^[A-Za-z0-9._:-]{1,36}$",
                     "example": "order-4711-otp"
                 },
                 "phone_number": {
-                    "description": "PhoneNumber is the recipient in E.164 form.",
+                    "description": "PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,\nthe first not 0.",
                     "type": "string",
+                    "maxLength": 16,
+                    "pattern": "^\\+[1-9][0-9]{7,14}$",
                     "example": "+905551111111"
                 },
                 "priority": {
@@ -1031,7 +1751,8 @@ const docTemplate = `{
                     "minimum": 1,
                     "example": 7200
                 }
-            }
+            },
+            "additionalProperties": false
         },
         "api.ErrorBody": {
             "type": "object",
@@ -1434,7 +2155,8 @@ const docTemplate = `{
                     "format": "date-time",
                     "example": "2025-01-02T03:04:07Z"
                 }
-            }
+            },
+            "additionalProperties": false
         },
         "api.SchedulerStatus": {
             "type": "object",

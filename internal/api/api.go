@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"strconv"
 	"strings"
@@ -122,8 +123,10 @@ func New(cfg config.Config, d *Deps) *Server {
 
 func (s *Server) routes() {
 	a := s.app
-	a.Use(recover.New())
+	// The access log runs first, so it sees a panic too, as the 500 that
+	// recover turns it into.
 	a.Use(s.accessLog)
+	a.Use(recover.New())
 	if s.cfg.RateLimit > 0 {
 		a.Use(limiter.New(limiter.Config{
 			Max:        s.cfg.RateLimit,
@@ -145,10 +148,12 @@ func (s *Server) routes() {
 	v1.Get("/scheduler", s.getScheduler)
 	v1.Post("/scheduler/start", s.requireKey, s.startScheduler)
 	v1.Post("/scheduler/stop", s.requireKey, s.stopScheduler)
-	v1.Post("/messages", s.requireKey, s.createMessage)
+	// Every route that reads a JSON body takes requireJSON after the key
+	// check, so a wrong Content-Type gets 415 before the body is read.
+	v1.Post("/messages", s.requireKey, requireJSON, s.createMessage)
 	v1.Get("/messages", s.listMessages)
-	v1.Post("/messages/batch", s.requireKey, s.createBatch)
-	v1.Post("/receipts", s.requireKey, s.postReceipt)
+	v1.Post("/messages/batch", s.requireKey, requireJSON, s.createBatch)
+	v1.Post("/receipts", s.requireKey, requireJSON, s.postReceipt)
 	// Registered before /messages/:id so that "sent" is not read as an id.
 	v1.Get("/messages/sent", s.listSent)
 	v1.Get("/messages/:id", s.getMessage)
@@ -213,23 +218,38 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// requireJSON guards a route that reads a JSON body: the Content-Type must
+// be application/json, with no charset or charset=utf-8 (RFC 8259: JSON
+// text is UTF-8), or the answer is 415 and the handler does not run.
+func requireJSON(c *fiber.Ctx) error {
+	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != fiber.MIMEApplicationJSON {
+		return errUnsupportedMedia
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errUnsupportedCharset
+	}
+	return c.Next()
+}
+
 // accessLog records each request without its headers (which may carry the
 // API key) or body. Mutations are logged at INFO as an audit trail of who
 // started, stopped or retried what; reads at DEBUG.
+//
+// fiber calls the ErrorHandler only after the whole chain has returned, so
+// an error a handler returns has no status yet when the chain returns here.
+// accessLog therefore writes the error answer itself, through the same
+// handleError, and logs the status of the response actually sent (as
+// fiber's own logger middleware does).
 func (s *Server) accessLog(c *fiber.Ctx) error {
 	start := time.Now()
-	err := c.Next()
-	status := c.Response().StatusCode()
-	var fe *fiber.Error
-	var ae *Error
-	switch {
-	case errors.As(err, &ae):
-		status = ae.Status
-	case errors.As(err, &fe):
-		status = fe.Code
-	case err != nil:
-		status = fiber.StatusInternalServerError
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("write error answer", "method", c.Method(), "path", c.Path(), "err", herr)
+			c.Status(fiber.StatusInternalServerError)
+		}
 	}
+	status := c.Response().StatusCode()
 	level := slog.LevelDebug
 	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
 		level = slog.LevelInfo
@@ -237,5 +257,5 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 	s.log.Log(c.UserContext(), level, "request",
 		"method", c.Method(), "path", c.Path(), "status", status,
 		"took", time.Since(start), "ip", c.IP())
-	return err
+	return nil
 }

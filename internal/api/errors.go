@@ -47,6 +47,8 @@ var (
 		Message: "the dashboard's metrics view is off: no Prometheus server is configured"}
 	errUnsupportedMedia = &Error{Status: fiber.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 		Message: "Content-Type must be application/json"}
+	errUnsupportedCharset = &Error{Status: fiber.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "Content-Type charset must be utf-8: JSON text is UTF-8"}
 )
 
 // ErrorResponse is the body of every error answer.
@@ -72,15 +74,33 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if e.Status == fiber.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="messaging-server"`)
 	}
+	return c.Status(e.Status).JSON(errorResponse(e, err))
+}
+
+// errorResponse is the body of the answer e to err: the batch create's
+// error.items come from err.
+func errorResponse(e *Error, err error) ErrorResponse {
 	body := ErrorBody{Code: e.Code, Message: e.Message, Field: e.Field}
 	var be *BatchError
 	if errors.As(err, &be) {
 		body.Items = be.Items
 	}
-	return c.Status(e.Status).JSON(ErrorResponse{Error: body})
+	return ErrorResponse{Error: body}
 }
 
 func (s *Server) classify(c *fiber.Ctx, err error) *Error {
+	if e := answerFor(err); e != nil {
+		return e
+	}
+	s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	return errInternal
+}
+
+var errInternal = &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+
+// answerFor is the error map: the answer for every error a client may be
+// told about, or nil for an internal one.
+func answerFor(err error) *Error {
 	var (
 		ae *Error
 		ve *ValidationError
@@ -111,8 +131,7 @@ func (s *Server) classify(c *fiber.Ctx, err error) *Error {
 	case errors.As(err, &fe):
 		return fromFiber(fe)
 	}
-	s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
-	return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+	return nil
 }
 
 // fromFiber maps the errors fiber itself raises (no route, wrong method,
@@ -138,10 +157,10 @@ func fromFiber(fe *fiber.Error) *Error {
 		return &Error{Status: fe.Code, Code: "timeout", Message: "request timed out"}
 	}
 	if fe.Code >= 500 {
-		return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+		return errInternal
 	}
 	if fe.Code >= 400 {
 		return &Error{Status: fe.Code, Code: "bad_request", Message: "bad request"}
 	}
-	return &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
+	return errInternal
 }

@@ -26,6 +26,7 @@ type Readiness struct {
 //	@Tags			health
 //	@Produce		json
 //	@Success		200	{object}	Health
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/healthz [get]
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(Health{Status: "ok"})
@@ -39,6 +40,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 //	@Produce		json
 //	@Success		200	{object}	Readiness
 //	@Failure		503	{object}	Readiness	"A dependency does not answer"
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/readyz [get]
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)

@@ -29,12 +29,13 @@ const (
 	MaxBatch         = 1000
 )
 
-// LifecycleFields are the optional fields of a create.
+// LifecycleFields are the optional fields of a create. swag reads no
+// pattern from struct tags: internal/api/apidoc writes IDPattern for id.
 type LifecycleFields struct {
 	// ID is the message id to use, so that a producer's retry is safe:
 	// 1 to 36 characters from A-Z a-z 0-9 . _ : -. Without it the server
 	// picks a UUID.
-	ID *string `json:"id,omitempty" example:"order-4711-otp" minLength:"1" maxLength:"36" pattern:"^[A-Za-z0-9._:-]{1,36}$"`
+	ID *string `json:"id,omitempty" example:"order-4711-otp" minLength:"1" maxLength:"36"`
 	// SendAt is the earliest time to send (RFC 3339), not in the past and
 	// at most 366 days ahead. Without it the message is due at once.
 	SendAt *string `json:"send_at,omitempty" format:"date-time" example:"2026-12-01T09:00:00Z"`
@@ -73,6 +74,9 @@ func lifecycle(m store.Message) Lifecycle {
 func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Field: field, Message: msg}
 }
+
+// IDPattern is the rule ParseID applies, as the OpenAPI document states it.
+const IDPattern = `^[A-Za-z0-9._:-]{1,36}$`
 
 // ParseID checks a client-chosen message id: 1 to 36 characters from
 // [A-Za-z0-9._:-], so it fits the column and any header.
@@ -271,6 +275,12 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, nil, badJSON("request body must hold a single JSON object")
 	}
+	// Text encoding/json would alter (invalid UTF-8, an escaped lone
+	// surrogate) anywhere in the body refuses the whole batch with 400,
+	// as for a single create.
+	if err := CheckJSONText(body); err != nil {
+		return nil, nil, err
+	}
 	if len(raw.Messages) == 0 || len(raw.Messages) > MaxBatch {
 		return nil, nil, invalid("messages", fmt.Sprintf("messages must hold 1 to %d items", MaxBatch))
 	}
@@ -308,11 +318,9 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 //	@Failure		422		{object}	ErrorResponse	"Invalid items; error.items lists them"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/batch [post]
 func (s *Server) createBatch(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	reqs, bad, err := DecodeBatch(c.Body())
 	if err != nil {
 		return err
@@ -391,6 +399,7 @@ func ParseStatusFilter(s string) error {
 //	@Failure		400			{object}	ErrorResponse	"Bad status, priority, limit or cursor"
 //	@Failure		429			{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500			{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages [get]
 func (s *Server) listMessages(c *fiber.Ctx) error {
 	limit, err := ParseLimit(c.Query("limit"))
@@ -453,6 +462,7 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 //	@Failure		409	{object}	ErrorResponse	"not_cancelable: the message is sending, sent, failed or expired"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/{id}/cancel [post]
 func (s *Server) cancelMessage(c *fiber.Ctx) error {
 	id, err := messageID(c)
@@ -495,6 +505,7 @@ type AttemptList struct {
 //	@Failure		404	{object}	ErrorResponse	"No such message"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/{id}/attempts [get]
 func (s *Server) listAttempts(c *fiber.Ctx) error {
 	id, err := messageID(c)

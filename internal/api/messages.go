@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"mime"
 	"net/url"
 	"strings"
 	"time"
@@ -81,7 +80,7 @@ const cacheTimeout = 500 * time.Millisecond
 // createMessage stores a new pending message.
 //
 //	@Summary		Create a message
-//	@Description	Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160) characters without control characters other than tab and line breaks; phone_number is E.164. The body must be JSON (Content-Type: application/json), at most 64 KiB, with no unknown fields.
+//	@Description	Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields. Nothing is stored when any check fails, and what is stored is exactly what was sent.
 //	@Tags			messages
 //	@Accept			json
 //	@Produce		json
@@ -90,19 +89,17 @@ const cacheTimeout = 500 * time.Millisecond
 //	@Success		201		{object}	MessageCreated			"Stored; Location names the new message"
 //	@Success		200		{object}	MessageCreated			"A replay: this id was created with the same body before; nothing new is stored"
 //	@Header			201		{string}	Location				"/api/v1/messages/{id}"
-//	@Failure		400		{object}	ErrorResponse			"Malformed JSON or an unknown field"
+//	@Failure		400		{object}	ErrorResponse			"Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \ud800), or an unknown field"
 //	@Failure		401		{object}	ErrorResponse			"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		409		{object}	ErrorResponse			"duplicate_id: the id exists with a different body"
 //	@Failure		413		{object}	ErrorResponse			"Body larger than 64 KiB"
-//	@Failure		415		{object}	ErrorResponse			"Content-Type is not application/json"
+//	@Failure		415		{object}	ErrorResponse			"Content-Type is not application/json, or names a charset other than utf-8"
 //	@Failure		422		{object}	ErrorResponse			"A field is invalid; error.field names it"
 //	@Failure		429		{object}	ErrorResponse			"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages [post]
 func (s *Server) createMessage(c *fiber.Ctx) error {
-	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
-		return errUnsupportedMedia
-	}
 	req, err := DecodeNewMessage(c.Body())
 	if err != nil {
 		return err
@@ -131,6 +128,7 @@ func (s *Server) createMessage(c *fiber.Ctx) error {
 //	@Failure		400		{object}	ErrorResponse	"Bad limit or cursor"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/sent [get]
 func (s *Server) listSent(c *fiber.Ctx) error {
 	limit, err := ParseLimit(c.Query("limit"))
@@ -170,12 +168,13 @@ func (s *Server) listSent(c *fiber.Ctx) error {
 //	@Description	PostgreSQL supplies the message; for a sent message, remote_message_id and sent_at come from the Redis record the worker cached at delivery when it is still there (header X-Sent-Record-Source: cache), else from PostgreSQL (database).
 //	@Tags			messages
 //	@Produce		json
-//	@Param			id	path		string	true	"Message id"
+//	@Param			id	path		string	true	"Message id (1 to 36 characters)"	minlength(1)	maxlength(36)
 //	@Success		200	{object}	MessageDetail
 //	@Header			200	{string}	X-Sent-Record-Source	"cache or database; only for sent messages"
 //	@Failure		404	{object}	ErrorResponse			"No such message"
 //	@Failure		429	{object}	ErrorResponse			"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/{id} [get]
 func (s *Server) getMessage(c *fiber.Ctx) error {
 	id, err := messageID(c)
@@ -213,13 +212,14 @@ func (s *Server) getMessage(c *fiber.Ctx) error {
 //	@Tags			messages
 //	@Produce		json
 //	@Security		BearerAuth
-//	@Param			id	path		string	true	"Message id"
+//	@Param			id	path		string	true	"Message id (1 to 36 characters)"	minlength(1)	maxlength(36)
 //	@Success		200	{object}	MessageDetail
 //	@Failure		401	{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		404	{object}	ErrorResponse	"No such message"
 //	@Failure		409	{object}	ErrorResponse	"The message is not failed"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/{id}/retry [post]
 func (s *Server) retryMessage(c *fiber.Ctx) error {
 	id, err := messageID(c)

@@ -22,8 +22,10 @@ const scrapeTimeout = 5 * time.Second
 //	@Summary		Prometheus metrics
 //	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status and the sending switch read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
 //	@Tags			health
-//	@Produce		plain
+//	@Produce		plain,json
 //	@Success		200	{string}	string	"Prometheus text exposition format"
+//	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/metrics [get]
 func (s *Server) metricsHandler() fiber.Handler {
 	reg := prometheus.NewRegistry()

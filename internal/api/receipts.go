@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"time"
 	"unicode/utf8"
 
@@ -13,14 +12,6 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/store"
 )
-
-// requireJSON refuses a body that is not declared application/json.
-func requireJSON(c *fiber.Ctx) error {
-	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
-		return errUnsupportedMedia
-	}
-	return nil
-}
 
 // ReceiptRequest is a delivery receipt from the provider.
 type ReceiptRequest struct {
@@ -56,6 +47,9 @@ func DecodeReceipt(body []byte) (store.Receipt, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return store.Receipt{}, badJSON("request body must hold a single JSON object")
 	}
+	if err := CheckJSONText(body); err != nil {
+		return store.Receipt{}, err
+	}
 	if !printable(r.MessageID) {
 		return store.Receipt{}, invalid("message_id", "message_id must be the webhook's messageId: 1 to 255 printable characters")
 	}
@@ -86,8 +80,9 @@ func printable(s string) bool {
 	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxReceiptText {
 		return false
 	}
-	// U+FFFD is what the JSON decoder makes of a lone surrogate or a bad
-	// byte: refused, so nothing is compared or stored altered.
+	// A body the JSON decoder would alter (a bad byte, a lone surrogate)
+	// is refused before, by CheckJSONText; a U+FFFD sent as such stays
+	// refused here.
 	for _, r := range s {
 		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == utf8.RuneError {
 			return false
@@ -114,11 +109,9 @@ func printable(s string) bool {
 //	@Failure		422		{object}	ErrorResponse	"A field is invalid; error.field names it"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/receipts [post]
 func (s *Server) postReceipt(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	r, err := DecodeReceipt(c.Body())
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ type SchedulerStatus struct {
 //	@Success		200	{object}	SchedulerStatus
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/scheduler [get]
 func (s *Server) getScheduler(c *fiber.Ctx) error {
 	ctl, err := s.deps.Store.Control(c.UserContext())
@@ -67,6 +68,7 @@ func (s *Server) getScheduler(c *fiber.Ctx) error {
 //	@Failure		401	{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/scheduler/start [post]
 func (s *Server) startScheduler(c *fiber.Ctx) error { return s.setRunning(c, true) }
 
@@ -81,6 +83,7 @@ func (s *Server) startScheduler(c *fiber.Ctx) error { return s.setRunning(c, tru
 //	@Failure		401	{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/scheduler/stop [post]
 func (s *Server) stopScheduler(c *fiber.Ctx) error { return s.setRunning(c, false) }
 

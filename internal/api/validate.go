@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/messaging-server/messaging-server/internal/message"
@@ -20,11 +21,21 @@ import (
 
 // CreateMessageRequest is the body of POST /api/v1/messages. Unknown fields
 // are rejected, so a misspelt field never silently becomes an empty one.
+//
+// The document's maxLength is MAX_CONTENT_LENGTH's default (160). swag
+// writes no pattern from struct tags: internal/api/apidoc adds
+// message.ContentPattern and message.PhonePattern, and additionalProperties:
+// false. The rule that content needs a visible character (not only white
+// space, zero-width, BOM or bidi controls) is in the description only, as no
+// portable pattern states it.
 type CreateMessageRequest struct {
-	// Content is the text to send: 1 to MAX_CONTENT_LENGTH characters.
-	Content string `json:"content" example:"Your verification code is 123456" minLength:"1" maxLength:"255"`
-	// PhoneNumber is the recipient in E.164 form.
-	PhoneNumber string `json:"phone_number" example:"+905551111111" pattern:"^\\+[1-9][0-9]{7,14}$"`
+	// Content is the text to send: 1 to MAX_CONTENT_LENGTH (default 160)
+	// characters, no control characters other than tab, CR and LF, and at
+	// least one visible character.
+	Content string `json:"content" example:"Your verification code is 123456" minLength:"1" maxLength:"160"`
+	// PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,
+	// the first not 0.
+	PhoneNumber string `json:"phone_number" example:"+905551111111" maxLength:"16"`
 	// The optional lifecycle fields (lifecycle.go).
 	LifecycleFields
 }
@@ -53,7 +64,35 @@ func DecodeNewMessage(body []byte) (CreateMessageRequest, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return CreateMessageRequest{}, badJSON("request body must hold a single JSON object")
 	}
+	if err := CheckJSONText(body); err != nil {
+		return CreateMessageRequest{}, err
+	}
 	return r, nil
+}
+
+// Sentinel answers of CheckJSONText.
+var (
+	errNotUTF8 = &Error{Status: fiber.StatusBadRequest, Code: "invalid_json",
+		Message: "request body is not valid UTF-8 (JSON text must be UTF-8; overlong and surrogate encodings are invalid)"}
+	errLoneSurrogate = &Error{Status: fiber.StatusBadRequest, Code: "invalid_json",
+		Message: "a JSON string holds an escaped lone surrogate (\\ud800 to \\udfff without its pair), which is not a character"}
+)
+
+// CheckJSONText refuses a JSON body whose text encoding/json would alter
+// while decoding it: bytes that are not UTF-8 (raw invalid bytes, overlong
+// forms, encoded surrogates) and \u escapes of lone surrogates, all of
+// which it silently turns into U+FFFD. It is meant for a body encoding/json
+// has already decoded without error, so the only faults left are these;
+// jsontext (the JSON v2 tokenizer) validates by RFC 7493. Duplicate names
+// stay allowed, as encoding/json allows them.
+func CheckJSONText(body []byte) error {
+	if !utf8.Valid(body) {
+		return errNotUTF8
+	}
+	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
+		return errLoneSurrogate
+	}
+	return nil
 }
 
 func badJSON(msg string) *Error {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -35,6 +36,8 @@ func TestValidateNewMessage(t *testing.T) {
 		{"NUL", "a\x00b", phone, 160, "content"},
 		{"escape", "a\x1bb", phone, 160, "content"},
 		{"DEL", "a\x7fb", phone, 160, "content"},
+		{"C1", "a\u0085b", phone, 160, "content"},
+		{"zero-width only", "\u200b\ufeff", phone, 160, "content"},
 		{"missing phone", "hi", "", 160, "phone_number"},
 		{"no plus", "hi", "905551111111", 160, "phone_number"},
 		{"leading zero", "hi", "+0905551111", 160, "phone_number"},
@@ -120,6 +123,8 @@ func FuzzValidateNewMessage(f *testing.F) {
 		{"x", "+0123456789", 255},
 		{"x", "905551111111", 255},
 		{"🙂🙂", "+905551111111", 1},
+		{"\u200b", "+905551111111", 160},
+		{"a\u009f", "+905551111111", 160},
 	}
 	for _, s := range seeds {
 		f.Add(s.content, s.phone, s.max)
@@ -133,9 +138,9 @@ func FuzzValidateNewMessage(f *testing.F) {
 				t.Fatalf("error %#v is not a ValidationError on a known field", err)
 			}
 		}
-		contentOK := content != "" && utf8.ValidString(content) && strings.TrimSpace(content) != "" &&
+		contentOK := content != "" && utf8.ValidString(content) && strings.ContainsFunc(content, func(r rune) bool { return !message.Invisible(r) }) &&
 			utf8.RuneCountInString(content) <= limit && !strings.ContainsFunc(content, func(r rune) bool {
-			return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
+			return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r <= 0x9f
 		})
 		phoneOK := e164.MatchString(phone)
 		if (err == nil) != (contentOK && phoneOK) {

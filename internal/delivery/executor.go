@@ -60,7 +60,7 @@ func (s *Service) afterCall(d Decision) {
 // handler's context: a started call is allowed to finish.
 func (s *Service) call(j job) Call {
 	c := Call{Claimed: j.c}
-	if err := message.Validate(j.c.Content, j.c.PhoneNumber, s.cfg.MaxContent); err != nil {
+	if err := message.ValidateClaimed(j.c.ID, j.c.Content, j.c.PhoneNumber, s.cfg.MaxContent); err != nil {
 		c.Invalid = err // no call: a zero StartedAt writes no attempt row
 		return c
 	}

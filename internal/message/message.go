@@ -7,7 +7,7 @@ package message
 import (
 	"fmt"
 	"regexp"
-	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -19,27 +19,29 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
 
-// e164 is "+", a non-zero digit, then 7 to 14 more digits: 8 to 15 digits
-// in all, which also fits the VARCHAR(20) column.
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+// MaxIDLength is the longest id, in characters: the id column is
+// VARCHAR(36).
+const MaxIDLength = 36
 
-// Validate checks content and phone number: content present, valid UTF-8,
-// not blank, free of control characters other than tab and line breaks
-// (PostgreSQL rejects NUL), at most maxContent characters (runes, not
-// bytes); phone number in E.164 form. It returns nil or an *InvalidError
-// naming the first bad field.
+// PhonePattern is E.164: "+", a non-zero digit, then 7 to 14 more digits, 8
+// to 15 digits in all, which also fits the VARCHAR(20) column. The OpenAPI
+// document states the same pattern.
+const PhonePattern = `^\+[1-9][0-9]{7,14}$`
+
+var e164 = regexp.MustCompile(PhonePattern)
+
+// ContentPattern matches text free of the control characters CheckContent
+// refuses (it allows tab, LF and CR). The OpenAPI document states it, in a
+// form both ECMA-262 and Go's regexp read; the other content rules (a
+// visible character, the length) are not in it.
+const ContentPattern = `^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]+$`
+
+// Validate checks a message before it is stored or sent: content as
+// CheckContent, phone number in E.164 form. It returns nil or an
+// *InvalidError naming the first bad field.
 func Validate(content, phone string, maxContent int) error {
-	switch c := content; {
-	case c == "":
-		return &InvalidError{Field: "content", Message: "content is required"}
-	case !utf8.ValidString(c):
-		return &InvalidError{Field: "content", Message: "content must be valid UTF-8"}
-	case strings.TrimSpace(c) == "":
-		return &InvalidError{Field: "content", Message: "content must not be blank"}
-	case hasControl(c):
-		return &InvalidError{Field: "content", Message: "content must not contain control characters other than tab, CR and LF"}
-	case utf8.RuneCountInString(c) > maxContent:
-		return &InvalidError{Field: "content", Message: fmt.Sprintf("content must be at most %d characters", maxContent)}
+	if err := CheckContent(content, maxContent); err != nil {
+		return err
 	}
 	switch {
 	case phone == "":
@@ -50,11 +52,96 @@ func Validate(content, phone string, maxContent int) error {
 	return nil
 }
 
+// ValidateClaimed is the check a worker makes on each claimed row before it
+// calls the webhook: the id must be able to travel in a header (CheckID),
+// and content and phone number must pass Validate. A row that fails it is
+// failed at once with the error as its reason, and no call is made.
+func ValidateClaimed(id, content, phone string, maxContent int) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	return Validate(content, phone, maxContent)
+}
+
+// CheckContent checks message text: present, valid UTF-8, free of control
+// characters (C0 other than tab, CR and LF; DEL; C1, U+0080 to U+009F;
+// PostgreSQL rejects NUL and receivers mangle the rest), with at least one
+// visible character (see Invisible), and at most maxContent characters
+// (runes, not bytes).
+func CheckContent(c string, maxContent int) error {
+	switch {
+	case c == "":
+		return &InvalidError{Field: "content", Message: "content is required"}
+	case !utf8.ValidString(c):
+		return &InvalidError{Field: "content", Message: "content must be valid UTF-8"}
+	case hasControl(c):
+		return &InvalidError{Field: "content", Message: "content must not contain control characters (U+0000 to U+001F other than tab, CR and LF; U+007F to U+009F)"}
+	case blank(c):
+		return &InvalidError{Field: "content", Message: "content must not be blank: whitespace, zero-width, BOM and bidi control characters alone are not a message"}
+	case utf8.RuneCountInString(c) > maxContent:
+		return &InvalidError{Field: "content", Message: fmt.Sprintf("content must be at most %d characters", maxContent)}
+	}
+	return nil
+}
+
+// CheckID checks that a message id can travel unaltered as the
+// Idempotency-Key and webhook-id headers: 1 to MaxIDLength characters of
+// valid UTF-8, no control character (a header cannot carry one, and Go's
+// client refuses such a request on every attempt), and no leading or
+// trailing space (receivers trim it, so the signed id would not match).
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return &InvalidError{Field: "id", Message: "id is empty, so it cannot be sent as the Idempotency-Key"}
+	case !utf8.ValidString(id):
+		return &InvalidError{Field: "id", Message: "id is not valid UTF-8"}
+	case utf8.RuneCountInString(id) > MaxIDLength:
+		return &InvalidError{Field: "id", Message: fmt.Sprintf("id is longer than %d characters", MaxIDLength)}
+	case hasIDControl(id):
+		return &InvalidError{Field: "id", Message: "id contains a control character, which cannot travel in a header"}
+	case id[0] == ' ' || id[len(id)-1] == ' ':
+		return &InvalidError{Field: "id", Message: "id starts or ends with a space, which receivers strip from a header"}
+	}
+	return nil
+}
+
+// IsControl reports whether r is a C0 control, DEL or a C1 control
+// (U+0080 to U+009F).
+func IsControl(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f
+}
+
+// Invisible reports whether r shows nothing on its own: white space, a
+// format character (Unicode category Cf: zero-width space and joiners, the
+// BOM, bidi controls, soft hyphen), a variation selector, or another
+// default-ignorable code point (Hangul fillers, combining grapheme joiner).
+func Invisible(r rune) bool {
+	return unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+}
+
 func hasControl(s string) bool {
 	for _, r := range s {
-		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+		if IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
 			return true
 		}
 	}
 	return false
+}
+
+func hasIDControl(s string) bool {
+	for _, r := range s {
+		if IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func blank(s string) bool {
+	for _, r := range s {
+		if !Invisible(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/messaging-server/messaging-server/internal/store"
+)
+
+// ResponseExample is the body the OpenAPI document shows for a non-2xx
+// answer of an operation (method and path as the document spells them, e.g.
+// "GET", "/api/v1/messages/{id}"). Each is made by the same code that makes
+// the real answer (the error map, the sentinels, the parsers), so the
+// document cannot show a validation error for a 429 or a 500. The
+// generator step of `make docs` (internal/api/apidoc) writes them into
+// docs/; ok is false when there is none, which fails that step.
+func ResponseExample(method, path string, status int) (example any, ok bool) {
+	body := func(e *Error) (any, bool) {
+		return errorResponse(e, e), true
+	}
+	// of answers err as handleError does, error.items included.
+	of := func(err error) (any, bool) {
+		return errorResponse(answerFor(err), err), true
+	}
+	op := method + " " + path
+	switch status {
+	case fiber.StatusBadRequest:
+		switch op {
+		case "POST /api/v1/messages":
+			_, err := DecodeNewMessage([]byte(`{"content": "hi",}`))
+			return body(answerFor(err))
+		case "GET /api/v1/messages/sent":
+			_, err := ParseLimit("ten")
+			return body(answerFor(err))
+		case "GET /api/v1/messages":
+			return of(ParseStatusFilter("done"))
+		case "POST /api/v1/messages/batch":
+			_, _, err := DecodeBatch([]byte(`{"messages": [{"content": "hi"}],}`))
+			return of(err)
+		case "POST /api/v1/receipts":
+			_, err := DecodeReceipt([]byte(`{"message_id": "67f2f8a8",}`))
+			return of(err)
+		}
+	case fiber.StatusUnauthorized:
+		return body(errUnauthorized)
+	case fiber.StatusNotFound:
+		return body(answerFor(store.ErrNotFound))
+	case fiber.StatusConflict:
+		switch op {
+		case "POST /api/v1/messages/{id}/retry":
+			return of(store.ErrNotFailed)
+		case "POST /api/v1/messages", "POST /api/v1/messages/batch":
+			return of(store.ErrDuplicate)
+		case "POST /api/v1/messages/{id}/cancel":
+			return of(store.ErrNotCancelable)
+		}
+	case fiber.StatusRequestEntityTooLarge:
+		return body(fromFiber(fiber.ErrRequestEntityTooLarge))
+	case fiber.StatusUnsupportedMediaType:
+		return body(errUnsupportedMedia)
+	case fiber.StatusUnprocessableEntity:
+		switch op {
+		case "POST /api/v1/messages":
+			return body(answerFor(ValidateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160)))
+		case "POST /api/v1/messages/batch":
+			// Item 1 of a batch whose item 0 is valid, as createBatch
+			// reports it.
+			var ve *ValidationError
+			if !errors.As(ValidateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160), &ve) {
+				return nil, false
+			}
+			return of(&BatchError{Items: []ItemError{{Index: 1, Field: ve.Field, Message: ve.Message}}})
+		case "POST /api/v1/receipts":
+			_, err := DecodeReceipt([]byte(`{"message_id": "67f2f8a8", "status": "read"}`))
+			return of(err)
+		}
+	case fiber.StatusTooManyRequests:
+		return body(errRateLimited)
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return body(fromFiber(fiber.ErrRequestHeaderFieldsTooLarge))
+	case fiber.StatusInternalServerError:
+		return body(errInternal)
+	case fiber.StatusServiceUnavailable:
+		if op == "GET /readyz" {
+			return Readiness{Status: "unavailable", Checks: map[string]string{"postgres": "unavailable", "redis": "ok"}}, true
+		}
+	}
+	return nil, false
+}
