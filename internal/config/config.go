@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/messaging-server/messaging-server/internal/retry"
 )
 
 // Config holds every setting the three programs read. Field tags name the
@@ -26,7 +28,26 @@ type Config struct {
 	CronInterval      int    `env:"CRON_INTERVAL" envDefault:"120" accepts:"whole seconds from 1 to 86400"`
 	MaxConcurrentJobs int    `env:"MAX_CONCURRENT_JOBS" envDefault:"5" accepts:"a whole number from 1 to 1000"`
 	ServerGracePeriod int    `env:"SERVER_GRACE_PERIOD" envDefault:"30" accepts:"whole seconds from 1 to 3600"`
-	MaxAttempts       int    `env:"MAX_ATTEMPTS" envDefault:"5" accepts:"a whole number from 1 to 100"`
+	// MaxAttempts is how many calls a message gets before it fails. Unset,
+	// it is the retry schedule's length + 1 (so every step is used); Load
+	// fills it in.
+	MaxAttempts int `env:"MAX_ATTEMPTS" derivedDefault:"len(RETRY_SCHEDULE)+1" accepts:"a whole number from 1 to 100"`
+	// MaxAttemptsSet tells whether MAX_ATTEMPTS was set rather than derived.
+	MaxAttemptsSet bool `env:"-"`
+
+	// RetrySchedule is the delay before each retry, as the operator wrote it;
+	// Retry is the parsed form.
+	RetrySchedule string         `env:"RETRY_SCHEDULE" envDefault:"5s,30s,2m,10m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated Go durations, each above 0 and at most 168h, 1 to 99 of them"`
+	Retry         retry.Schedule `env:"-"`
+
+	// The circuit breaker shared by every worker (issue 13): it opens when,
+	// within BreakerWindow, at least BreakerMinCalls calls were made and at
+	// least BreakerFailureRate of them failed retryably; it probes after
+	// BreakerCooldown.
+	BreakerWindow      time.Duration `env:"BREAKER_WINDOW" envDefault:"30s" accepts:"a Go duration from 1s to 1h"`
+	BreakerMinCalls    int           `env:"BREAKER_MIN_CALLS" envDefault:"20" accepts:"a whole number from 1 to 100000"`
+	BreakerFailureRate float64       `env:"BREAKER_FAILURE_RATE" envDefault:"0.5" accepts:"a number above 0 and at most 1"`
+	BreakerCooldown    time.Duration `env:"BREAKER_COOLDOWN" envDefault:"30s" accepts:"a Go duration from 1s to 24h"`
 
 	WebhookURL        string `env:"WEBHOOK_URL" secret:"true" accepts:"an absolute http or https URL (required)"`
 	WebhookTimeout    int    `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds from 1 to 300"`
@@ -101,6 +122,7 @@ func Load(environ []string) (Config, error) {
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
 		return Config{}, translate(err, vars)
 	}
+	_, c.MaxAttemptsSet = vars["MAX_ATTEMPTS"]
 	if err := c.validate(); err != nil {
 		return Config{}, err
 	}
@@ -115,7 +137,9 @@ func rejectEmpty(vars map[string]string) error {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		key := f.Tag.Get("env")
-		if _, hasDefault := f.Tag.Lookup("envDefault"); !hasDefault {
+		_, hasDefault := f.Tag.Lookup("envDefault")
+		_, derived := f.Tag.Lookup("derivedDefault")
+		if !hasDefault && !derived {
 			continue
 		}
 		if v, set := vars[key]; set && strings.TrimSpace(v) == "" {
@@ -142,6 +166,7 @@ func translate(err error, vars map[string]string) error {
 }
 
 func (c *Config) validate() error {
+	sched, schedErr := retry.Parse(c.RetrySchedule)
 	checks := []struct {
 		field string
 		ok    bool
@@ -152,7 +177,8 @@ func (c *Config) validate() error {
 		{"CronInterval", between(c.CronInterval, 1, 86400)},
 		{"MaxConcurrentJobs", between(c.MaxConcurrentJobs, 1, 1000)},
 		{"ServerGracePeriod", between(c.ServerGracePeriod, 1, 3600)},
-		{"MaxAttempts", between(c.MaxAttempts, 1, 100)},
+		{"MaxAttempts", !c.MaxAttemptsSet || between(c.MaxAttempts, 1, 100)},
+		{"RetrySchedule", schedErr == nil},
 		{"WebhookURL", httpURL(c.WebhookURL)},
 		{"WebhookTimeout", between(c.WebhookTimeout, 1, 300)},
 		{"WebhookAuthHeader", headerName(c.WebhookAuthHeader)},
@@ -167,6 +193,10 @@ func (c *Config) validate() error {
 		{"MaxContentLength", between(c.MaxContentLength, 1, 255)},
 		{"RateLimit", between(c.RateLimit, 0, 1000000)},
 		{"Queue", queueName(c.Queue)},
+		{"BreakerWindow", c.BreakerWindow >= time.Second && c.BreakerWindow <= time.Hour},
+		{"BreakerMinCalls", between(c.BreakerMinCalls, 1, 100000)},
+		{"BreakerFailureRate", c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1}, // NaN fails both
+		{"BreakerCooldown", c.BreakerCooldown >= time.Second && c.BreakerCooldown <= 24*time.Hour},
 	}
 	for _, ch := range checks {
 		if ch.ok {
@@ -178,6 +208,11 @@ func (c *Config) validate() error {
 	}
 	c.LogLevel = strings.ToUpper(c.LogLevel)
 	c.LogFormat = strings.ToLower(c.LogFormat)
+	c.Retry = sched
+	if !c.MaxAttemptsSet {
+		// One call per step, plus the first: every step is used.
+		c.MaxAttempts = len(sched) + 1
+	}
 	return nil
 }
 
