@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/delivery"
@@ -32,7 +33,8 @@ type Tuning struct {
 	// between a tick's enqueue and its dispatch small next to the 10% of
 	// CRON_INTERVAL that tells a late tick from a replica's duplicate.
 	PollInterval time.Duration
-	// BackoffBase is the first retry delay (default 5 s).
+	// BackoffBase, when set, replaces RETRY_SCHEDULE with a doubling
+	// backoff from this first delay (tests that retry fast).
 	BackoffBase time.Duration
 	// Lease overrides the claim lease (default from WEBHOOK_TIMEOUT).
 	Lease time.Duration
@@ -84,6 +86,22 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 	if lease <= 0 {
 		lease = cfg.LeaseDuration()
 	}
+	// The circuit breaker every worker shares; its probe may take a whole
+	// webhook call before another process may probe again.
+	brk := breaker.New(breaker.Deps{
+		Store: d.Store,
+		Settings: breaker.Settings{
+			Window: cfg.BreakerWindow, MinCalls: cfg.BreakerMinCalls, FailureRate: cfg.BreakerFailureRate,
+			Cooldown: cfg.BreakerCooldown, ProbeTimeout: cfg.WebhookTimeoutDuration() + 10*time.Second,
+		},
+		Log:     log,
+		Metrics: metrics.NewBreaker(reg, breaker.ModeNames()),
+		Now:     t.Now,
+	})
+	sched := cfg.Retry
+	if t.BackoffBase > 0 {
+		sched = nil
+	}
 	svc := delivery.New(delivery.Config{
 		Budget:      cfg.MessageFetchLimit,
 		Interval:    cfg.CronIntervalDuration(),
@@ -92,6 +110,8 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		Lease:       lease,
 		BackoffBase: t.BackoffBase,
 		MaxContent:  cfg.MaxContentLength,
+		Retry:       sched,
+		Breaker:     brk,
 	}, d.Store, hook, cache.New(d.Redis, cfg.CacheTTL()), log, t.Now, metrics.NewDelivery(reg))
 
 	poll := t.PollInterval

@@ -17,9 +17,11 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/metrics"
+	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
@@ -46,7 +48,16 @@ type Cache interface {
 	PutSent(ctx context.Context, recs ...cache.Sent) error
 }
 
+// Gate is the shared circuit breaker's seam (issue 13): asked before a
+// claim and right before each call starts, and told each batch's outcomes.
+type Gate interface {
+	Admit(ctx context.Context, n int) breaker.Admission
+	Allow(ctx context.Context) (ok, probe bool)
+	Report(ctx context.Context, t breaker.Tally)
+}
+
 var (
+	_ Gate   = (*breaker.Breaker)(nil)
 	_ Store  = (*store.Store)(nil)
 	_ Sender = (*webhook.Client)(nil)
 	_ Cache  = (*cache.Cache)(nil)
@@ -72,6 +83,11 @@ type Config struct {
 	// MaxContent is the longest content, in characters, that is sent;
 	// longer rows (inserted around the API) fail without a call.
 	MaxContent int
+	// Retry, when set, is the delay before each retry (RETRY_SCHEDULE); it
+	// replaces BackoffBase and BackoffMax.
+	Retry retry.Schedule
+	// Breaker, when set, is the circuit breaker every worker shares.
+	Breaker Gate
 }
 
 func (c *Config) setDefaults() {
@@ -124,6 +140,8 @@ type Service struct {
 	callCtx   context.Context // canceled when the grace period runs out
 	abort     context.CancelFunc
 	inflight  sync.WaitGroup // deliveries started and not yet recorded
+
+	resumeAt atomic.Int64 // unix nanoseconds: the breaker said claim nothing before
 
 	dispatches, ticks                                atomic.Int64
 	sent, retried, failed, released, lost, cacheErrs atomic.Int64
@@ -196,15 +214,27 @@ func (s *Service) HandleDispatch(ctx context.Context, _ *asynq.Task) error {
 // ends. A drive that fails is logged and retried at the next tick, no sooner.
 func (s *Service) Run(ctx context.Context) {
 	for {
+		// The breaker stopped the last drive: drive again when it allows,
+		// without waiting for the next tick.
+		var resume <-chan time.Time
+		timer := time.NewTimer(time.Hour)
+		if at := s.resumeAt.Swap(0); at != 0 {
+			timer.Reset(max(time.Until(time.Unix(0, at)), time.Millisecond))
+			resume = timer.C
+		}
 		select {
 		case <-s.kick:
-			if _, err := s.Drive(ctx); err != nil {
-				s.log.Error("drive stopped; the next tick tries again", "err", err)
-			}
+		case <-resume:
 		case <-s.draining:
+			timer.Stop()
 			return
 		case <-ctx.Done():
+			timer.Stop()
 			return
+		}
+		timer.Stop()
+		if _, err := s.Drive(ctx); err != nil {
+			s.log.Error("drive stopped; the next tick tries again", "err", err)
 		}
 	}
 }
@@ -303,6 +333,19 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 				claiming = false
 				continue
 			}
+			if s.cfg.Breaker != nil {
+				// The breaker's seam before a claim: while open, claim
+				// nothing until it may probe.
+				adm := s.cfg.Breaker.Admit(ctx, n)
+				if adm.N == 0 {
+					s.release(n)
+					s.resumeAt.Store(adm.Until.UnixNano())
+					claiming = false
+					continue
+				}
+				s.release(n - adm.N)
+				n = adm.N
+			}
 			t0 := time.Now()
 			claimed, err := s.claim(ctx, n)
 			if err != nil {
@@ -322,16 +365,34 @@ func (s *Service) Drive(ctx context.Context) (int, error) {
 				claiming = false
 				continue
 			}
+			var refused []store.Claimed
 			for _, c := range claimed {
+				// The breaker's seam right before a call starts: a row
+				// it refuses goes back uncharged.
+				probe := false
+				if s.cfg.Breaker != nil {
+					var ok bool
+					if ok, probe = s.cfg.Breaker.Allow(ctx); !ok {
+						refused = append(refused, c)
+						continue
+					}
+				}
 				started++
 				inflight++
 				s.inflight.Add(1)
 				go func() {
 					// The result is queued before the slot frees, so a
 					// 410 is seen before the slot can be claimed again.
-					results <- s.call(c)
+					r := s.call(c)
+					r.probe = probe
+					results <- r
 					s.release(1)
 				}()
+			}
+			if len(refused) > 0 {
+				s.handBack(ctx, refused)
+				s.release(len(refused))
+				claiming = false
 			}
 		case <-drain:
 			claiming = false
@@ -407,8 +468,11 @@ func (s *Service) handBack(ctx context.Context, cs []store.Claimed) {
 
 // result is one finished call, waiting to be recorded.
 type result struct {
-	out  store.Outcome
-	gone bool // the receiver answered 410
+	out       store.Outcome
+	gone      bool // the receiver answered 410
+	called    bool // a webhook call was made and ended on its own (not cut at shutdown)
+	retryable bool // ... and failed retryably: it counts against the breaker
+	probe     bool // the call was the breaker's half-open probe
 }
 
 // call makes one webhook call and decides the outcome by the delivery rules.
@@ -426,7 +490,7 @@ func (s *Service) call(c store.Claimed) result {
 	took := time.Since(t0)
 	if err == nil {
 		s.m.Outcome("sent", "ok", took)
-		return result{out: store.Outcome{
+		return result{called: true, out: store.Outcome{
 			Claimed: c, Status: store.StatusSent, RemoteID: resp.MessageID,
 			SentAt: s.now().UTC().Truncate(time.Microsecond), // PostgreSQL's precision
 		}}
@@ -436,28 +500,34 @@ func (s *Service) call(c store.Claimed) result {
 		werr = &webhook.Error{Retryable: true, Reason: err.Error(), Err: err}
 	}
 	reason := werr.Error()
+	cut := s.callCtx.Err() != nil // we cut the call short at shutdown; the receiver is not to blame
+	called := !cut
 	switch {
 	case werr.Gone():
 		// The message is not at fault: it waits, due at once, for sending
 		// to be started again.
 		s.m.Outcome("retried", werr.Kind(), took)
-		return result{gone: true, out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now(), Error: reason}}
+		return result{gone: true, called: called, out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now(), Error: reason}}
 	case !werr.Retryable:
 		s.m.Outcome("failed", werr.Kind(), took)
-		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed, Error: reason}}
+		return result{called: called, out: store.Outcome{Claimed: c, Status: store.StatusFailed, Error: reason}}
 	case c.Attempt >= s.cfg.MaxAttempts:
 		s.m.Outcome("failed", werr.Kind(), took)
-		return result{out: store.Outcome{Claimed: c, Status: store.StatusFailed,
+		return result{called: called, retryable: true, out: store.Outcome{Claimed: c, Status: store.StatusFailed,
 			Error: fmt.Sprintf("gave up after %d attempts: %s", c.Attempt, reason)}}
 	}
 	s.m.Outcome("retried", werr.Kind(), took)
-	delay := werr.RetryAfter
-	if s.callCtx.Err() != nil {
-		delay = 0 // we cut the call short at shutdown; the receiver is not to blame
-	} else if delay <= 0 {
+	var delay time.Duration
+	switch {
+	case cut:
+	case s.cfg.Retry != nil:
+		delay = s.cfg.Retry.Delay(c.Attempt, werr.RetryAfter, rand.Float64())
+	case werr.RetryAfter > 0:
+		delay = werr.RetryAfter
+	default:
 		delay = Backoff(c.Attempt, s.cfg.BackoffBase, s.cfg.BackoffMax, rand.Float64())
 	}
-	return result{out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now().Add(delay), Error: reason}}
+	return result{called: called, retryable: true, out: store.Outcome{Claimed: c, Status: store.StatusPending, NextAt: s.now().Add(delay), Error: reason}}
 }
 
 // record writes a batch of outcomes in one statement and caches the sent
@@ -468,6 +538,10 @@ func (s *Service) call(c store.Claimed) result {
 func (s *Service) record(ctx context.Context, batch []result) {
 	rctx, cancel := s.recordCtx(ctx)
 	defer cancel()
+	if s.cfg.Breaker != nil {
+		// One report per batch; the breaker writes it at most once.
+		s.cfg.Breaker.Report(rctx, tally(batch))
+	}
 	outs := make([]store.Outcome, len(batch))
 	paused := false
 	for i, r := range batch {
@@ -512,6 +586,34 @@ func (s *Service) record(ctx context.Context, batch []result) {
 		}
 		s.log.Error("cache sent records; the database has them", "count", len(sent), "err", err)
 	}
+}
+
+// tally sums a batch's calls for the breaker: a call that failed
+// retryably counts against it, any other answer (2xx, 4xx, 410) for it; a
+// message that was never sent and a call cut at shutdown do not count. The
+// probe's result is reported on its own.
+func tally(batch []result) breaker.Tally {
+	var t breaker.Tally
+	for _, r := range batch {
+		if !r.called {
+			continue
+		}
+		if r.retryable {
+			t.LastError = r.out.Error
+		}
+		switch {
+		case r.probe && r.retryable:
+			t.Probe = breaker.ProbeFailed
+		case r.probe:
+			t.Probe = breaker.ProbeSucceeded
+		default:
+			t.Calls++
+			if r.retryable {
+				t.Failures++
+			}
+		}
+	}
+	return t
 }
 
 // logMessage writes one line about a message, with its id and attempt, and
