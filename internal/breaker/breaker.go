@@ -107,6 +107,11 @@ func (b *Breaker) Admit(ctx context.Context, n int) Admission {
 		}
 		return Admission{Until: now.Add(b.d.RefreshEvery)}
 	}
+	if b.view.Mode == HalfOpen {
+		// Another process's probe is out: look again soon, its result
+		// may close the breaker well before the probe timeout.
+		return Admission{Until: now.Add(b.d.RefreshEvery)}
+	}
 	return Admission{Until: v.Until.Add(-b.skew)}
 }
 
