@@ -98,7 +98,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		Metrics: metrics.NewBreaker(reg, breaker.ModeNames()),
 		Now:     t.Now,
 	})
-	sched := cfg.Retry
+	sched := cfg.Retry()
 	if t.BackoffBase > 0 {
 		sched = nil
 	}

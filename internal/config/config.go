@@ -29,16 +29,14 @@ type Config struct {
 	MaxConcurrentJobs int    `env:"MAX_CONCURRENT_JOBS" envDefault:"5" accepts:"a whole number from 1 to 1000"`
 	ServerGracePeriod int    `env:"SERVER_GRACE_PERIOD" envDefault:"30" accepts:"whole seconds from 1 to 3600"`
 	// MaxAttempts is how many calls a message gets before it fails. Unset,
-	// it is the retry schedule's length + 1 (so every step is used); Load
-	// fills it in.
-	MaxAttempts int `env:"MAX_ATTEMPTS" derivedDefault:"len(RETRY_SCHEDULE)+1" accepts:"a whole number from 1 to 100"`
-	// MaxAttemptsSet tells whether MAX_ATTEMPTS was set rather than derived.
-	MaxAttemptsSet bool `env:"-"`
+	// it is the retry schedule's length + 1 (so every step is used): the
+	// empty envDefault leaves it 0 for Load to fill in, and still marks an
+	// empty value as an error.
+	MaxAttempts int `env:"MAX_ATTEMPTS" envDefault:"" accepts:"a whole number from 1 to 100"`
 
-	// RetrySchedule is the delay before each retry, as the operator wrote it;
-	// Retry is the parsed form.
-	RetrySchedule string         `env:"RETRY_SCHEDULE" envDefault:"5s,30s,2m,10m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated Go durations, each above 0 and at most 168h, 1 to 99 of them"`
-	Retry         retry.Schedule `env:"-"`
+	// RetrySchedule is the delay before each retry, as the operator wrote
+	// it; Retry returns the parsed form.
+	RetrySchedule string `env:"RETRY_SCHEDULE" envDefault:"5s,30s,2m,10m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated Go durations, each above 0 and at most 168h, 1 to 99 of them"`
 
 	// The circuit breaker shared by every worker (issue 13): it opens when,
 	// within BreakerWindow, at least BreakerMinCalls calls were made and at
@@ -122,8 +120,8 @@ func Load(environ []string) (Config, error) {
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
 		return Config{}, translate(err, vars)
 	}
-	_, c.MaxAttemptsSet = vars["MAX_ATTEMPTS"]
-	if err := c.validate(); err != nil {
+	_, maxSet := vars["MAX_ATTEMPTS"]
+	if err := c.validate(maxSet); err != nil {
 		return Config{}, err
 	}
 	return c, nil
@@ -137,9 +135,7 @@ func rejectEmpty(vars map[string]string) error {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		key := f.Tag.Get("env")
-		_, hasDefault := f.Tag.Lookup("envDefault")
-		_, derived := f.Tag.Lookup("derivedDefault")
-		if !hasDefault && !derived {
+		if _, hasDefault := f.Tag.Lookup("envDefault"); !hasDefault {
 			continue
 		}
 		if v, set := vars[key]; set && strings.TrimSpace(v) == "" {
@@ -165,7 +161,9 @@ func translate(err error, vars map[string]string) error {
 	return fmt.Errorf("config: %w", err)
 }
 
-func (c *Config) validate() error {
+// validate checks every field; maxSet tells whether MAX_ATTEMPTS was set,
+// else it becomes the schedule's length + 1.
+func (c *Config) validate(maxSet bool) error {
 	sched, schedErr := retry.Parse(c.RetrySchedule)
 	checks := []struct {
 		field string
@@ -177,7 +175,7 @@ func (c *Config) validate() error {
 		{"CronInterval", between(c.CronInterval, 1, 86400)},
 		{"MaxConcurrentJobs", between(c.MaxConcurrentJobs, 1, 1000)},
 		{"ServerGracePeriod", between(c.ServerGracePeriod, 1, 3600)},
-		{"MaxAttempts", !c.MaxAttemptsSet || between(c.MaxAttempts, 1, 100)},
+		{"MaxAttempts", !maxSet || between(c.MaxAttempts, 1, 100)},
 		{"RetrySchedule", schedErr == nil},
 		{"WebhookURL", httpURL(c.WebhookURL)},
 		{"WebhookTimeout", between(c.WebhookTimeout, 1, 300)},
@@ -208,8 +206,7 @@ func (c *Config) validate() error {
 	}
 	c.LogLevel = strings.ToUpper(c.LogLevel)
 	c.LogFormat = strings.ToLower(c.LogFormat)
-	c.Retry = sched
-	if !c.MaxAttemptsSet {
+	if !maxSet {
 		// One call per step, plus the first: every step is used.
 		c.MaxAttempts = len(sched) + 1
 	}
@@ -301,3 +298,12 @@ func (c Config) LeaseDuration() time.Duration {
 
 // RedisAddr is the host:port go-redis dials.
 func (c Config) RedisAddr() string { return fmt.Sprintf("%s:%d", c.RedisHost, c.RedisPort) }
+
+// Retry is RETRY_SCHEDULE parsed: the delay before each retry.
+func (c Config) Retry() retry.Schedule {
+	s, err := retry.Parse(c.RetrySchedule)
+	if err != nil {
+		return nil // Load rejected it; a Config built by hand gets the doubling backoff
+	}
+	return s
+}

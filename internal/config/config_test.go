@@ -32,7 +32,7 @@ func TestDefaultsMatchTheSeed(t *testing.T) {
 		{"WEBHOOK_TIMEOUT", c.WebhookTimeout, 10},
 		{"WEBHOOK_AUTH_HEADER", c.WebhookAuthHeader, "x-ins-auth-key"},
 		{"MAX_ATTEMPTS", c.MaxAttempts, 11},
-		{"RETRY_SCHEDULE", c.Retry.String(), "5s,30s,2m0s,10m0s,30m0s,1h0m0s,2h0m0s,4h0m0s,8h0m0s,9h0m0s"},
+		{"RETRY_SCHEDULE", c.Retry().String(), "5s,30s,2m0s,10m0s,30m0s,1h0m0s,2h0m0s,4h0m0s,8h0m0s,9h0m0s"},
 		{"BREAKER_WINDOW", c.BreakerWindow, 30 * time.Second},
 		{"BREAKER_MIN_CALLS", c.BreakerMinCalls, 20},
 		{"BREAKER_FAILURE_RATE", c.BreakerFailureRate, 0.5},
@@ -177,7 +177,7 @@ func FuzzLoad(f *testing.F) {
 		if err == nil {
 			// Whatever was accepted is usable: a schedule with steps, a
 			// bounded attempt count, a breaker that can trip and recover.
-			if len(c.Retry) == 0 || c.MaxAttempts < 1 || c.MaxAttempts > 100 || c.BreakerMinCalls < 1 ||
+			if len(c.Retry()) == 0 || c.MaxAttempts < 1 || c.MaxAttempts > 100 || c.BreakerMinCalls < 1 ||
 				!(c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1) || c.BreakerWindow <= 0 || c.BreakerCooldown <= 0 {
 				t.Fatalf("%s=%q accepted into an unusable config %+v", name, value, c)
 			}
@@ -231,24 +231,23 @@ func TestEveryNumberRejectsNonsense(t *testing.T) {
 func TestMaxAttemptsFollowsTheSchedule(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		env      []string
-		want     int
-		explicit bool
+		env  []string
+		want int
 	}{
-		{nil, 11, false},
-		{[]string{"RETRY_SCHEDULE=1s,2s"}, 3, false},
-		{[]string{"RETRY_SCHEDULE=1s,2s", "MAX_ATTEMPTS=7"}, 7, true},
-		{[]string{"MAX_ATTEMPTS=5"}, 5, true},
-		{[]string{"MAX_ATTEMPTS=1"}, 1, true},
-		{[]string{"RETRY_SCHEDULE=" + strings.Repeat("1s,", 98) + "1s"}, 100, false},
+		{nil, 11},
+		{[]string{"RETRY_SCHEDULE=1s,2s"}, 3},
+		{[]string{"RETRY_SCHEDULE=1s,2s", "MAX_ATTEMPTS=7"}, 7},
+		{[]string{"MAX_ATTEMPTS=5"}, 5},
+		{[]string{"MAX_ATTEMPTS=1"}, 1},
+		{[]string{"RETRY_SCHEDULE=" + strings.Repeat("1s,", 98) + "1s"}, 100},
 	}
 	for _, tc := range cases {
 		c, err := config.Load(append(append([]string{}, base...), tc.env...))
 		if err != nil {
 			t.Fatalf("%v: %v", tc.env, err)
 		}
-		if c.MaxAttempts != tc.want || c.MaxAttemptsSet != tc.explicit {
-			t.Errorf("%v: MaxAttempts %d set=%t, want %d set=%t", tc.env, c.MaxAttempts, c.MaxAttemptsSet, tc.want, tc.explicit)
+		if c.MaxAttempts != tc.want {
+			t.Errorf("%v: MaxAttempts %d, want %d", tc.env, c.MaxAttempts, tc.want)
 		}
 	}
 }
@@ -261,7 +260,7 @@ func TestBreakerSettingsLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.BreakerWindow != time.Minute || c.BreakerMinCalls != 5 || c.BreakerFailureRate != 1 ||
-		c.BreakerCooldown != 2*time.Second || c.Retry.String() != "1s,1m0s" {
+		c.BreakerCooldown != 2*time.Second || c.Retry().String() != "1s,1m0s" {
 		t.Fatalf("unexpected %+v", c)
 	}
 }
