@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 // completer and then tells the producer its slot is free.
 type executor struct {
 	s        *Service
+	ctx      context.Context
 	ready    <-chan job
 	returned chan<- job
 	finished chan<- time.Duration
@@ -23,7 +25,9 @@ type executor struct {
 
 func (e *executor) run() {
 	for j := range e.ready {
-		if !e.s.beforeCall() {
+		g := e.s.beforeCall(e.ctx)
+		if g != callGo && g != callProbe {
+			j.refused = g == callRefused
 			e.returned <- j // the producer hands it back
 			continue
 		}
@@ -32,22 +36,52 @@ func (e *executor) run() {
 		d := Decide(call, time.Now(), e.s.policy)
 		e.s.afterCall(d)
 		e.pending.Add(-1)
-		e.results <- result{out: d.Outcome, gone: d.Gone}
+		e.results <- result{
+			out: d.Outcome, gone: d.Gone,
+			counts:    !call.StartedAt.IsZero() && !call.Aborted,
+			retryable: d.Retryable, probe: g == callProbe,
+		}
 		e.finished <- call.Duration
 	}
 }
 
+// gateAnswer is beforeCall's answer.
+type gateAnswer int
+
+const (
+	callGo      gateAnswer = iota // start the call
+	callProbe                     // start it: it is the breaker's half-open probe
+	callStop                      // the service drains or a 410 was read
+	callRefused                   // the circuit breaker is not closed
+)
+
 // beforeCall is checked right before each call starts, once the executor
 // holds its slot: no call starts once the service drains or a 410 was read
-// in this process. (A shared circuit breaker's Allow belongs here too.)
-func (s *Service) beforeCall() bool {
-	return !s.isDraining() && !s.isGone()
+// in this process, nor while the shared circuit breaker refuses calls. A
+// refused row goes back to the producer, which hands it back uncharged.
+// The breaker answers from its cached view, reading the shared row only
+// when the view is stale; it allows the one half-open probe only to the
+// process that won it, once.
+func (s *Service) beforeCall(ctx context.Context) gateAnswer {
+	if s.isDraining() || s.isGone() {
+		return callStop
+	}
+	if s.gate == nil {
+		return callGo
+	}
+	switch ok, probe := s.gate.Allow(ctx); {
+	case !ok:
+		return callRefused
+	case probe:
+		return callProbe
+	}
+	return callGo
 }
 
 // afterCall sees each decision right after its call returned, before the
 // executor takes another row: a 410 stops every executor of this process
-// from starting another call. (A shared circuit breaker's Report belongs
-// here too.)
+// from starting another call. The circuit breaker hears of the call from
+// the completer, once per batch.
 func (s *Service) afterCall(d Decision) {
 	if d.Gone {
 		s.gone.CompareAndSwap(goneNo, goneSeen)
