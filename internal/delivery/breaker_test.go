@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -18,11 +19,15 @@ import (
 // gate is a breaker seam the test sets: how many calls a claim may make,
 // whether each call may start, and what the batches reported.
 type gate struct {
-	mu      sync.Mutex
-	admit   int // -1: all
-	allow   bool
-	allows  int // calls asked right before they start
-	reports []breaker.Tally
+	mu     sync.Mutex
+	admit  int // -1: all
+	allow  bool
+	allows int // calls asked right before they start
+	admits int // claims asked
+	// closesAt, when set, is when an open gate (admit 0) closes by itself,
+	// as the breaker's cooldown ends; Admit tells it as Until.
+	closesAt time.Time
+	reports  []breaker.Tally
 }
 
 var _ delivery.Gate = (*gate)(nil)
@@ -30,10 +35,17 @@ var _ delivery.Gate = (*gate)(nil)
 func (g *gate) Admit(_ context.Context, n int) breaker.Admission {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.admits++
+	if g.admit == 0 && !g.closesAt.IsZero() && !time.Now().Before(g.closesAt) {
+		g.admit = -1
+	}
 	if g.admit < 0 {
 		return breaker.Admission{N: n}
 	}
 	if g.admit == 0 {
+		if !g.closesAt.IsZero() {
+			return breaker.Admission{Until: g.closesAt}
+		}
 		return breaker.Admission{Until: time.Now().Add(time.Hour)}
 	}
 	return breaker.Admission{N: min(n, g.admit)}
@@ -139,4 +151,40 @@ func TestBatchesReportToTheBreaker(t *testing.T) {
 	if wait := m.NextAttemptAt.Sub(before); m.Status != store.StatusPending || wait < 48*time.Minute || wait > 73*time.Minute {
 		t.Fatalf("retry due in %s (%s), want the schedule's 1h ±20%%", wait, m.Status)
 	}
+}
+
+// A worker's producer that found the breaker open claims nothing, and wakes
+// by itself when the cooldown ends, without waiting for the next tick; it
+// does not spin meanwhile.
+func TestOpenBreakerWakesTheProducerAtTheCooldown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ids := testenv.InsertMessages(t, e.pool, 5)
+	g := &gate{admit: 0, allow: true, closesAt: time.Now().Add(300 * time.Millisecond)}
+	svc := e.serviceWith(t, delivery.Config{Concurrency: 2, MaxAttempts: 3}, g)
+	ran := make(chan struct{})
+	go func() { defer close(ran); svc.Run(context.Background()) }()
+	if err := svc.HandleDispatch(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		recv(t, e.sink.Received(), 10*time.Second, fmt.Sprintf("delivery %d after the cooldown", i+1))
+	}
+	svc.Drain()
+	recv(t, ran, 10*time.Second, "Run to return")
+	svc.Wait()
+	g.mu.Lock()
+	admits := g.admits
+	g.mu.Unlock()
+	// One refused claim, one at the cooldown's end, a few while draining
+	// the 5 rows: nothing like a loop.
+	if admits > 8 {
+		t.Fatalf("%d admissions asked for 5 messages: the producer spun while open", admits)
+	}
+	for _, id := range ids {
+		if m := e.message(t, id); m.Status != store.StatusSent || m.Attempts != 1 {
+			t.Fatalf("%s is %s with %d attempts", id, m.Status, m.Attempts)
+		}
+	}
+	e.rdb.Del(context.Background(), keys(ids)...)
 }
