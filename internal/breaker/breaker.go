@@ -53,6 +53,7 @@ type Breaker struct {
 	skew      time.Duration // PostgreSQL's clock minus ours, at that read
 	permit    bool          // this process won the probe and has not started it
 	pending   Tally
+	seen      Tally // calls the executors observed that no Report carried yet
 	lastFlush time.Time
 
 	flushMu sync.Mutex // one write at a time from this process
@@ -99,6 +100,10 @@ func (b *Breaker) Admit(ctx context.Context, n int) Admission {
 	}
 	v := b.view.Verdict(now.Add(b.skew), b.d.Settings)
 	switch {
+	case v.Allow && b.wouldTripLocked(now):
+		// This process's own failures, not yet written, trip it: claim
+		// nothing until the completer's report has written the trip.
+		return Admission{Until: now.Add(b.d.FlushEvery)}
 	case v.Allow:
 		return Admission{N: n}
 	case v.Probe:
@@ -127,7 +132,36 @@ func (b *Breaker) Allow(ctx context.Context) (ok, probe bool) {
 		return true, true
 	}
 	b.refreshLocked(ctx)
-	return b.view.Mode == Closed, false
+	return b.view.Mode == Closed && !b.wouldTripLocked(b.d.Now()), false
+}
+
+// Observe notes one finished call (not the probe) the moment the executor
+// has its answer, with no I/O. The completer reports the same call later,
+// in its batch; until then Allow and Admit count it, so a process stops
+// calling as soon as its own unwritten failures would trip the breaker,
+// not one database write later (a fast-failing provider answers many calls
+// in the time of one write).
+func (b *Breaker) Observe(retryable bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seen.Calls++
+	if retryable {
+		b.seen.Failures++
+	}
+}
+
+// wouldTripLocked tells whether the closed view, with the outcomes this
+// process observed or added up and has not written yet, would trip.
+func (b *Breaker) wouldTripLocked(now time.Time) bool {
+	if b.view.Mode != Closed {
+		return false
+	}
+	t := b.pending.Add(b.seen)
+	if t.Failures == 0 {
+		return false
+	}
+	next, _ := b.view.Report(now.Add(b.skew), t, b.d.Settings)
+	return next.Mode != Closed
 }
 
 // Report adds one batch's outcomes, as the completer saw them. It writes
@@ -137,6 +171,10 @@ func (b *Breaker) Allow(ctx context.Context) (ok, probe bool) {
 // process whatever the throughput.
 func (b *Breaker) Report(ctx context.Context, t Tally) {
 	b.mu.Lock()
+	// The executors observed these calls already; from now on pending
+	// (or the shared row) carries them.
+	b.seen.Calls = max(b.seen.Calls-t.Calls, 0)
+	b.seen.Failures = max(b.seen.Failures-t.Failures, 0)
 	if t.Probe == NoProbe && b.view.Mode != Closed {
 		// Calls that were in flight when the breaker opened: the state
 		// machine ignores them, so do not spend a write on them.

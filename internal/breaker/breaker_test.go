@@ -147,3 +147,41 @@ func TestOneProbePerCooldownAcrossWorkers(t *testing.T) {
 		t.Fatalf("after the probe succeeded: %+v %v", row, err)
 	}
 }
+
+// A process stops calling as soon as the failures its executors observed
+// would trip the breaker, before the completer's report writes them; the
+// report then writes the trip, and counts each call once.
+func TestObservedFailuresStopCallsBeforeTheWrite(t *testing.T) {
+	t.Parallel()
+	_, _, st := testenv.MigratedStore(t)
+	ctx := context.Background()
+	set := breaker.Settings{Window: 30 * time.Second, MinCalls: 20, FailureRate: 0.5, Cooldown: time.Hour, ProbeTimeout: time.Minute}
+	b := breaker.New(breaker.Deps{Store: st, Settings: set, Log: testenv.Logger(t)})
+	if ok, _ := b.Allow(ctx); !ok {
+		t.Fatal("a fresh breaker refused a call")
+	}
+	for range 19 {
+		b.Observe(true)
+	}
+	if ok, _ := b.Allow(ctx); !ok {
+		t.Fatal("refused below BREAKER_MIN_CALLS")
+	}
+	b.Observe(true)
+	if ok, _ := b.Allow(ctx); ok {
+		t.Fatal("allowed a call after 20 observed failures of 20")
+	}
+	if a := b.Admit(ctx, 5); a.N != 0 {
+		t.Fatalf("admitted %+v after 20 observed failures", a)
+	}
+	row, _, err := st.Breaker(ctx)
+	if err != nil || row.State != "closed" || row.Calls != 0 {
+		t.Fatalf("observing wrote the shared row: %+v %v", row, err)
+	}
+	b.Report(ctx, breaker.Tally{Calls: 20, Failures: 20, LastError: "HTTP 500"})
+	if row, _, err = st.Breaker(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if row.State != "open" || row.Trips != 1 {
+		t.Fatalf("after the report: %+v", row)
+	}
+}

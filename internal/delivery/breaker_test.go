@@ -63,6 +63,8 @@ func (g *gate) Allow(context.Context) (bool, bool) {
 	return g.allow, false
 }
 
+func (g *gate) Observe(bool) {}
+
 func (g *gate) Report(_ context.Context, t breaker.Tally) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

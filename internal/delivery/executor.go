@@ -34,13 +34,14 @@ func (e *executor) run() {
 		e.started.Add(1)
 		call := e.s.call(j)
 		d := Decide(call, time.Now(), e.s.policy)
-		e.s.afterCall(d)
-		e.pending.Add(-1)
-		e.results <- result{
+		r := result{
 			out: d.Outcome, gone: d.Gone,
 			counts:    !call.StartedAt.IsZero() && !call.Aborted,
 			retryable: d.Retryable, probe: g == callProbe,
 		}
+		e.s.afterCall(d, r)
+		e.pending.Add(-1)
+		e.results <- r
 		e.finished <- call.Duration
 	}
 }
@@ -80,11 +81,16 @@ func (s *Service) beforeCall(ctx context.Context) gateAnswer {
 
 // afterCall sees each decision right after its call returned, before the
 // executor takes another row: a 410 stops every executor of this process
-// from starting another call. The circuit breaker hears of the call from
-// the completer, once per batch.
-func (s *Service) afterCall(d Decision) {
+// from starting another call. The circuit breaker notes the call in
+// memory; the completer reports it, once per batch.
+func (s *Service) afterCall(d Decision, r result) {
 	if d.Gone {
 		s.gone.CompareAndSwap(goneNo, goneSeen)
+	}
+	if s.gate != nil && r.counts && !r.probe {
+		// In memory only: this process stops calling as soon as its own
+		// failures would trip the breaker, before the completer writes them.
+		s.gate.Observe(r.retryable)
 	}
 	s.m.Outcome(d.Metric, d.Reason, d.Outcome.Duration)
 }

@@ -55,11 +55,13 @@ type Cache interface {
 
 // Gate is the shared circuit breaker's seam (issue 13): the producer asks
 // it how many calls may start before each claim, each executor asks it
-// right before a call starts, and the completer tells it each batch's
-// outcomes.
+// right before a call starts and tells it (in memory) how the call ended,
+// and the completer reports each batch's outcomes, which the breaker
+// writes.
 type Gate interface {
 	Admit(ctx context.Context, n int) breaker.Admission
 	Allow(ctx context.Context) (ok, probe bool)
+	Observe(retryable bool)
 	Report(ctx context.Context, t breaker.Tally)
 }
 
