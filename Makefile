@@ -35,7 +35,7 @@ test-short:
 
 ## faults: the fault scenarios plus the 100,000-message soak; prints the ledger table.
 faults:
-	$(GO) test -count=1 -timeout 30m -v -run . ./internal/faults -args -soak | grep -E '^(\||--- |ok|FAIL|PASS)'
+	$(GO) test -count=1 -timeout 30m -v -run . ./internal/faults -args -soak -outage 75s | grep -E '^(\||--- |ok|FAIL|PASS)'
 
 ## bench: the end-to-end benchmark of issues 6 and 9 against the local
 ## PostgreSQL and Redis (several minutes): this project's drains, the River

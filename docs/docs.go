@@ -1157,7 +1157,7 @@ const docTemplate = `{
         },
         "/api/v1/scheduler": {
             "get": {
-                "description": "Whether automatic sending runs, its interval and batch size, and the last and next tick.",
+                "description": "Whether automatic sending runs, its interval and batch size, the last and next tick, and the state of the circuit breaker the workers share.",
                 "produces": [
                     "application/json"
                 ],
@@ -1511,7 +1511,7 @@ const docTemplate = `{
         },
         "/metrics": {
             "get": {
-                "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status and the sending switch read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
+                "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
                 "produces": [
                     "text/plain",
                     "application/json"
@@ -1700,6 +1700,43 @@ const docTemplate = `{
                 }
             },
             "additionalProperties": false
+        },
+        "api.BreakerStatus": {
+            "type": "object",
+            "required": [
+                "failure_rate",
+                "reason",
+                "since",
+                "state"
+            ],
+            "properties": {
+                "failure_rate": {
+                    "description": "FailureRate is the share of calls that failed retryably within the\nwindow, at the last report (at the trip, while open), from 0 to 1.",
+                    "type": "number",
+                    "example": 0.02
+                },
+                "reason": {
+                    "description": "Reason says why it is in State (the failures that tripped it, the\nprobe's result).",
+                    "type": "string",
+                    "example": "probe call succeeded"
+                },
+                "since": {
+                    "description": "Since is when the breaker entered State.",
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2025-01-02T03:00:00Z"
+                },
+                "state": {
+                    "description": "State is closed (calls flow), open (no call starts) or half_open\n(one probe call is out).",
+                    "type": "string",
+                    "enum": [
+                        "closed",
+                        "open",
+                        "half_open"
+                    ],
+                    "example": "closed"
+                }
+            }
         },
         "api.CreateMessageRequest": {
             "type": "object",
@@ -2162,6 +2199,7 @@ const docTemplate = `{
             "type": "object",
             "required": [
                 "batch_size",
+                "breaker",
                 "interval_seconds",
                 "last_run_at",
                 "next_run_at",
@@ -2175,6 +2213,14 @@ const docTemplate = `{
                     "description": "BatchSize is MESSAGE_FETCH_LIMIT, the most messages sent per tick\nacross all workers.",
                     "type": "integer",
                     "example": 2
+                },
+                "breaker": {
+                    "description": "Breaker is the circuit breaker every worker shares.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/api.BreakerStatus"
+                        }
+                    ]
                 },
                 "interval_seconds": {
                     "description": "IntervalSeconds is CRON_INTERVAL, the time between ticks.",

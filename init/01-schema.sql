@@ -105,6 +105,21 @@ CREATE TABLE IF NOT EXISTS message_attempts (
     PRIMARY KEY (message_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS message_attempts_started_idx ON message_attempts (started_at);
+CREATE TABLE IF NOT EXISTS delivery_breaker (
+    id              SMALLINT         PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    state           TEXT             NOT NULL DEFAULT 'closed' CHECK (state IN ('closed', 'open', 'half_open')),
+    since           TIMESTAMPTZ      NOT NULL DEFAULT now(),
+    reason          TEXT             NOT NULL DEFAULT '',
+    failure_rate    DOUBLE PRECISION NOT NULL DEFAULT 0,
+    window_start    TIMESTAMPTZ      NOT NULL DEFAULT now(),
+    calls           INTEGER          NOT NULL DEFAULT 0,
+    failures        INTEGER          NOT NULL DEFAULT 0,
+    prev_calls      INTEGER          NOT NULL DEFAULT 0,
+    prev_failures   INTEGER          NOT NULL DEFAULT 0,
+    probe_at        TIMESTAMPTZ,
+    trips           BIGINT           NOT NULL DEFAULT 0
+);
+INSERT INTO delivery_breaker (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
 
 -- Scheduler replicas stamp the control row every second (migration 00006).
 ALTER TABLE dispatch_control ADD COLUMN IF NOT EXISTS scheduler_seen_at TIMESTAMPTZ;

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -20,7 +21,7 @@ const scrapeTimeout = 5 * time.Second
 // metrics is the scrape endpoint.
 //
 //	@Summary		Prometheus metrics
-//	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status and the sending switch read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
+//	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
 //	@Tags			health
 //	@Produce		plain,json
 //	@Success		200	{string}	string	"Prometheus text exposition format"
@@ -62,6 +63,10 @@ var (
 		"1 while automatic sending runs, 0 while it is stopped.", nil, nil)
 	lastTickDesc = prometheus.NewDesc("messaging_last_tick_timestamp_seconds",
 		"Unix time a worker last started a tick (absent before the first).", nil, nil)
+	breakerStateDesc = prometheus.NewDesc("messaging_breaker_state",
+		"1 for the state the shared circuit breaker is in (closed, open, half_open), 0 for the others.", []string{"state"}, nil)
+	breakerTripsDesc = prometheus.NewDesc("messaging_breaker_trips_total",
+		"Times the shared circuit breaker went from closed to open, across every worker.", nil, nil)
 )
 
 // Describe sends the descriptors of the project's scrape-time gauges.
@@ -69,6 +74,8 @@ func (sc *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- messagesDesc
 	ch <- runningDesc
 	ch <- lastTickDesc
+	ch <- breakerStateDesc
+	ch <- breakerTripsDesc
 }
 
 // Collect queries PostgreSQL; a failed query yields an invalid metric, which
@@ -83,6 +90,18 @@ func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		for status, n := range counts {
 			ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.GaugeValue, float64(n), status)
 		}
+	}
+	if br, err := breaker.Read(ctx, sc.st); err != nil {
+		ch <- prometheus.NewInvalidMetric(breakerStateDesc, err)
+	} else {
+		for _, m := range breaker.Modes {
+			v := 0.0
+			if m == br.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(breakerStateDesc, prometheus.GaugeValue, v, string(m))
+		}
+		ch <- prometheus.MustNewConstMetric(breakerTripsDesc, prometheus.CounterValue, float64(br.Trips))
 	}
 	ctl, err := sc.st.Control(ctx)
 	if err != nil {

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/hibiken/asynq"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/task"
 )
@@ -36,12 +38,34 @@ type SchedulerStatus struct {
 	SchedulerAlive bool `json:"scheduler_alive" example:"true"`
 	// UpdatedAt is when the switch last changed.
 	UpdatedAt time.Time `json:"updated_at" format:"date-time" example:"2025-01-02T03:00:00.5Z"`
+	// Breaker is the circuit breaker every worker shares.
+	Breaker BreakerStatus `json:"breaker"`
+}
+
+// BreakerStatus is the shared circuit breaker. It opens when, within
+// BREAKER_WINDOW, at least BREAKER_MIN_CALLS webhook calls were made and at
+// least BREAKER_FAILURE_RATE of them failed retryably (5xx, 408, 429, a
+// timeout, a connection error); while open no call starts and no attempt is
+// charged. After BREAKER_COOLDOWN it is half_open: one probe call, whose
+// success closes it and whose failure opens it again.
+type BreakerStatus struct {
+	// State is closed (calls flow), open (no call starts) or half_open
+	// (one probe call is out).
+	State string `json:"state" enums:"closed,open,half_open" example:"closed"`
+	// Since is when the breaker entered State.
+	Since time.Time `json:"since" format:"date-time" example:"2025-01-02T03:00:00Z"`
+	// Reason says why it is in State (the failures that tripped it, the
+	// probe's result).
+	Reason string `json:"reason" example:"probe call succeeded"`
+	// FailureRate is the share of calls that failed retryably within the
+	// window, at the last report (at the trip, while open), from 0 to 1.
+	FailureRate float64 `json:"failure_rate" example:"0.02"`
 }
 
 // getScheduler reports whether sending runs.
 //
 //	@Summary		Scheduler status
-//	@Description	Whether automatic sending runs, its interval and batch size, and the last and next tick.
+//	@Description	Whether automatic sending runs, its interval and batch size, the last and next tick, and the state of the circuit breaker the workers share.
 //	@Tags			scheduler
 //	@Produce		json
 //	@Success		200	{object}	SchedulerStatus
@@ -54,7 +78,11 @@ func (s *Server) getScheduler(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.schedulerStatus(ctl))
+	st, err := s.schedulerStatus(c.UserContext(), ctl)
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
 }
 
 // startScheduler turns sending on.
@@ -93,11 +121,20 @@ func (s *Server) setRunning(c *fiber.Ctx, running bool) error {
 		return err
 	}
 	s.log.Info("sending switch set", "running", running, "ip", c.IP())
-	return c.JSON(s.schedulerStatus(ctl))
+	st, err := s.schedulerStatus(c.UserContext(), ctl)
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
 }
 
-func (s *Server) schedulerStatus(ctl store.Control) SchedulerStatus {
+func (s *Server) schedulerStatus(ctx context.Context, ctl store.Control) (SchedulerStatus, error) {
+	br, err := breaker.Read(ctx, s.deps.Store)
+	if err != nil {
+		return SchedulerStatus{}, err
+	}
 	st := SchedulerStatus{
+		Breaker:         BreakerStatus{State: string(br.State), Since: br.Since, Reason: br.Reason, FailureRate: br.FailureRate},
 		Running:         ctl.Running,
 		IntervalSeconds: s.cfg.CronInterval,
 		BatchSize:       s.cfg.MessageFetchLimit,
@@ -109,7 +146,7 @@ func (s *Server) schedulerStatus(ctl store.Control) SchedulerStatus {
 	if ctl.Running && st.SchedulerAlive {
 		st.NextRunAt = s.nextRun(ctl.Now)
 	}
-	return st
+	return st, nil
 }
 
 // schedulerAliveWithin is how recently a scheduler must have read the

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/delivery"
@@ -32,7 +33,8 @@ type Tuning struct {
 	// between a tick's enqueue and its dispatch small next to the 10% of
 	// CRON_INTERVAL that tells a late tick from a replica's duplicate.
 	PollInterval time.Duration
-	// BackoffBase is the first retry delay (default 5 s).
+	// BackoffBase, when set, replaces RETRY_SCHEDULE with a doubling
+	// backoff from this first delay (tests that retry fast).
 	BackoffBase time.Duration
 }
 
@@ -69,6 +71,23 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The circuit breaker every worker shares; its probe may take a whole
+	// webhook call before another process may probe again.
+	brk := breaker.New(breaker.Deps{
+		Store: d.Store,
+		Settings: breaker.Settings{
+			Window: cfg.BreakerWindow, MinCalls: cfg.BreakerMinCalls, FailureRate: cfg.BreakerFailureRate,
+			Cooldown: cfg.BreakerCooldown, ProbeTimeout: cfg.WebhookTimeoutDuration() + 10*time.Second,
+		},
+		Log:     log,
+		Metrics: metrics.NewBreaker(reg, breaker.ModeNames()),
+	})
+	// RETRY_SCHEDULE spaces retries, unless a test asked for a fast
+	// doubling backoff (or a Config built by hand has no schedule).
+	var retryDelay delivery.RetryDelay
+	if sched := cfg.Retry(); t.BackoffBase <= 0 && len(sched) > 0 {
+		retryDelay = delivery.Scheduled(sched)
+	}
 	svc := delivery.New(delivery.Params{
 		Config: delivery.Config{
 			Budget:      cfg.MessageFetchLimit,
@@ -76,6 +95,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 			Concurrency: cfg.MaxConcurrentJobs,
 			MaxAttempts: cfg.MaxAttempts,
 			Lease:       cfg.LeaseDuration(),
+			RetryDelay:  retryDelay,
 			BackoffBase: t.BackoffBase,
 			MaxContent:  cfg.MaxContentLength,
 		},
@@ -84,6 +104,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		Cache:   cache.New(d.Redis, cfg.CacheTTL()),
 		Log:     log,
 		Metrics: metrics.NewDelivery(reg),
+		Breaker: brk,
 	})
 
 	poll := t.PollInterval

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/messaging-server/messaging-server/internal/retry"
 )
 
 // Config holds every setting the three programs read. Field tags name the
@@ -31,7 +33,24 @@ type Config struct {
 	CronInterval      int    `env:"CRON_INTERVAL" envDefault:"120" accepts:"whole seconds from 1 to 86400"`
 	MaxConcurrentJobs int    `env:"MAX_CONCURRENT_JOBS" envDefault:"5" accepts:"a whole number from 1 to 1000"`
 	ServerGracePeriod int    `env:"SERVER_GRACE_PERIOD" envDefault:"30" accepts:"whole seconds from 1 to 3600"`
-	MaxAttempts       int    `env:"MAX_ATTEMPTS" envDefault:"5" accepts:"a whole number from 1 to 100"`
+	// MaxAttempts is how many calls a message gets before it fails. Unset,
+	// it is the retry schedule's length + 1 (so every step is used): the
+	// empty envDefault leaves it 0 for Load to fill in, and still marks an
+	// empty value as an error.
+	MaxAttempts int `env:"MAX_ATTEMPTS" envDefault:"" accepts:"a whole number from 1 to 100"`
+
+	// RetrySchedule is the delay before each retry, as the operator wrote
+	// it; Retry returns the parsed form.
+	RetrySchedule string `env:"RETRY_SCHEDULE" envDefault:"5s,30s,2m,10m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated Go durations, each above 0 and at most 168h, 1 to 99 of them"`
+
+	// The circuit breaker shared by every worker (issue 13): it opens when,
+	// within BreakerWindow, at least BreakerMinCalls calls were made and at
+	// least BreakerFailureRate of them failed retryably; it probes after
+	// BreakerCooldown.
+	BreakerWindow      time.Duration `env:"BREAKER_WINDOW" envDefault:"30s" accepts:"a Go duration from 1s to 1h"`
+	BreakerMinCalls    int           `env:"BREAKER_MIN_CALLS" envDefault:"20" accepts:"a whole number from 1 to 100000"`
+	BreakerFailureRate float64       `env:"BREAKER_FAILURE_RATE" envDefault:"0.5" accepts:"a number above 0 and at most 1"`
+	BreakerCooldown    time.Duration `env:"BREAKER_COOLDOWN" envDefault:"30s" accepts:"a Go duration from 1s to 24h"`
 
 	WebhookURL        string `env:"WEBHOOK_URL" secret:"true" accepts:"an absolute http or https URL (required)"`
 	WebhookTimeout    int    `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds from 1 to 300"`
@@ -142,7 +161,8 @@ func Load(environ []string) (Config, error) {
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
 		return Config{}, translate(err, vars)
 	}
-	if err := c.validate(); err != nil {
+	_, maxSet := vars["MAX_ATTEMPTS"]
+	if err := c.validate(maxSet); err != nil {
 		return Config{}, err
 	}
 	_, c.MetricsPortSet = vars["METRICS_PORT"]
@@ -266,7 +286,10 @@ func translate(err error, vars map[string]string) error {
 	return fmt.Errorf("config: %w", err)
 }
 
-func (c *Config) validate() error {
+// validate checks every field; maxSet tells whether MAX_ATTEMPTS was set,
+// else it becomes the schedule's length + 1.
+func (c *Config) validate(maxSet bool) error {
+	sched, schedErr := retry.Parse(c.RetrySchedule)
 	checks := []struct {
 		field string
 		ok    bool
@@ -277,7 +300,8 @@ func (c *Config) validate() error {
 		{"CronInterval", between(c.CronInterval, 1, 86400)},
 		{"MaxConcurrentJobs", between(c.MaxConcurrentJobs, 1, 1000)},
 		{"ServerGracePeriod", between(c.ServerGracePeriod, 1, 3600)},
-		{"MaxAttempts", between(c.MaxAttempts, 1, 100)},
+		{"MaxAttempts", !maxSet || between(c.MaxAttempts, 1, 100)},
+		{"RetrySchedule", schedErr == nil},
 		{"WebhookURL", httpURL(c.WebhookURL)},
 		{"WebhookTimeout", between(c.WebhookTimeout, 1, 300)},
 		{"WebhookAuthHeader", headerName(c.WebhookAuthHeader)},
@@ -295,6 +319,10 @@ func (c *Config) validate() error {
 		{"TrustedProxies", proxies(c.TrustedProxies)},
 		{"Queue", queueName(c.Queue)},
 		{"DefaultValidityPeriod", between(c.DefaultValidityPeriod, 0, 2592000)},
+		{"BreakerWindow", c.BreakerWindow >= time.Second && c.BreakerWindow <= time.Hour},
+		{"BreakerMinCalls", between(c.BreakerMinCalls, 1, 100000)},
+		{"BreakerFailureRate", c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1}, // NaN fails both
+		{"BreakerCooldown", c.BreakerCooldown >= time.Second && c.BreakerCooldown <= 24*time.Hour},
 	}
 	for _, ch := range checks {
 		if ch.ok {
@@ -306,6 +334,10 @@ func (c *Config) validate() error {
 	}
 	c.LogLevel = strings.ToUpper(c.LogLevel)
 	c.LogFormat = strings.ToLower(c.LogFormat)
+	if !maxSet {
+		// One call per step, plus the first: every step is used.
+		c.MaxAttempts = len(sched) + 1
+	}
 	return nil
 }
 
@@ -417,3 +449,12 @@ func (c Config) LeaseDuration() time.Duration {
 
 // RedisAddr is the host:port go-redis dials.
 func (c Config) RedisAddr() string { return fmt.Sprintf("%s:%d", c.RedisHost, c.RedisPort) }
+
+// Retry is RETRY_SCHEDULE parsed: the delay before each retry.
+func (c Config) Retry() retry.Schedule {
+	s, err := retry.Parse(c.RetrySchedule)
+	if err != nil {
+		return nil // Load rejected it; a Config built by hand gets the doubling backoff
+	}
+	return s
+}

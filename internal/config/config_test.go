@@ -39,7 +39,12 @@ func TestDefaultsMatchTheSeed(t *testing.T) {
 		{"HTTP_PORT", c.HTTPPort, 8080},
 		{"WEBHOOK_TIMEOUT", c.WebhookTimeout, 10},
 		{"WEBHOOK_AUTH_HEADER", c.WebhookAuthHeader, "x-ins-auth-key"},
-		{"MAX_ATTEMPTS", c.MaxAttempts, 5},
+		{"MAX_ATTEMPTS", c.MaxAttempts, 11},
+		{"RETRY_SCHEDULE", c.Retry().String(), "5s,30s,2m0s,10m0s,30m0s,1h0m0s,2h0m0s,4h0m0s,8h0m0s,9h0m0s"},
+		{"BREAKER_WINDOW", c.BreakerWindow, 30 * time.Second},
+		{"BREAKER_MIN_CALLS", c.BreakerMinCalls, 20},
+		{"BREAKER_FAILURE_RATE", c.BreakerFailureRate, 0.5},
+		{"BREAKER_COOLDOWN", c.BreakerCooldown, 30 * time.Second},
 		{"LOG_FORMAT", c.LogFormat, "text"},
 		{"LOG_LEVEL", c.LogLevel, "INFO"},
 		{"SESSION_TTL", c.SessionTTL, 43200},
@@ -122,6 +127,28 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"ca not pem", append(base, "REDIS_TLS=true", "REDIS_TLS_CA=/etc/hostname"), "REDIS_TLS_CA"},
 		{"ca a directory", append(base, "REDIS_TLS=true", "REDIS_TLS_CA=/etc"), "REDIS_TLS_CA"},
 		{"migrate uri scheme", append(base, "POSTGRES_MIGRATE_URI=mysql://x"), "POSTGRES_MIGRATE_URI"},
+		{"attempts empty", append(base, "MAX_ATTEMPTS="), "MAX_ATTEMPTS"},
+		{"attempts huge", append(base, "MAX_ATTEMPTS=101"), "MAX_ATTEMPTS"},
+		{"schedule empty", append(base, "RETRY_SCHEDULE="), "RETRY_SCHEDULE"},
+		{"schedule no unit", append(base, "RETRY_SCHEDULE=5,30"), "RETRY_SCHEDULE"},
+		{"schedule zero step", append(base, "RETRY_SCHEDULE=5s,0s"), "RETRY_SCHEDULE"},
+		{"schedule negative step", append(base, "RETRY_SCHEDULE=-5s"), "RETRY_SCHEDULE"},
+		{"schedule empty step", append(base, "RETRY_SCHEDULE=5s,,1m"), "RETRY_SCHEDULE"},
+		{"schedule step too long", append(base, "RETRY_SCHEDULE=5s,200h"), "RETRY_SCHEDULE"},
+		{"schedule too many steps", append(base, "RETRY_SCHEDULE="+strings.Repeat("1s,", 99)+"1s"), "RETRY_SCHEDULE"},
+		{"window no unit", append(base, "BREAKER_WINDOW=30"), "BREAKER_WINDOW"},
+		{"window too short", append(base, "BREAKER_WINDOW=10ms"), "BREAKER_WINDOW"},
+		{"window too long", append(base, "BREAKER_WINDOW=2h"), "BREAKER_WINDOW"},
+		{"window empty", append(base, "BREAKER_WINDOW="), "BREAKER_WINDOW"},
+		{"min calls zero", append(base, "BREAKER_MIN_CALLS=0"), "BREAKER_MIN_CALLS"},
+		{"min calls text", append(base, "BREAKER_MIN_CALLS=many"), "BREAKER_MIN_CALLS"},
+		{"rate zero", append(base, "BREAKER_FAILURE_RATE=0"), "BREAKER_FAILURE_RATE"},
+		{"rate above one", append(base, "BREAKER_FAILURE_RATE=1.01"), "BREAKER_FAILURE_RATE"},
+		{"rate percent", append(base, "BREAKER_FAILURE_RATE=50%"), "BREAKER_FAILURE_RATE"},
+		{"rate NaN", append(base, "BREAKER_FAILURE_RATE=NaN"), "BREAKER_FAILURE_RATE"},
+		{"rate Inf", append(base, "BREAKER_FAILURE_RATE=Inf"), "BREAKER_FAILURE_RATE"},
+		{"cooldown zero", append(base, "BREAKER_COOLDOWN=0s"), "BREAKER_COOLDOWN"},
+		{"cooldown too long", append(base, "BREAKER_COOLDOWN=25h"), "BREAKER_COOLDOWN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,12 +195,27 @@ func FuzzLoad(f *testing.F) {
 		f.Add("REDIS_TLS", s)
 		f.Add("REDIS_TLS_CA", s)
 		f.Add("POSTGRES_MIGRATE_URI", s)
+		f.Add("RETRY_SCHEDULE", s)
+		f.Add("MAX_ATTEMPTS", s)
+		f.Add("BREAKER_WINDOW", s)
+		f.Add("BREAKER_MIN_CALLS", s)
+		f.Add("BREAKER_FAILURE_RATE", s)
+		f.Add("BREAKER_COOLDOWN", s)
 	}
 	f.Add("REDIS_CLUSTER_ADDRS", "a:1,[::1]:2, b:3")
 	f.Add("REDIS_SENTINEL_ADDRS", "a:1,b:2,c:3")
+	f.Add("RETRY_SCHEDULE", "5s,1m,,")
+	f.Add("BREAKER_FAILURE_RATE", "NaN")
+	f.Add("BREAKER_COOLDOWN", "9223372036854775807ns")
 	f.Fuzz(func(t *testing.T, name, value string) {
-		_, err := config.Load(append([]string{"WEBHOOK_URL=https://example.test/hook"}, name+"="+value))
+		c, err := config.Load(append([]string{"WEBHOOK_URL=https://example.test/hook"}, name+"="+value))
 		if err == nil {
+			// Whatever was accepted is usable: a schedule with steps, a
+			// bounded attempt count, a breaker that can trip and recover.
+			if len(c.Retry()) == 0 || c.MaxAttempts < 1 || c.MaxAttempts > 100 || c.BreakerMinCalls < 1 ||
+				!(c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1) || c.BreakerWindow <= 0 || c.BreakerCooldown <= 0 {
+				t.Fatalf("%s=%q accepted into an unusable config %+v", name, value, c)
+			}
 			return
 		}
 		var ce *config.Error
@@ -207,7 +249,7 @@ func TestEveryNumberRejectsNonsense(t *testing.T) {
 	vars := []string{
 		"MESSAGE_FETCH_LIMIT", "CRON_INTERVAL", "MAX_CONCURRENT_JOBS", "SERVER_GRACE_PERIOD", "MAX_ATTEMPTS",
 		"WEBHOOK_TIMEOUT", "REDIS_PORT", "REDIS_DB", "REDIS_TTL", "HTTP_PORT", "METRICS_PORT",
-		"MAX_CONTENT_LENGTH", "RATE_LIMIT", "SESSION_TTL",
+		"MAX_CONTENT_LENGTH", "RATE_LIMIT", "SESSION_TTL", "BREAKER_MIN_CALLS",
 	}
 	for _, v := range vars {
 		for _, bad := range []string{"", " ", "-1", "-99999", "99999999999", "99999999999999999999999", "abc", "1.5", "0x10", "1e3"} {
@@ -289,4 +331,42 @@ func selfSignedPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// MAX_ATTEMPTS keeps its meaning when set; unset, it follows the schedule.
+func TestMaxAttemptsFollowsTheSchedule(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		env  []string
+		want int
+	}{
+		{nil, 11},
+		{[]string{"RETRY_SCHEDULE=1s,2s"}, 3},
+		{[]string{"RETRY_SCHEDULE=1s,2s", "MAX_ATTEMPTS=7"}, 7},
+		{[]string{"MAX_ATTEMPTS=5"}, 5},
+		{[]string{"MAX_ATTEMPTS=1"}, 1},
+		{[]string{"RETRY_SCHEDULE=" + strings.Repeat("1s,", 98) + "1s"}, 100},
+	}
+	for _, tc := range cases {
+		c, err := config.Load(append(append([]string{}, base...), tc.env...))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.MaxAttempts != tc.want {
+			t.Errorf("%v: MaxAttempts %d, want %d", tc.env, c.MaxAttempts, tc.want)
+		}
+	}
+}
+
+func TestBreakerSettingsLoad(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(append(append([]string{}, base...), "BREAKER_WINDOW=1m", "BREAKER_MIN_CALLS=5",
+		"BREAKER_FAILURE_RATE=1", "BREAKER_COOLDOWN=2s", "RETRY_SCHEDULE= 1s, 1m "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BreakerWindow != time.Minute || c.BreakerMinCalls != 5 || c.BreakerFailureRate != 1 ||
+		c.BreakerCooldown != 2*time.Second || c.Retry().String() != "1s,1m0s" {
+		t.Fatalf("unexpected %+v", c)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
@@ -74,6 +75,11 @@ func (c *completer) run() {
 func (s *Service) record(ctx context.Context, batch []result) {
 	rctx, cancel := s.recordCtx(ctx)
 	defer cancel()
+	if s.gate != nil {
+		// One report per batch, never a round trip per message; the
+		// breaker writes the shared row at most once for it.
+		s.gate.Report(rctx, tally(batch))
+	}
 	outs := make([]store.Outcome, len(batch))
 	paused := false
 	for i, r := range batch {
@@ -122,6 +128,34 @@ func (s *Service) record(ctx context.Context, batch []result) {
 		}
 		s.log.Error("cache sent records; the database has them", "count", len(sent), "err", err)
 	}
+}
+
+// tally sums a batch's calls for the circuit breaker: a call that failed
+// retryably counts against it, any other answer (2xx, 4xx, 410) for it; a
+// message that was never sent (invalid) and a call cut at shutdown do not
+// count. The probe's result is reported on its own.
+func tally(batch []result) breaker.Tally {
+	var t breaker.Tally
+	for _, r := range batch {
+		if !r.counts {
+			continue
+		}
+		if r.retryable {
+			t.LastError = r.out.Error
+		}
+		switch {
+		case r.probe && r.retryable:
+			t.Probe = breaker.ProbeFailed
+		case r.probe:
+			t.Probe = breaker.ProbeSucceeded
+		default:
+			t.Calls++
+			if r.retryable {
+				t.Failures++
+			}
+		}
+	}
+	return t
 }
 
 // pauseForGone handles a 410: the receiver says the endpoint is gone for

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
@@ -43,6 +44,15 @@ func ExponentialBackoff(base, maxDelay time.Duration) RetryDelay {
 	}
 }
 
+// Scheduled is the RetryDelay of a retry schedule (RETRY_SCHEDULE): the
+// schedule's step for the attempt, ±20% jitter, and the receiver's
+// Retry-After honoured up to the schedule's largest step.
+func Scheduled(s retry.Schedule) RetryDelay {
+	return func(attempt int, retryAfter time.Duration) time.Duration {
+		return s.Delay(attempt, retryAfter, rand.Float64()) //nolint:gosec // jitter, not a secret
+	}
+}
+
 // Backoff is the delay before retry number attempt (1-based): base doubled
 // per attempt, capped at maxDelay, then spread over [d/2, d) by jitter in
 // [0,1) so that messages failing together do not retry together.
@@ -75,6 +85,10 @@ type Call struct {
 type Decision struct {
 	Outcome store.Outcome
 	Gone    bool
+	// Retryable says the receiver failed retryably (5xx, 408, 429, a
+	// timeout, a connection error): the call counts against the circuit
+	// breaker. A 4xx such as 400 for one bad number never does.
+	Retryable bool
 	// Metric and Reason label messaging_deliveries_total.
 	Metric, Reason string
 }
@@ -114,12 +128,12 @@ func Decide(c Call, now time.Time, p Policy) Decision {
 	case c.Claimed.Attempt >= p.MaxAttempts:
 		o.Status, o.Kind = store.StatusFailed, KindFailed
 		o.Error = fmt.Sprintf("gave up after %d attempts: %s", c.Claimed.Attempt, o.Error)
-		return Decision{Outcome: o, Metric: "failed", Reason: kind}
+		return Decision{Outcome: o, Retryable: true, Metric: "failed", Reason: kind}
 	}
 	var delay time.Duration
 	if !c.Aborted {
 		delay = p.RetryDelay(c.Claimed.Attempt, werr.RetryAfter)
 	}
 	o.Status, o.Kind, o.NextAt = store.StatusPending, KindRetry, now.Add(delay)
-	return Decision{Outcome: o, Metric: "retried", Reason: kind}
+	return Decision{Outcome: o, Retryable: true, Metric: "retried", Reason: kind}
 }

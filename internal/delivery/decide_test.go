@@ -40,6 +40,7 @@ func TestDecide(t *testing.T) {
 		call           delivery.Call
 		want           store.Outcome
 		gone           bool
+		retryable      bool // counts against the circuit breaker
 		metric, reason string
 	}{
 		{
@@ -58,7 +59,7 @@ func TestDecide(t *testing.T) {
 			want: store.Outcome{Claimed: claimed(2), Status: store.StatusPending, NextAt: now.Add(2 * time.Hour),
 				Error: "webhook answered 503: unavailable", StartedAt: started, Duration: time.Millisecond,
 				StatusCode: 503, Kind: delivery.KindRetry},
-			metric: "retried", reason: "http_5xx",
+			retryable: true, metric: "retried", reason: "http_5xx",
 		},
 		{
 			name: "429 honours Retry-After",
@@ -66,7 +67,7 @@ func TestDecide(t *testing.T) {
 				Err: &webhook.Error{Status: 429, Retryable: true, RetryAfter: 3 * time.Second, Reason: "slow down"}},
 			want: store.Outcome{Claimed: claimed(1), Status: store.StatusPending, NextAt: now.Add(3 * time.Second),
 				Error: "webhook answered 429: slow down", StartedAt: started, StatusCode: 429, Kind: delivery.KindRetry},
-			metric: "retried", reason: "http_429",
+			retryable: true, metric: "retried", reason: "http_429",
 		},
 		{
 			name: "timeout retries with no status",
@@ -74,14 +75,14 @@ func TestDecide(t *testing.T) {
 				Err: &webhook.Error{Retryable: true, Reason: "timeout"}},
 			want: store.Outcome{Claimed: claimed(1), Status: store.StatusPending, NextAt: now.Add(time.Hour),
 				Error: "webhook call failed: timeout", StartedAt: started, Duration: 10 * time.Second, Kind: delivery.KindRetry},
-			metric: "retried", reason: "timeout",
+			retryable: true, metric: "retried", reason: "timeout",
 		},
 		{
 			name: "an error that is not a webhook.Error retries",
 			call: delivery.Call{Claimed: claimed(1), StartedAt: started, Err: errors.New("boom")},
 			want: store.Outcome{Claimed: claimed(1), Status: store.StatusPending, NextAt: now.Add(time.Hour),
 				Error: "webhook call failed: boom", StartedAt: started, Kind: delivery.KindRetry},
-			metric: "retried", reason: "connection",
+			retryable: true, metric: "retried", reason: "connection",
 		},
 		{
 			name: "a call cut at shutdown is due at once",
@@ -89,14 +90,14 @@ func TestDecide(t *testing.T) {
 				Err: &webhook.Error{Retryable: true, Reason: "canceled"}},
 			want: store.Outcome{Claimed: claimed(1), Status: store.StatusPending, NextAt: now,
 				Error: "webhook call failed: canceled", StartedAt: started, Kind: delivery.KindRetry},
-			metric: "retried", reason: "canceled",
+			retryable: true, metric: "retried", reason: "canceled",
 		},
 		{
 			name: "the last attempt's retryable failure fails for good",
 			call: delivery.Call{Claimed: claimed(3), StartedAt: started, Err: httpErr(500, true, "oops")},
 			want: store.Outcome{Claimed: claimed(3), Status: store.StatusFailed,
 				Error: "gave up after 3 attempts: webhook answered 500: oops", StartedAt: started, StatusCode: 500, Kind: delivery.KindFailed},
-			metric: "failed", reason: "http_5xx",
+			retryable: true, metric: "failed", reason: "http_5xx",
 		},
 		{
 			name: "410 keeps the message due at once and says gone",
@@ -137,6 +138,9 @@ func TestDecide(t *testing.T) {
 			}
 			if d.Gone != tc.gone || d.Metric != tc.metric || d.Reason != tc.reason {
 				t.Errorf("gone %v metric %s/%s, want %v %s/%s", d.Gone, d.Metric, d.Reason, tc.gone, tc.metric, tc.reason)
+			}
+			if d.Retryable != tc.retryable {
+				t.Errorf("retryable %v, want %v", d.Retryable, tc.retryable)
 			}
 		})
 	}

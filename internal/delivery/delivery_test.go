@@ -44,6 +44,12 @@ func newEnv(t *testing.T, respond sink.Responder) *env {
 
 func (e *env) service(t *testing.T, cfg delivery.Config) *delivery.Service {
 	t.Helper()
+	return e.serviceWith(t, cfg, nil)
+}
+
+// serviceWith builds a Service with a circuit breaker seam (nil: none).
+func (e *env) serviceWith(t *testing.T, cfg delivery.Config, gate delivery.Gate) *delivery.Service {
+	t.Helper()
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Hour
 	}
@@ -55,7 +61,7 @@ func (e *env) service(t *testing.T, cfg delivery.Config) *delivery.Service {
 	}
 	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, AuthHeader: "x-ins-auth-key", MaxConns: cfg.Concurrency})
 	t.Cleanup(hook.Close)
-	return delivery.New(delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t)})
+	return delivery.New(delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t), Breaker: gate})
 }
 
 // recv receives from ch or fails the test after timeout.

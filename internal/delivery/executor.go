@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 // completer and then tells the producer its slot is free.
 type executor struct {
 	s        *Service
+	ctx      context.Context
 	ready    <-chan job
 	returned chan<- job
 	finished chan<- time.Duration
@@ -23,34 +25,72 @@ type executor struct {
 
 func (e *executor) run() {
 	for j := range e.ready {
-		if !e.s.beforeCall() {
+		g := e.s.beforeCall(e.ctx)
+		if g != callGo && g != callProbe {
+			j.refused = g == callRefused
 			e.returned <- j // the producer hands it back
 			continue
 		}
 		e.started.Add(1)
 		call := e.s.call(j)
 		d := Decide(call, time.Now(), e.s.policy)
-		e.s.afterCall(d)
+		r := result{
+			out: d.Outcome, gone: d.Gone,
+			counts:    !call.StartedAt.IsZero() && !call.Aborted,
+			retryable: d.Retryable, probe: g == callProbe,
+		}
+		e.s.afterCall(d, r)
 		e.pending.Add(-1)
-		e.results <- result{out: d.Outcome, gone: d.Gone}
+		e.results <- r
 		e.finished <- call.Duration
 	}
 }
 
+// gateAnswer is beforeCall's answer.
+type gateAnswer int
+
+const (
+	callGo      gateAnswer = iota // start the call
+	callProbe                     // start it: it is the breaker's half-open probe
+	callStop                      // the service drains or a 410 was read
+	callRefused                   // the circuit breaker is not closed
+)
+
 // beforeCall is checked right before each call starts, once the executor
 // holds its slot: no call starts once the service drains or a 410 was read
-// in this process. (A shared circuit breaker's Allow belongs here too.)
-func (s *Service) beforeCall() bool {
-	return !s.isDraining() && !s.isGone()
+// in this process, nor while the shared circuit breaker refuses calls. A
+// refused row goes back to the producer, which hands it back uncharged.
+// The breaker answers from its cached view, reading the shared row only
+// when the view is stale; it allows the one half-open probe only to the
+// process that won it, once.
+func (s *Service) beforeCall(ctx context.Context) gateAnswer {
+	if s.isDraining() || s.isGone() {
+		return callStop
+	}
+	if s.gate == nil {
+		return callGo
+	}
+	switch ok, probe := s.gate.Allow(ctx); {
+	case !ok:
+		return callRefused
+	case probe:
+		return callProbe
+	}
+	return callGo
 }
 
 // afterCall sees each decision right after its call returned, before the
 // executor takes another row: a 410 stops every executor of this process
-// from starting another call. (A shared circuit breaker's Report belongs
-// here too.)
-func (s *Service) afterCall(d Decision) {
+// from starting another call. The circuit breaker notes the call in
+// memory; the completer reports it, once per batch.
+func (s *Service) afterCall(d Decision, r result) {
 	if d.Gone {
 		s.gone.CompareAndSwap(goneNo, goneSeen)
+	}
+	if s.gate != nil && r.counts && !r.probe {
+		// In memory only: this process stops calling as soon as its own
+		// failures would trip the breaker, before the completer writes them.
+		s.gate.Observe(r.retryable)
 	}
 	s.m.Outcome(d.Metric, d.Reason, d.Outcome.Duration)
 }

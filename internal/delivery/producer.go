@@ -21,6 +21,14 @@ import (
 // nothing when a queued row still waits MaxQueueWait. Rows that never
 // started are handed back when the service drains or a 410 was read.
 //
+// Before each claim it asks the shared circuit breaker how many calls may
+// start: all of them while closed, one for the half-open probe this
+// process won, none while open. Then it claims nothing and wakes again by
+// itself when the breaker may allow calls (the end of the cooldown), not
+// at the next tick. A row an executor was refused (the breaker opened
+// between the claim and the call) comes back here and is handed back
+// uncharged with the rest of the queue.
+//
 // Only the producer's goroutine touches its fields.
 type producer struct {
 	s        *Service
@@ -36,6 +44,7 @@ type producer struct {
 	claiming bool          // a claim statement runs
 	callTime time.Duration // moving average of a call's duration
 	aged     bool          // the queue's head waited MaxQueueWait
+	resumeAt time.Time     // the breaker said claim nothing before this; zero: no wait
 	err      error
 }
 
@@ -44,6 +53,10 @@ type claimResult struct {
 	rows []store.Claimed
 	err  error
 	took time.Duration
+	// held says the circuit breaker admitted no call, so nothing was
+	// claimed; until is when to ask it again.
+	held  bool
+	until time.Time
 }
 
 // run feeds the executors until the producer stops (see drive), then closes
@@ -54,6 +67,9 @@ func (p *producer) run(ctx context.Context, once bool) error {
 	claimDone := make(chan claimResult, 1)
 	age := time.NewTimer(time.Hour)
 	defer age.Stop()
+	resume := time.NewTimer(time.Hour)
+	resume.Stop()
+	defer resume.Stop()
 	p.active = once
 	stopping := false
 	for {
@@ -83,6 +99,7 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			out         chan<- job
 			head        job
 			ageC        <-chan time.Time
+			resumeC     <-chan time.Time
 			kick        <-chan struct{}
 			drain, done <-chan struct{}
 		)
@@ -98,6 +115,10 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			if !once {
 				kick = s.kick
 			}
+			if !p.resumeAt.IsZero() && !p.active {
+				resume.Reset(max(time.Until(p.resumeAt), time.Millisecond))
+				resumeC = resume.C
+			}
 		}
 		select {
 		case out <- head:
@@ -107,6 +128,14 @@ func (p *producer) run(ctx context.Context, once bool) error {
 		case j := <-p.returned:
 			p.inflight--
 			p.queue = append([]job{j}, p.queue...)
+			if j.refused {
+				// The breaker opened after the claim: nothing queued may
+				// start, so all of it goes back uncharged. The next claim
+				// asks the breaker first and waits out its cooldown.
+				p.queue[0].refused = false
+				p.handBack(ctx, len(p.queue), "circuit breaker open")
+				p.active = true
+			}
 		case d := <-p.finished:
 			p.inflight--
 			p.held--
@@ -116,6 +145,8 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			p.claimed(r, once)
 		case <-ageC:
 			p.expire()
+		case <-resumeC:
+			p.resumeAt, p.active = time.Time{}, true
 		case <-kick:
 			p.active = true
 		case <-drain:
@@ -164,6 +195,14 @@ func (p *producer) observe(d time.Duration) {
 func (p *producer) claim(ctx context.Context, n int) claimResult {
 	cctx, cancel := p.s.recordCtx(ctx)
 	defer cancel()
+	if p.s.gate != nil {
+		// The breaker's seam before a claim: while open, claim nothing.
+		adm := p.s.gate.Admit(cctx, n)
+		if adm.N <= 0 {
+			return claimResult{held: true, until: adm.Until}
+		}
+		n = min(n, adm.N)
+	}
 	t0 := time.Now()
 	rows, err := p.s.store.Claim(cctx, n, p.s.cfg.Lease)
 	return claimResult{rows: rows, err: err, took: time.Since(t0)}
@@ -171,6 +210,16 @@ func (p *producer) claim(ctx context.Context, n int) claimResult {
 
 func (p *producer) claimed(r claimResult, once bool) {
 	s := p.s
+	if r.held {
+		// The breaker is open: claim nothing until it may allow calls. A
+		// worker's producer wakes itself then; a one-tick drive ends.
+		p.active = false
+		if !once {
+			p.resumeAt = r.until
+		}
+		return
+	}
+	p.resumeAt = time.Time{}
 	s.claims.Add(1)
 	if r.err != nil {
 		p.active = false

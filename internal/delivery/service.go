@@ -27,6 +27,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/store"
@@ -52,7 +53,20 @@ type Cache interface {
 	PutSent(ctx context.Context, recs ...cache.Sent) error
 }
 
+// Gate is the shared circuit breaker's seam (issue 13): the producer asks
+// it how many calls may start before each claim, each executor asks it
+// right before a call starts and tells it (in memory) how the call ended,
+// and the completer reports each batch's outcomes, which the breaker
+// writes.
+type Gate interface {
+	Admit(ctx context.Context, n int) breaker.Admission
+	Allow(ctx context.Context) (ok, probe bool)
+	Observe(retryable bool)
+	Report(ctx context.Context, t breaker.Tally)
+}
+
 var (
+	_ Gate   = (*breaker.Breaker)(nil)
 	_ Store  = (*store.Store)(nil)
 	_ Sender = (*webhook.Client)(nil)
 	_ Cache  = (*cache.Cache)(nil)
@@ -136,6 +150,8 @@ type Params struct {
 	Log    *slog.Logger
 	// Metrics may be nil.
 	Metrics *metrics.Delivery
+	// Breaker, when set, is the circuit breaker every worker shares.
+	Breaker Gate
 }
 
 // Stats are running totals for metrics and tests.
@@ -166,6 +182,7 @@ type Service struct {
 	cache  Cache
 	log    *slog.Logger
 	m      *metrics.Delivery
+	gate   Gate // nil: no circuit breaker
 
 	kick chan struct{} // a tick refilled the budget: the producer should claim
 
@@ -186,7 +203,7 @@ func New(p Params) *Service {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
-		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics,
+		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics, gate: p.Breaker,
 		policy:   Policy{MaxAttempts: cfg.MaxAttempts, RetryDelay: cfg.RetryDelay},
 		kick:     make(chan struct{}, 1),
 		draining: make(chan struct{}),
@@ -309,7 +326,7 @@ func (s *Service) drive(ctx context.Context, once bool) (int, error) {
 		execs.Add(1)
 		go func() {
 			defer execs.Done()
-			ex := executor{s: s, ready: ready, returned: returned, finished: finished, results: results, started: &started, pending: &pending}
+			ex := executor{s: s, ctx: ctx, ready: ready, returned: returned, finished: finished, results: results, started: &started, pending: &pending}
 			ex.run()
 		}()
 	}
@@ -326,12 +343,20 @@ func (s *Service) drive(ctx context.Context, once bool) (int, error) {
 type job struct {
 	c         store.Claimed
 	claimedAt time.Time
+	// refused is set when an executor hands the job back because the
+	// circuit breaker refused the call (not because of a drain or a 410).
+	refused bool
 }
 
 // result is one finished attempt, waiting to be recorded.
 type result struct {
 	out  store.Outcome
 	gone bool // the receiver answered 410
+	// counts says the call ended on its own (not invalid, not cut at
+	// shutdown), so the circuit breaker counts it; retryable says it
+	// failed retryably and counts against the breaker; probe says it was
+	// the breaker's half-open probe.
+	counts, retryable, probe bool
 }
 
 func (s *Service) isDraining() bool {

@@ -294,6 +294,9 @@ func TestSoak(t *testing.T) {
 		return false
 	}, testenv.RedisAddr(), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "16", "MAX_ATTEMPTS": "20", "LOG_LEVEL": "WARN",
+		// Seconds, not the default's hours: at 5% failures one message in
+		// 100,000 is expected to fail four times in a row.
+		"RETRY_SCHEDULE": "1s,2s,5s,10s,30s",
 	})
 	sched := c.start("scheduler")
 	workers := []*e2e.Proc{c.start("worker-1"), c.start("worker-2"), c.start("worker-3")}
