@@ -81,6 +81,8 @@ func operations() []operation {
 		{op: "GET /readyz", sample: opCase{"ready", get("/readyz"), 200, false, "", false}},
 		{op: "GET /metrics", sample: opCase{"scrape", get("/metrics"), 200, false, "", false}},
 		{op: "GET /api/v1/scheduler", sample: opCase{"status", get("/api/v1/scheduler"), 200, false, "", false}},
+		{op: "GET /api/v1/stats/counts", sample: opCase{"counts", get("/api/v1/stats/counts"), 200, false, "", false}},
+		{op: "GET /api/v1/stats/minutes", sample: opCase{"per minute", get("/api/v1/stats/minutes"), 200, false, "", false}},
 		{op: "POST /api/v1/scheduler/stop", sample: opCase{"stop", post("/api/v1/scheduler/stop"), 200, false, "", false}},
 		{op: "POST /api/v1/scheduler/start", sample: opCase{"start", post("/api/v1/scheduler/start"), 200, false, "", false}},
 		{
@@ -282,7 +284,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		have = append(have, o.op)
 	}
 	for _, r := range e.srv.App().GetRoutes(true) {
-		if r.Method == http.MethodHead || strings.HasPrefix(r.Path, "/swagger") || strings.HasPrefix(r.Path, "/monitoring") {
+		// The console's pages are HTML, not part of the JSON API.
+		if r.Method == http.MethodHead || strings.HasPrefix(r.Path, "/swagger") || strings.HasPrefix(r.Path, "/monitoring") || strings.HasPrefix(r.Path, "/console") {
 			continue
 		}
 		routed = append(routed, r.Method+" "+fiberParam.ReplaceAllString(r.Path, "{$1}"))
