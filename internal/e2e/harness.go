@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -262,4 +264,30 @@ func ReadMemory(pid int) (Memory, error) {
 		*dst = kb << 10
 	}
 	return m, sc.Err()
+}
+
+// StopAll sends SIGTERM to every program still running and fails t for any
+// that does not then exit 0 within timeout (one killed on purpose, -1,
+// is fine).
+func StopAll(t testing.TB, timeout time.Duration, procs ...*Proc) {
+	t.Helper()
+	for _, p := range procs {
+		if !p.Exited() {
+			_ = p.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, p := range procs {
+		if code, err := p.Wait(timeout); err != nil || (code != 0 && code != -1) {
+			t.Errorf("%s: exit %d, %v", p.Name, code, err)
+		}
+	}
+}
+
+// Slow is a webhook sink responder that holds every answer for d, then
+// lets the sink answer as usual.
+func Slow(d time.Duration) sink.Responder {
+	return func(http.ResponseWriter, *http.Request, sink.Delivery, int) bool {
+		time.Sleep(d) //nolint:forbidigo // the webhook under test is slow on purpose
+		return false
+	}
 }

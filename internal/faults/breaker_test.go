@@ -230,7 +230,7 @@ func runOutage(t *testing.T, mode int32, scenario string) {
 		t.Errorf("breaker never tripped")
 	}
 	assertAlive(t, procs)
-	stopAll(t, procs...)
+	e2e.StopAll(t, 20*time.Second, procs...)
 	// One log line per transition: the trips in the row are the
 	// closed -> open lines across the workers.
 	lines := 0
@@ -305,7 +305,7 @@ func TestBreakerMostlyHealthy(t *testing.T) {
 	if n := c.trips(); n != 0 {
 		t.Errorf("the breaker tripped %d times on a healthy provider", n)
 	}
-	stopAll(t, procs...)
+	e2e.StopAll(t, 20*time.Second, procs...)
 	r := checkLedger(t, pool, p.sink, wantFailed)
 	r.Scenario, r.Took, r.Note = "10 breaker: 400 for one number", time.Since(start), "40 of 200 rejected with 400; 0 trips"
 	record(r)

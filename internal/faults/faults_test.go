@@ -108,33 +108,12 @@ func assertAlive(t *testing.T, procs []*e2e.Proc) {
 	}
 }
 
-func stopAll(t *testing.T, procs ...*e2e.Proc) {
-	t.Helper()
-	for _, p := range procs {
-		if !p.Exited() {
-			_ = p.Signal(syscall.SIGTERM)
-		}
-	}
-	for _, p := range procs {
-		if code, err := p.Wait(20 * time.Second); err != nil || (code != 0 && code != -1) {
-			t.Errorf("%s: exit %d, %v", p.Name, code, err)
-		}
-	}
-}
-
-func slow(d time.Duration) sink.Responder {
-	return func(http.ResponseWriter, *http.Request, sink.Delivery, int) bool {
-		time.Sleep(d) //nolint:forbidigo // the webhook under test is slow on purpose
-		return false
-	}
-}
-
 // Scenario 1: one of three workers is killed with SIGKILL in the middle of a
 // backlog; its leased rows are delivered by the others once the lease ends.
 func TestKillWorkerMidBacklog(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	c := newCluster(t, 3000, slow(20*time.Millisecond), testenv.RedisAddr(), map[string]string{
+	c := newCluster(t, 3000, e2e.Slow(20*time.Millisecond), testenv.RedisAddr(), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8",
 	})
 	sched := c.start("scheduler")
@@ -145,7 +124,7 @@ func TestKillWorkerMidBacklog(t *testing.T) {
 	}
 	// The lease is 2*WEBHOOK_TIMEOUT+10s = 14s.
 	c.waitDone(90*time.Second, 0)
-	stopAll(t, sched, w[0], w[2])
+	e2e.StopAll(t, 20*time.Second, sched, w[0], w[2])
 	c.report(start, "1 kill -9 one of 3 workers", "repeats are the killed worker's calls in flight")
 }
 
@@ -154,7 +133,7 @@ func TestKillWorkerMidBacklog(t *testing.T) {
 func TestPostgresConnectionsCut(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	c := newCluster(t, 600, slow(5*time.Millisecond), testenv.RedisAddr(), map[string]string{
+	c := newCluster(t, 600, e2e.Slow(5*time.Millisecond), testenv.RedisAddr(), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "40", "MAX_CONCURRENT_JOBS": "4",
 	})
 	port := e2e.FreePort(t)
@@ -192,7 +171,7 @@ func TestPostgresConnectionsCut(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, "/readyz to report 200 again", func() bool { return readyz() == 200 })
 	c.waitDone(90*time.Second, 0)
 	assertAlive(t, procs)
-	stopAll(t, procs...)
+	e2e.StopAll(t, 20*time.Second, procs...)
 	c.report(start, "2 PostgreSQL connections cut", "/readyz 503 then 200")
 }
 
@@ -223,7 +202,7 @@ func TestRedisRestart(t *testing.T) {
 	start := time.Now()
 	port := e2e.FreePort(t)
 	rds := startRedis(t, port)
-	c := newCluster(t, 400, slow(5*time.Millisecond), "127.0.0.1:"+strconv.Itoa(port), map[string]string{
+	c := newCluster(t, 400, e2e.Slow(5*time.Millisecond), "127.0.0.1:"+strconv.Itoa(port), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "40", "MAX_CONCURRENT_JOBS": "4",
 	})
 	procs := []*e2e.Proc{c.start("scheduler"), c.start("worker-1"), c.start("worker-2")}
@@ -237,7 +216,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatalf("running state after the Redis restart: %+v %v", ctl, err)
 	}
 	assertAlive(t, procs)
-	stopAll(t, procs...)
+	e2e.StopAll(t, 20*time.Second, procs...)
 	c.report(start, "3 Redis restarted (data lost)", "running state kept in PostgreSQL")
 }
 
@@ -247,7 +226,7 @@ func TestSigtermUnderLoad(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	const grace = 3
-	c := newCluster(t, 500, slow(400*time.Millisecond), testenv.RedisAddr(), map[string]string{
+	c := newCluster(t, 500, e2e.Slow(400*time.Millisecond), testenv.RedisAddr(), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "4", "SERVER_GRACE_PERIOD": strconv.Itoa(grace),
 	})
 	port := e2e.FreePort(t)
@@ -274,7 +253,7 @@ func TestSigtermUnderLoad(t *testing.T) {
 	// Resume and drain the rest.
 	more := []*e2e.Proc{c.start("scheduler"), c.start("worker-1"), c.start("worker-2"), c.start("worker-3")}
 	c.waitDone(120*time.Second, 0)
-	stopAll(t, more...)
+	e2e.StopAll(t, 20*time.Second, more...)
 	c.report(start, "5 SIGTERM under load", fmt.Sprintf("all exited 0 in %s; 0 rows left claimed", took.Round(10*time.Millisecond)))
 }
 
@@ -313,7 +292,7 @@ func TestSoak(t *testing.T) {
 		}
 		time.Sleep(20 * time.Second) //nolint:forbidigo // the restart period of the soak
 		i := restarts % len(workers)
-		stopAll(t, workers[i])
+		e2e.StopAll(t, 20*time.Second, workers[i])
 		workers[i] = c.start(workers[i].Name)
 		restarts++
 	}
@@ -321,7 +300,7 @@ func TestSoak(t *testing.T) {
 	for _, w := range workers {
 		notes = append(notes, fmt.Sprintf("%s RSS %d→%d MiB", w.Name, rssStart[w.Name]/1024, rssKiB(w.PID())/1024))
 	}
-	stopAll(t, append(workers, sched)...)
+	e2e.StopAll(t, 20*time.Second, append(workers, sched)...)
 	c.report(start, "6 soak: 5% failures, worker restart every 20s",
 		fmt.Sprintf("%d restarts; %s (restarted workers report their own start)", restarts, strings.Join(notes, ", ")))
 }

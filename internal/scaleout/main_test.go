@@ -4,13 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -163,27 +161,6 @@ func assertAlive(t *testing.T, procs ...*e2e.Proc) {
 		if p.Exited() {
 			t.Errorf("%s exited on its own", p.Name)
 		}
-	}
-}
-
-func stopAll(t *testing.T, procs ...*e2e.Proc) {
-	t.Helper()
-	for _, p := range procs {
-		if !p.Exited() {
-			_ = p.Signal(syscall.SIGTERM)
-		}
-	}
-	for _, p := range procs {
-		if code, err := p.Wait(30 * time.Second); err != nil || (code != 0 && code != -1) {
-			t.Errorf("%s: exit %d, %v", p.Name, code, err)
-		}
-	}
-}
-
-func slow(d time.Duration) sink.Responder {
-	return func(http.ResponseWriter, *http.Request, sink.Delivery, int) bool {
-		time.Sleep(d) //nolint:forbidigo // the webhook under test is slow on purpose
-		return false
 	}
 }
 

@@ -106,7 +106,7 @@ func TestPgBouncerDrain(t *testing.T) {
 	bouncer := startPgBouncer(t)
 	uri := testenv.NewDatabase(t)
 	pool := testenv.NewPool(t, uri)
-	r := newRunOn(t, uri, pool, slow(2*time.Millisecond), map[string]string{
+	r := newRunOn(t, uri, pool, e2e.Slow(2*time.Millisecond), map[string]string{
 		"POSTGRES_URI":         viaPgBouncer(t, uri, bouncer, "cache_describe"),
 		"POSTGRES_MIGRATE_URI": uri,
 		"MESSAGE_FETCH_LIMIT":  "500", "MAX_CONCURRENT_JOBS": "8",
@@ -131,7 +131,7 @@ func TestPgBouncerDrain(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 	assertAlive(t, procs...)
-	stopAll(t, procs...)
+	e2e.StopAll(t, 30*time.Second, procs...)
 	l := r.checkLedger()
 	t.Logf("pgbouncer drain: %d messages, %d delivered, %d repeated, %d lost", l.messages, l.delivered, l.repeats, l.lost)
 }
@@ -142,7 +142,7 @@ func TestPgBouncerKillWorker(t *testing.T) {
 	slowTest(t)
 	start := time.Now()
 	bouncer := startPgBouncer(t)
-	r := newRun(t, 3000, slow(20*time.Millisecond), map[string]string{
+	r := newRun(t, 3000, e2e.Slow(20*time.Millisecond), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8",
 	})
 	r.env["POSTGRES_URI"] = viaPgBouncer(t, r.uri, bouncer, "cache_describe")
@@ -156,7 +156,7 @@ func TestPgBouncerKillWorker(t *testing.T) {
 	// The lease is 2*WEBHOOK_TIMEOUT+10s = 14s.
 	r.waitSent(90 * time.Second)
 	assertAlive(t, sched, w[0], w[2])
-	stopAll(t, sched, w[0], w[2])
+	e2e.StopAll(t, 30*time.Second, sched, w[0], w[2])
 	l := r.checkLedger()
 	t.Logf("pgbouncer, kill -9 one of 3 workers: %d messages, %d delivered, %d repeated, %d lost in %s",
 		l.messages, l.delivered, l.repeats, l.lost, time.Since(start).Round(100*time.Millisecond))
@@ -195,7 +195,7 @@ func TestPgBouncerDrainRate(t *testing.T) {
 			}
 			procs := []*e2e.Proc{r.start("scheduler"), r.start("worker")}
 			r.waitSent(60 * time.Second)
-			stopAll(t, procs...)
+			e2e.StopAll(t, 30*time.Second, procs...)
 			var span time.Duration
 			if err := r.pool.QueryRow(context.Background(),
 				`SELECT max(sent_at) - min(sent_at) FROM messages`).Scan(&span); err != nil {

@@ -33,7 +33,7 @@ func drain(t *testing.T, vars map[string]string, midway func()) drainResult {
 	start := time.Now()
 	vars["MESSAGE_FETCH_LIMIT"] = "200"
 	vars["MAX_CONCURRENT_JOBS"] = "8"
-	r := newRun(t, 2000, slow(2*time.Millisecond), vars)
+	r := newRun(t, 2000, e2e.Slow(2*time.Millisecond), vars)
 	port := e2e.FreePort(t)
 	procs := []*e2e.Proc{r.start("scheduler"), r.start("worker-1"), r.start("worker-2"), r.start("api", fmt.Sprint("HTTP_PORT=", port))}
 	stopTicks := r.watchTicks()
@@ -67,7 +67,7 @@ func drain(t *testing.T, vars map[string]string, midway func()) drainResult {
 		t.Errorf("GET the last message: %d, source %q; want 200 from the cache", resp.StatusCode, src)
 	}
 	assertAlive(t, procs...)
-	stopAll(t, procs...)
+	e2e.StopAll(t, 30*time.Second, procs...)
 	res.ledger = r.checkLedger()
 	res.took = time.Since(start)
 	return res

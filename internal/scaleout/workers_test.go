@@ -86,7 +86,7 @@ func TestFourWorkersWithDefaultSettings(t *testing.T) {
 		t.Logf("%s serves /metrics on %s", name, addr)
 	}
 	assertAlive(t, append(workers, sched)...)
-	stopAll(t, append(workers, sched)...)
+	e2e.StopAll(t, 30*time.Second, append(workers, sched)...)
 	if l := r.checkLedger(); l.lost != 0 {
 		t.Fatalf("lost %d", l.lost)
 	}
