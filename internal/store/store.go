@@ -209,12 +209,14 @@ type Outcome struct {
 // each row it changed and whose outcome came from a call, it also appends
 // the call to message_attempts, numbered after the message's last recorded
 // call (a manual retry resets messages.attempts, never this history).
+// The update joins the unnest directly, not a CTE of it, and names its
+// rows by primary key (= ANY of the ids): with the batch in a CTE, the
+// generic plan (prepared statements) nested-looped every row in flight
+// against every row of the batch, one record of ~1,000 rows took seconds,
+// and a drain of 20,000 messages fell from 7,512 to 1,379 msg/s
+// (go test -run TestDrainSpeed ./internal/delivery/ -args -drain 20000).
 const recordSQL = `
-WITH r AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[],
-                         $8::timestamptz[], $9::int[], $10::int[], $11::text[])
-        AS r(id, attempt, status, sent_at, remote_id, next_at, error, started_at, duration_ms, status_code, kind)
-), updated AS (
+WITH updated AS (
 UPDATE messages m
 SET status            = r.status,
     is_sent           = m.is_sent OR r.status = 'sent',
@@ -223,15 +225,18 @@ SET status            = r.status,
     next_attempt_at   = CASE WHEN r.status = 'pending' THEN r.next_at ELSE m.next_attempt_at END,
     last_error        = CASE WHEN r.status = 'sent' THEN NULL ELSE r.error END,
     lease_expires_at  = NULL
-FROM r
-WHERE m.id = r.id AND m.status = 'sending' AND m.attempts = r.attempt
+FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[])
+     AS r(id, attempt, status, sent_at, remote_id, next_at, error)
+WHERE m.id = ANY ($1::text[]) AND m.id = r.id AND m.status = 'sending' AND m.attempts = r.attempt
 RETURNING m.id, m.attempts
 ), attempts AS (
 INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status_code, outcome, error)
 SELECT r.id,
        COALESCE((SELECT max(a.attempt) FROM message_attempts a WHERE a.message_id = r.id), 0) + 1,
        r.started_at, r.duration_ms, NULLIF(r.status_code, 0), r.kind, NULLIF(r.error, '')
-FROM r JOIN updated u ON u.id = r.id AND u.attempts = r.attempt
+FROM unnest($1::text[], $2::int[], $7::text[], $8::timestamptz[], $9::int[], $10::int[], $11::text[])
+     AS r(id, attempt, error, started_at, duration_ms, status_code, kind)
+JOIN updated u ON u.id = r.id AND u.attempts = r.attempt
 WHERE r.started_at IS NOT NULL
 )
 SELECT id FROM updated`
