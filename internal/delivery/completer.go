@@ -59,9 +59,14 @@ func (c *completer) run() {
 		}
 		if flushing == nil && len(batch) > 0 &&
 			(in == nil || urgent || len(batch) >= maxBatch || c.pending.Load() == 0) {
-			done, b := make(chan struct{}), batch
+			// At most maxBatch a statement, even when outcomes piled up
+			// behind a slow write: an unbounded batch made the next write
+			// slower still, until one of 7,296 rows ran past RecordTimeout.
+			n := min(len(batch), maxBatch)
+			done, b := make(chan struct{}), batch[:n:n]
 			go func() { defer close(done); c.s.record(c.ctx, b) }()
-			flushing, batch, urgent, lingerC = done, nil, false, nil
+			rest := append([]result(nil), batch[n:]...)
+			flushing, batch, urgent, lingerC = done, rest, len(rest) > 0, nil
 			linger.Stop()
 		}
 	}
