@@ -206,9 +206,6 @@ type browser struct {
 	ctx  context.Context
 	mu   sync.Mutex
 	errs []string
-	// tolerate lists URL parts whose error answers are expected (the
-	// lifecycle endpoints, on a branch that does not have them yet).
-	tolerate []string
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -250,7 +247,7 @@ func newBrowser(t *testing.T) *browser {
 				b.fail("console.%s: %s", ev.Type, strings.Join(parts, " "))
 			}
 		case *cdplog.EventEntryAdded:
-			if ev.Entry.Level == cdplog.EntryLevelError && !b.tolerated(ev.Entry.URL) {
+			if ev.Entry.Level == cdplog.EntryLevelError {
 				b.fail("log (%s): %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
 			}
 		case *network.EventLoadingFailed:
@@ -258,7 +255,7 @@ func newBrowser(t *testing.T) *browser {
 				b.fail("load failed: %s %s", ev.Type, ev.ErrorText)
 			}
 		case *network.EventResponseReceived:
-			if ev.Response.Status >= 400 && !b.tolerated(ev.Response.URL) {
+			if ev.Response.Status >= 400 {
 				b.fail("answer %d: %s", ev.Response.Status, ev.Response.URL)
 			}
 		}
@@ -267,15 +264,6 @@ func newBrowser(t *testing.T) *browser {
 		t.Fatalf("start %s: %v", chromiumPath, err)
 	}
 	return b
-}
-
-func (b *browser) tolerated(url string) bool {
-	for _, s := range b.tolerate {
-		if strings.Contains(url, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func (b *browser) fail(format string, args ...any) {
@@ -352,16 +340,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	s := startSystem(t)
 	s.seed()
 	b := newBrowser(t)
-	// Until the lifecycle branch (issue 10) is merged, the general list
-	// and the attempts are not routes yet: the console asks for them and
-	// copes, and the test looks at the sent list and the detail instead.
-	lifecycle := hasRoute(t, s.base+"/api/v1/messages?limit=1")
 	start := "/console/"
-	if !lifecycle {
-		t.Log("no GET /api/v1/messages: testing without the lifecycle endpoints")
-		b.tolerate = []string{"/api/v1/messages?", "/attempts"}
-		start = "/console/#status=sent"
-	}
 
 	// Signing in: the console sends the browser to the sign-in page, which
 	// brings it back.
@@ -420,19 +399,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitJS(t, "the second message's detail", fmt.Sprintf(`document.querySelector("#detail").dataset.id !== %q`, created))
 	failing := eval[string](t, b, `document.querySelector("#detail").dataset.id`)
 	testenv.Eventually(t, 30*time.Second, "the refused message to fail", func() bool { return s.status(failing) == "failed" })
-	if lifecycle {
-		b.run(t, "filter failed", chromedp.Click(css(`#filters button[data-filter="failed"]`)))
-		b.waitJS(t, "the failed row's retry", fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(failing)+" "+tid("btn-retry")))
-		b.run(t, "press retry", chromedp.Click(css(rowSel(failing)+" "+tid("btn-retry"))))
-		testenv.Eventually(t, 30*time.Second, "the retried message to be sent", func() bool { return s.status(failing) == "sent" })
-		b.waitJS(t, "the retried message gone from the failed list", fmt.Sprintf(`!document.querySelector(%q)`, rowSel(failing)))
-		b.run(t, "back to all", chromedp.Click(css(`#filters button[data-filter="all"]`)))
-	} else {
-		b.waitJS(t, "failed in the detail", `document.querySelector("#detail").dataset.status === "failed"`)
-		b.run(t, "press retry", chromedp.Click(css(tid("detail-retry"))))
-		testenv.Eventually(t, 30*time.Second, "the retried message to be sent", func() bool { return s.status(failing) == "sent" })
-		b.waitJS(t, "sent in the detail", `document.querySelector("#detail").dataset.status === "sent"`)
-	}
+	b.run(t, "filter failed", chromedp.Click(css(`#filters button[data-filter="failed"]`)))
+	b.waitJS(t, "the failed row's retry", fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(failing)+" "+tid("btn-retry")))
+	b.run(t, "press retry", chromedp.Click(css(rowSel(failing)+" "+tid("btn-retry"))))
+	testenv.Eventually(t, 30*time.Second, "the retried message to be sent", func() bool { return s.status(failing) == "sent" })
+	b.waitJS(t, "the retried message gone from the failed list", fmt.Sprintf(`!document.querySelector(%q)`, rowSel(failing)))
+	b.run(t, "back to all", chromedp.Click(css(`#filters button[data-filter="all"]`)))
 
 	// Stop: the API says running false.
 	b.run(t, "press stop", chromedp.Click(css(tid("btn-stop"))))
@@ -445,29 +417,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// Stopped, a new message stays pending; cancel takes it back.
-	if lifecycle {
-		b.run(t, "create a message to cancel",
-			chromedp.SendKeys(css(tid("create-form")+` input[name="phone_number"]`), "+905550000001"),
-			chromedp.SendKeys(css(tid("create-form")+` textarea[name="content"]`), "Wrong campaign"),
-			chromedp.Click(css(tid("create-form")+` button[type="submit"]`)))
-		b.waitJS(t, "the third message's detail", fmt.Sprintf(`![%q, %q].includes(document.querySelector("#detail").dataset.id)`, created, failing))
-		canceled := eval[string](t, b, `document.querySelector("#detail").dataset.id`)
-		b.run(t, "filter pending", chromedp.Click(css(`#filters button[data-filter="pending"]`)))
-		b.waitJS(t, "the pending row's cancel", fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(canceled)+" "+tid("btn-cancel")))
-		b.run(t, "press cancel", chromedp.Click(css(rowSel(canceled)+" "+tid("btn-cancel"))))
-		testenv.Eventually(t, 10*time.Second, "the message to be canceled", func() bool { return s.status(canceled) == "canceled" })
-		b.waitJS(t, "the canceled count", textIs(tid("count-canceled"), "1"))
-	}
+	b.run(t, "create a message to cancel",
+		chromedp.SendKeys(css(tid("create-form")+` input[name="phone_number"]`), "+905550000001"),
+		chromedp.SendKeys(css(tid("create-form")+` textarea[name="content"]`), "Wrong campaign"),
+		chromedp.Click(css(tid("create-form")+` button[type="submit"]`)))
+	b.waitJS(t, "the third message's detail", fmt.Sprintf(`![%q, %q].includes(document.querySelector("#detail").dataset.id)`, created, failing))
+	canceled := eval[string](t, b, `document.querySelector("#detail").dataset.id`)
+	b.run(t, "filter pending", chromedp.Click(css(`#filters button[data-filter="pending"]`)))
+	b.waitJS(t, "the pending row's cancel", fmt.Sprintf(`!!document.querySelector(%q)`, rowSel(canceled)+" "+tid("btn-cancel")))
+	b.run(t, "press cancel", chromedp.Click(css(rowSel(canceled)+" "+tid("btn-cancel"))))
+	testenv.Eventually(t, 10*time.Second, "the message to be canceled", func() bool { return s.status(canceled) == "canceled" })
+	b.waitJS(t, "the canceled count", textIs(tid("count-canceled"), "1"))
 
 	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
-		screenshots(t, b, s, lifecycle)
+		screenshots(t, b, s)
 	}
 	b.check(t, "at the end")
 }
 
 // screenshots writes docs/img/console.png and docs/img/asynqmon.png (run
 // with UPDATE_SCREENSHOTS=1 and commit them; the README shows the first).
-func screenshots(t *testing.T, b *browser, s *system, lifecycle bool) {
+func screenshots(t *testing.T, b *browser, s *system) {
 	t.Helper()
 	root, err := testenv.ModuleRoot()
 	if err != nil {
@@ -482,17 +452,12 @@ func screenshots(t *testing.T, b *browser, s *system, lifecycle bool) {
 		t.Fatal(err)
 	}
 	page := "/console/#msg=" + failed
-	if !lifecycle {
-		page = "/console/#status=sent&msg=" + failed
-	}
 	b.run(t, "open the console for its screenshot",
 		chromedp.Navigate("about:blank"),
 		chromedp.Navigate(s.base+page),
 		chromedp.WaitVisible(css(tid("message-detail"))))
-	full := `document.querySelectorAll("#chart rect.bar-sent").length > 0 && document.querySelectorAll('[data-testid="message-row"]').length > 0`
-	if lifecycle {
-		full += ` && document.querySelectorAll("#detail-attempts tr").length > 0`
-	}
+	full := `document.querySelectorAll("#chart rect.bar-sent").length > 0 && document.querySelectorAll('[data-testid="message-row"]').length > 0` +
+		` && document.querySelectorAll("#detail-attempts tr").length > 0`
 	b.waitJS(t, "a full console", full)
 	write(t, filepath.Join(dir, "console.png"), screenshot(t, b))
 	b.run(t, "open the dashboard",
@@ -519,20 +484,6 @@ func write(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", path)
-}
-
-// hasRoute tells whether the api answers GET url with anything but 404 or
-// 405 (no such route).
-func hasRoute(t *testing.T, url string) bool {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := resp.Body.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed
 }
 
 func getJSON(url string, v any) error {
