@@ -2,13 +2,17 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/messaging-server/messaging-server/internal/store"
@@ -366,6 +370,90 @@ ANALYZE messages`); err != nil {
 	if !strings.Contains(text, "messages_claim_priority_idx") || strings.Contains(text, "Seq Scan on messages") {
 		t.Fatalf("claim plan does not use the partial index:\n%s", text)
 	}
+}
+
+// The batch statements must stay linear in the batch whatever the
+// statistics say. The worst case for the planner: statistics taken while
+// nothing was in flight (so "status = 'sending'" looks like one row), a
+// batch parameter it guesses at 10 rows, and in truth 2,000 rows in flight
+// and a batch of 1,000. Both plan kinds a prepared statement can get are
+// run (in a transaction rolled back), and no join may compare more pairs
+// than the batch has rows: a nested loop of rows in flight against the
+// batch once made each record of 1,000 outcomes take 0.8 s.
+func TestBatchPlansAreLinear(t *testing.T) {
+	t.Parallel()
+	_, pool, _ := testenv.MigratedStore(t)
+	ctx := context.Background()
+	const batch = 1000
+	if _, err := pool.Exec(ctx, `
+INSERT INTO messages (id, content, phone_number)
+SELECT 'm-' || g, 'x', '+905551111111' FROM generate_series(1, 20000) g;
+ANALYZE messages`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+UPDATE messages SET status = 'sending', attempts = 1, lease_expires_at = now() + interval '1 minute'
+WHERE id IN (SELECT 'm-' || g FROM generate_series(1, 2000) g)`); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, batch)
+	for i := range ids {
+		ids[i] = fmt.Sprintf(`"m-%d"`, 2*i+1) // every other row in flight
+	}
+	idArray := "'{" + strings.Join(ids, ",") + "}'"
+	fill := func(v string) string { return fmt.Sprintf("array_fill(%s, ARRAY[%d])", v, batch) }
+	statements := []struct {
+		name, sql, args string
+	}{
+		{"record", store.RecordSQL, strings.Join([]string{idArray, fill("1"), fill("'sent'::text"), fill("now()"),
+			fill("'r'::text"), fill("now()"), fill("''::text"), fill("now()"), fill("1"), fill("200"), fill("'sent'::text")}, ", ")},
+		{"release", store.ReleaseSQL, idArray + ", " + fill("1")},
+	}
+	removed := regexp.MustCompile(`Rows Removed by Join Filter: (\d+)`)
+	for _, st := range statements {
+		for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
+			plan := explainPrepared(t, pool, mode, st.sql, st.args)
+			for _, m := range removed.FindAllStringSubmatch(plan, -1) {
+				if n, err := strconv.Atoi(m[1]); err != nil || n > batch {
+					t.Errorf("%s, %s: a join compared %s pairs for a batch of %d:\n%s", st.name, mode, m[1], batch, plan)
+				}
+			}
+		}
+	}
+}
+
+// explainPrepared prepares sql, runs it once under plan_cache_mode mode
+// with args (SQL expressions) inside a transaction that it rolls back, and
+// returns EXPLAIN ANALYZE's plan.
+func explainPrepared(t *testing.T, pool *pgxpool.Pool, mode, sql, args string) string {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, q := range []string{"SET LOCAL plan_cache_mode = " + mode, "PREPARE plan_under_test AS " + sql} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE plan_under_test("+args+")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "DEALLOCATE plan_under_test"); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // One statement records a mixed batch: sent, retried and failed rows each
