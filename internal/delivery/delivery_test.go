@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -614,5 +615,59 @@ func TestGoneStopsEveryCallAfterIt(t *testing.T) {
 	}
 	if sending != 0 || untouched != backlog-concurrency {
 		t.Fatalf("%d rows left sending, %d untouched; want 0 and %d", sending, untouched, backlog-concurrency)
+	}
+}
+
+// The producer claims deep ahead only while calls are fast. When calls turn
+// slow at once, a queued row waits MaxQueueWait, and the producer hands
+// back every queued row beyond Concurrency: what it keeps starts within one
+// call's time, inside its lease.
+func TestSlowCallsHandBackTheDeepQueue(t *testing.T) {
+	t.Parallel()
+	const concurrency, fast, backlog = 2, 4, 30
+	var calls atomic.Int64
+	hold := make(chan struct{})
+	e := newEnv(t, func(_ http.ResponseWriter, r *http.Request, _ sink.Delivery, _ int) bool {
+		if calls.Add(1) > fast {
+			select {
+			case <-hold:
+			case <-time.After(10 * time.Second):
+			case <-r.Context().Done():
+			}
+		}
+		return false
+	})
+	ids := testenv.InsertMessages(t, e.pool, backlog)
+	defer e.rdb.Del(context.Background(), keys(ids)...)
+	svc := e.service(t, delivery.Config{Concurrency: concurrency, QueueSize: 8, MaxQueueWait: 200 * time.Millisecond, MaxAttempts: 3})
+	done := make(chan error, 1)
+	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
+
+	sending := func() int {
+		var n int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sending'`).Scan(&n); err != nil {
+			t.Error(err)
+		}
+		return n
+	}
+	// Two calls hang and two rows wait behind them; the rest went back.
+	testenv.Eventually(t, 5*time.Second, "the deep queue handed back", func() bool {
+		return svc.Stats().Released > 0 && sending() == 2*concurrency
+	})
+	close(hold)
+	if err := recv(t, done, 30*time.Second, "the drain"); err != nil {
+		t.Fatal(err)
+	}
+	var sent int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sent' AND attempts = 1`).Scan(&sent); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.sink.Calls(); sent != backlog || len(calls) != backlog {
+		t.Fatalf("%d sent on the first attempt, %d distinct messages received; want %d", sent, len(calls), backlog)
+	}
+	for id, n := range e.sink.Calls() {
+		if n != 1 {
+			t.Errorf("message %s received %d times", id, n)
+		}
 	}
 }

@@ -19,6 +19,7 @@ var (
 	drainN     = flag.Int("drain", 0, "TestDrainSpeed: messages to drain (0 skips the measurement)")
 	drainConc  = flag.Int("drain-concurrency", 32, "TestDrainSpeed: calls in flight")
 	drainDelay = flag.Duration("drain-delay", 0, "TestDrainSpeed: how long the receiver holds each answer")
+	drainQueue = flag.Int("drain-queue", 0, "TestDrainSpeed: QueueSize (0: the default)")
 )
 
 // TestDrainSpeed is an ad-hoc measurement, not a check: it drains -drain
@@ -47,7 +48,7 @@ func TestDrainSpeed(t *testing.T) {
 	t.Cleanup(hook.Close)
 	quiet := slog.New(slog.DiscardHandler)
 	svc := delivery.New(delivery.Params{
-		Config: delivery.Config{Budget: *drainN, Interval: time.Hour, Concurrency: *drainConc, MaxAttempts: 3, Lease: time.Minute},
+		Config: delivery.Config{Budget: *drainN, Interval: time.Hour, Concurrency: *drainConc, QueueSize: *drainQueue, MaxAttempts: 3, Lease: time.Minute},
 		Store:  e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: quiet,
 	})
 	xacts := func() int64 {

@@ -16,10 +16,14 @@ import (
 // The queue is bounded by count: claimed rows not yet finished never exceed
 // Concurrency + QueueSize, and a claim takes all the room there is, once
 // half of it is free or an executor idles, never one row per freed slot.
-// It is bounded by age: the depth claimed ahead shrinks when calls are slow
-// (a full queue should start within half of MaxQueueWait), and drops to
-// nothing when a queued row still waits MaxQueueWait. Rows that never
-// started are handed back when the service drains or a 410 was read.
+// It is bounded by age: until a call's duration is known it holds at most
+// Concurrency rows; then the depth claimed ahead is what would start within
+// half of MaxQueueWait at the recent call duration. When a queued row
+// still waits MaxQueueWait anyway (calls became slow at once), the
+// producer stops claiming ahead and hands back the queued rows beyond
+// Concurrency, so that every row it keeps starts within one call's time,
+// well inside its lease. Rows that never started are handed back when the
+// service drains or a 410 was read.
 //
 // Before each claim it asks the shared circuit breaker how many calls may
 // start: all of them while closed, one for the half-open probe this
@@ -82,7 +86,7 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			if !stopping {
 				why = "webhook answered 410"
 			}
-			p.handBack(ctx, len(p.queue), why)
+			p.handBack(ctx, 0, why)
 		}
 		if p.active && !p.claiming {
 			if n := p.room(); n > 0 {
@@ -133,7 +137,7 @@ func (p *producer) run(ctx context.Context, once bool) error {
 				// start, so all of it goes back uncharged. The next claim
 				// asks the breaker first and waits out its cooldown.
 				p.queue[0].refused = false
-				p.handBack(ctx, len(p.queue), "circuit breaker open")
+				p.handBack(ctx, 0, "circuit breaker open")
 				p.active = true
 			}
 		case d := <-p.finished:
@@ -144,7 +148,7 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			p.claiming = false
 			p.claimed(r, once)
 		case <-ageC:
-			p.expire()
+			p.expire(ctx)
 		case <-resumeC:
 			p.resumeAt, p.active = time.Time{}, true
 		case <-kick:
@@ -173,11 +177,12 @@ func (p *producer) room() int {
 }
 
 // depth is how many rows may wait in the queue: QueueSize while calls are
-// fast, fewer when a full queue would wait longer than half MaxQueueWait.
+// fast, fewer when a full queue would wait longer than half MaxQueueWait,
+// and no more than Concurrency before any call's duration is known.
 func (p *producer) depth() int {
 	q := p.s.cfg.QueueSize
 	if p.callTime <= 0 {
-		return q
+		return min(q, p.s.cfg.Concurrency)
 	}
 	d := int64(p.s.cfg.MaxQueueWait/2) * int64(p.s.cfg.Concurrency) / int64(p.callTime)
 	return int(min(max(d, 0), int64(q)))
@@ -245,26 +250,27 @@ func (p *producer) claimed(r claimResult, once bool) {
 
 // expire notices that the queue's head waited MaxQueueWait: calls became
 // slow before their durations could show it. The producer stops claiming
-// ahead until calls are fast again. The rows already queued stay: there are
-// at most QueueSize of them, so with the default (Concurrency) each starts
-// within one call's time, well inside its lease. Handing them back would
-// spend their share of the tick's budget for nothing.
-func (p *producer) expire() {
+// ahead until calls are fast again. Of the rows already queued it keeps the
+// first Concurrency, which start within one call's time, well inside their
+// lease; the rest, the last claimed, are handed back, due again at once.
+func (p *producer) expire(ctx context.Context) {
 	p.callTime = max(p.callTime, p.s.cfg.MaxQueueWait*time.Duration(p.s.cfg.Concurrency))
 	p.aged = true
+	p.handBack(ctx, p.s.cfg.Concurrency, "queued rows waited too long: calls became slow")
 }
 
-// handBack releases the first n queued rows.
-func (p *producer) handBack(ctx context.Context, n int, why string) {
-	if n == 0 {
+// handBack releases the queued rows after the first keep.
+func (p *producer) handBack(ctx context.Context, keep int, why string) {
+	if keep >= len(p.queue) {
 		return
 	}
-	cs := make([]store.Claimed, n)
-	for i := range n {
-		cs[i] = p.queue[i].c
+	rest := p.queue[keep:]
+	cs := make([]store.Claimed, len(rest))
+	for i, j := range rest {
+		cs[i] = j.c
 	}
-	p.queue = p.queue[n:]
-	p.held -= n
-	p.pending.Add(-int64(n))
+	p.queue = p.queue[:keep]
+	p.held -= len(cs)
+	p.pending.Add(-int64(len(cs)))
 	p.s.handBack(ctx, cs, why)
 }

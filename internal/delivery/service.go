@@ -96,8 +96,9 @@ type Config struct {
 	// MaxContent is the longest content, in characters, that is sent;
 	// longer rows (inserted around the API) fail without a call.
 	MaxContent int
-	// QueueSize is how many claimed rows may wait for a free call slot
-	// (default Concurrency).
+	// QueueSize is the most claimed rows that may wait for a free call
+	// slot (default QueueFactor × Concurrency). The producer queues that
+	// many only while calls are fast; see MaxQueueWait.
 	QueueSize int
 	// MaxQueueWait bounds how long a claimed row should wait for a call
 	// slot: the producer claims ahead no deeper than half of it at the
@@ -108,6 +109,14 @@ type Config struct {
 	// statement while calls are in flight (default 10 ms).
 	RecordLinger time.Duration
 }
+
+// QueueFactor sets the default QueueSize: how many times Concurrency the
+// claimed rows waiting for a slot may number. Bigger claims cost fewer
+// statements a message: a drain of 20,000 messages with 32 calls in flight
+// to a local receiver ran at 6,329 and 6,713 msg/s with a queue of 32, at
+// 7,869 and 8,096 with 128 and at 9,078 with 256 (TestDrainSpeed with
+// -drain-queue).
+const QueueFactor = 8
 
 func (c *Config) setDefaults() {
 	c.Concurrency = max(c.Concurrency, 1)
@@ -131,7 +140,7 @@ func (c *Config) setDefaults() {
 		c.MaxContent = 255
 	}
 	if c.QueueSize <= 0 {
-		c.QueueSize = c.Concurrency
+		c.QueueSize = QueueFactor * c.Concurrency
 	}
 	if c.MaxQueueWait <= 0 {
 		c.MaxQueueWait = time.Second
