@@ -37,10 +37,12 @@ test-short:
 faults:
 	$(GO) test -count=1 -timeout 30m -v -run . ./internal/faults -args -soak -outage 75s | grep -E '^(\||--- |ok|FAIL|PASS)'
 
-## bench: the end-to-end benchmark of issues 6 and 9 against the local
+## bench: the end-to-end benchmark of issues 6, 9 and 10 against the local
 ## PostgreSQL and Redis (several minutes): this project's drains, the River
 ## peer (bench/river, its own module, built here; the first build downloads
-## River) and the claim timing; prints Markdown tables, see docs/benchmarks.md.
+## River), the baseline drain of the engine before the lifecycle columns
+## (git revision 5324d75 plus bench/baseline/5324d75.patch) and the claim
+## timing; prints Markdown tables, see docs/benchmarks.md.
 ## BENCH_FLAGS=-quick for a smoke run; BENCH_FLAGS=-help lists the flags.
 bench:
 	$(GO) run ./cmd/bench $(BENCH_FLAGS)

@@ -65,6 +65,10 @@ type Options struct {
 	// River adds the River peer's two variants (bench/river), each draining
 	// the same backlog with one process and Concurrency jobs in flight.
 	River bool
+	// Baseline, when set, adds a 1-worker drain by the programs of that git
+	// revision, on a schema built by its own migrations, right after this
+	// code's 1-worker drain (issue 10: the cost of the lifecycle columns).
+	Baseline string
 }
 
 // maxReceiverDelay keeps the slow receiver under WEBHOOK_TIMEOUT's default
@@ -94,6 +98,8 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.ReceiverDelay, "receiver-delay", 0,
 		"slow receiver: the sink holds every answer this long (e.g. 20ms); then -messages defaults to 20000 and -claim-scaling and -river to false")
 	fs.BoolVar(&o.River, "river", true, "also drain with the River peer (bench/river), plain UPDATE and JobCompleteTx, 1 process × -concurrency jobs")
+	fs.StringVar(&o.Baseline, "baseline", DefaultBaseline,
+		"also drain with 1 worker built from this git revision, on its own schema, for the ratio this code / it (empty: skip)")
 	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -114,6 +120,9 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		}
 		if !set["river"] {
 			o.River = false
+		}
+		if !set["baseline"] {
+			o.Baseline = ""
 		}
 	}
 	if *quick {
@@ -244,6 +253,18 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		rep.RiverVersion = version
 	}
 
+	var base *baseline
+	if o.Baseline != "" {
+		log.Info("building the baseline", "revision", o.Baseline)
+		if base, err = buildBaseline(ctx, o.Baseline, dir); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the baseline could not be built and is not in the report: %v", err))
+			log.Error("baseline build failed", "err", err)
+		}
+	}
+
 	wire := func(conc int) error {
 		if _, ok := rep.Wire[conc]; ok {
 			return nil
@@ -282,8 +303,27 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			log.Info("drain done", "workers", w, "per_second", int(dr.Rate()), "ratio", fmt.Sprintf("%.2f", dr.Rate()/rep.Wire[conc].Rate()),
 				"cpu_busy_percent", int(dr.CPUBusy))
 		}
-		// The River peer runs right after the first drain, so the two meet
-		// the machine in the same state.
+		// The baseline and the River peer run right after the first drain,
+		// so that they meet the machine in the same state.
+		if i == 0 && base != nil {
+			log.Info("baseline drain", "revision", base.rev, "messages", o.Messages, "concurrency", o.Concurrency)
+			bd, err := runDrain(ctx, drainSpec{
+				env: o.Env, workers: 1, concurrency: o.Concurrency, messages: o.Messages,
+				tag: fmt.Sprintf("b%s-base", run), scheduler: base.scheduler, worker: base.worker, migrations: base.migrations,
+				workerArgs: func(int) ([]string, string) { return nil, "" },
+				claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				rep.Notes = append(rep.Notes, fmt.Sprintf("the baseline drain (%s) failed and is not in the report: %v", base.rev, err))
+				log.Error("baseline drain failed", "err", err)
+			} else {
+				rep.Baseline, rep.BaselineRev = &bd, base.rev
+				log.Info("baseline drain done", "per_second", int(bd.Rate()), "cpu_busy_percent", int(bd.CPUBusy))
+			}
+		}
 		if i == 0 && riverBin != "" {
 			if err := runRiverPeers(ctx, o, rep, riverBin, dir, run, wire, log); err != nil {
 				return nil, err

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,6 +131,9 @@ func TestParseOptions(t *testing.T) {
 	if o.Messages != 5000 || o.SentLarge != 200000 || o.ClaimRuns != 7 || len(o.Workers) != 2 || o.Workers[1] != 3 {
 		t.Fatalf("options = %+v", o)
 	}
+	if o.Baseline != DefaultBaseline {
+		t.Fatalf("baseline %q, want %q", o.Baseline, DefaultBaseline)
+	}
 	if !o.River || o.ReceiverDelay != 0 || !o.ClaimScaling {
 		t.Fatalf("defaults: River %v, receiver delay %v, claim scaling %v", o.River, o.ReceiverDelay, o.ClaimScaling)
 	}
@@ -138,7 +143,7 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slow.ReceiverDelay != 20*time.Millisecond || slow.Messages != 20000 || slow.ClaimScaling || slow.River {
+	if slow.ReceiverDelay != 20*time.Millisecond || slow.Messages != 20000 || slow.ClaimScaling || slow.River || slow.Baseline != "" {
 		t.Fatalf("slow defaults = %+v", slow)
 	}
 	slow, err = ParseOptions([]string{"-receiver-delay=20ms", "-river", "-messages", "300", "-quick"}, io.Discard)
@@ -301,6 +306,60 @@ func TestMarkdownRiverAndCPU(t *testing.T) {
 	}
 	if strings.Contains(out, "slots ÷ latency") {
 		t.Error("slow receiver rows without a receiver delay")
+	}
+}
+
+func TestMarkdownBaseline(t *testing.T) {
+	drain := func(elapsed time.Duration) DrainResult {
+		return DrainResult{Workers: 1, Concurrency: 32, Backlog: 1000, Messages: 1000, Elapsed: elapsed, Transactions: 20}
+	}
+	base := drain(100 * time.Millisecond) // 10000/s
+	r := &Report{
+		Machine: Machine{CPUs: 2},
+		Wire:    map[int]WireResult{32: {Concurrency: 32, Messages: 1000, Elapsed: 50 * time.Millisecond}},
+		Drains:  []DrainResult{drain(125 * time.Millisecond)}, // 8000/s
+		Baseline: &base, BaselineRev: "5324d75",
+	}
+	var b bytes.Buffer
+	if err := r.Markdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"| Issue 10: this code against 5324d75 (before the lifecycle columns), same run | this code, 1 worker × 32 calls | 5324d75, 1 worker × 32 calls | target | met |",
+		"| drain, messages/s | 8000 | 10000 |  |  |",
+		"| **this code / 5324d75** | **0.80** |  | ≥ 0.90 | **no** |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+// The baseline is built from an exported revision with its patch; the
+// default revision must exist in this repository and its patch apply.
+func TestBuildBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an earlier revision")
+	}
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("git", "-C", root, "cat-file", "-e", DefaultBaseline+"^{commit}").Run(); err != nil {
+		t.Skipf("revision %s is not in this clone (shallow?): %v", DefaultBaseline, err)
+	}
+	b, err := buildBaseline(context.Background(), DefaultBaseline, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{b.worker, b.scheduler} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := fs.Stat(b.migrations, "00003_lease_index.sql"); err != nil {
+		t.Error(err)
 	}
 }
 

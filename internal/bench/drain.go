@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -150,6 +151,9 @@ type drainSpec struct {
 	// its statement counts to ("" when it writes none).
 	workerArgs func(i int) (args []string, statements string)
 	claimClock bool
+	// migrations builds the schema (nil: this code's, store.Migrations);
+	// a baseline drain gives its revision's own.
+	migrations fs.FS
 	// receiverDelay makes the sink hold every answer this long.
 	receiverDelay time.Duration
 	timeout       time.Duration
@@ -174,7 +178,7 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 			err = errors.Join(err, derr)
 		}
 	}()
-	if err := prepareBacklog(ctx, db, gen, sp.messages, sp.claimClock); err != nil {
+	if err := prepareBacklog(ctx, db, sp.migrations, gen, sp.messages, sp.claimClock); err != nil {
 		return res, err
 	}
 
@@ -323,16 +327,20 @@ func distinctErrors(program string, lines []string) []string {
 	return out
 }
 
-// prepareBacklog migrates the database, inserts the backlog, installs the
-// claim clock and gives the planner statistics (autovacuum may be off, as
-// it is on the bench machine; production's autovacuum would have run).
-func prepareBacklog(ctx context.Context, db *database, gen Generator, n int, claimClock bool) error {
+// prepareBacklog migrates the database with migrations (nil: this code's),
+// inserts the backlog, installs the claim clock and gives the planner
+// statistics (autovacuum may be off, as it is on the bench machine;
+// production's autovacuum would have run).
+func prepareBacklog(ctx context.Context, db *database, migrations fs.FS, gen Generator, n int, claimClock bool) error {
 	pool, err := db.open(ctx, 2, nil)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := store.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if migrations == nil {
+		migrations = store.Migrations()
+	}
+	if err := store.MigrateFS(ctx, pool, migrations, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		return err
 	}
 	if err := gen.Insert(ctx, pool, n); err != nil {

@@ -25,7 +25,11 @@ type Report struct {
 	// RiverVersion the River release bench/river requires.
 	River        []DrainResult
 	RiverVersion string
-	Notes        []string
+	// Baseline is the 1-worker drain by the programs of BaselineRev (see
+	// Options.Baseline); nil when none ran.
+	Baseline    *DrainResult
+	BaselineRev string
+	Notes       []string
 }
 
 // Targets from issue 6, and from issue 9 where it sets a new one.
@@ -283,7 +287,50 @@ func (r *Report) Markdown(w io.Writer) error {
 	if err := r.writeRiver(w); err != nil {
 		return err
 	}
+	if err := r.writeBaseline(w); err != nil {
+		return err
+	}
 	return r.writeDetails(w)
+}
+
+// VsBaseline is this code's 1-worker drain rate / the baseline's, NaN when
+// either is missing.
+func (r *Report) VsBaseline() float64 {
+	i := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 1 })
+	if r.Baseline == nil || i < 0 || r.Baseline.Rate() == 0 {
+		return math.NaN()
+	}
+	return r.Drains[i].Rate() / r.Baseline.Rate()
+}
+
+// writeBaseline writes the table that compares this code's 1-worker drain
+// with the baseline revision's.
+func (r *Report) writeBaseline(w io.Writer) error {
+	i := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 1 })
+	if r.Baseline == nil || i < 0 {
+		return nil
+	}
+	cols := []DrainResult{r.Drains[i], *r.Baseline}
+	t := &table{}
+	t.add(fmt.Sprintf("Issue 10: this code against %s (before the lifecycle columns), same run", r.BaselineRev),
+		fmt.Sprintf("this code, 1 worker × %d calls", cols[0].Concurrency),
+		fmt.Sprintf("%s, 1 worker × %d calls", r.BaselineRev, cols[1].Concurrency), "target", "met")
+	row := func(name string, cell func(d DrainResult) string, target, met string) {
+		t.add(name, cell(cols[0]), cell(cols[1]), target, met)
+	}
+	row("messages drained", func(d DrainResult) string { return fmt.Sprint(d.Messages) }, "", "")
+	row("drain, messages/s", func(d DrainResult) string { return fmt.Sprintf("%.0f", d.Rate()) }, "", "")
+	vs := r.VsBaseline()
+	t.add(fmt.Sprintf("**this code / %s**", r.BaselineRev), "**"+ratio(vs)+"**", "", fmt.Sprintf("≥ %.2f", targetVsBaseline), verdict(vs >= targetVsBaseline))
+	row(fmt.Sprintf("CPUs busy during the drain, %% of all %d cores (/proc/stat)", r.Machine.CPUs), percent, "", "")
+	row("PostgreSQL statements per message (transactions, pg_stat_database)", func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) }, "", "")
+	row("claim → outcome row written, p50 / p99 ms", func(d DrainResult) string { return pair(d.ClaimToRecorded) }, "", "")
+	row("peak RSS per worker (VmHWM), MiB", func(d DrainResult) string { return fmt.Sprintf("%.1f", float64(d.PeakRSS)/(1<<20)) }, "", "")
+	row("duplicate deliveries", func(d DrainResult) string { return fmt.Sprint(d.Duplicates) }, "0", "")
+	if _, err := io.WriteString(w, "\n"); err != nil {
+		return err
+	}
+	return t.write(w)
 }
 
 // riverShort names a variant in a few words.

@@ -148,7 +148,7 @@ func runRiverDrain(ctx context.Context, sp drainSpec, rs riverSpec) (res DrainRe
 			err = errors.Join(err, derr)
 		}
 	}()
-	if err := prepareBacklog(ctx, db, gen, sp.messages, false); err != nil {
+	if err := prepareBacklog(ctx, db, nil, gen, sp.messages, false); err != nil {
 		return res, err
 	}
 	if err := runToEnd(ctx, "River peer setup", rs.bin, []string{"setup", "-postgres", db.uri}, 10*time.Minute); err != nil {

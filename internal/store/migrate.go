@@ -31,6 +31,13 @@ func Migrations() fs.FS {
 // start at the same moment: one applies, the others wait and find nothing to
 // do.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	return MigrateFS(ctx, pool, Migrations(), log)
+}
+
+// MigrateFS is Migrate with the migrations in fsys: the benchmark builds
+// an earlier revision's schema with it, to compare that revision's
+// programs in the same run.
+func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, log *slog.Logger) error {
 	db := stdlib.OpenDBFromPool(pool)
 	defer func() { _ = db.Close() }()
 
@@ -39,7 +46,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("migrate: locker: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, Migrations(),
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
 	)
