@@ -315,9 +315,9 @@ func TestMarkdownBaseline(t *testing.T) {
 	}
 	base := drain(100 * time.Millisecond) // 10000/s
 	r := &Report{
-		Machine: Machine{CPUs: 2},
-		Wire:    map[int]WireResult{32: {Concurrency: 32, Messages: 1000, Elapsed: 50 * time.Millisecond}},
-		Drains:  []DrainResult{drain(125 * time.Millisecond)}, // 8000/s
+		Machine:  Machine{CPUs: 2},
+		Wire:     map[int]WireResult{32: {Concurrency: 32, Messages: 1000, Elapsed: 50 * time.Millisecond}},
+		Drains:   []DrainResult{drain(125 * time.Millisecond)}, // 8000/s
 		Baseline: &base, BaselineRev: "5324d75",
 	}
 	var b bytes.Buffer
