@@ -1,10 +1,15 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +25,7 @@ var (
 	drainConc  = flag.Int("drain-concurrency", 32, "TestDrainSpeed: calls in flight")
 	drainDelay = flag.Duration("drain-delay", 0, "TestDrainSpeed: how long the receiver holds each answer")
 	drainQueue = flag.Int("drain-queue", 0, "TestDrainSpeed: QueueSize (0: the default)")
+	drainSQL   = flag.String("drain-sql", "", "TestDrainSpeed: SQL run after migrating, to measure a variant of the schema")
 )
 
 // TestDrainSpeed is an ad-hoc measurement, not a check: it drains -drain
@@ -39,6 +45,11 @@ func TestDrainSpeed(t *testing.T) {
 		}
 	}
 	e := newEnv(t, respond)
+	if *drainSQL != "" {
+		if _, err := e.pool.Exec(context.Background(), *drainSQL); err != nil {
+			t.Fatalf("-drain-sql: %v", err)
+		}
+	}
 	ids := testenv.InsertMessages(t, e.pool, *drainN)
 	defer e.rdb.Del(context.Background(), keys(ids)...)
 	if _, err := e.pool.Exec(context.Background(), `VACUUM ANALYZE messages`); err != nil {
@@ -61,15 +72,55 @@ func TestDrainSpeed(t *testing.T) {
 		}
 		return n
 	}
-	x0 := xacts()
+	wal := func() int64 {
+		var n int64
+		if err := e.pool.QueryRow(context.Background(), `SELECT pg_current_wal_lsn() - '0/0'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	x0, w0, c0 := xacts(), wal(), postgresCPU(t)
 	start := time.Now()
 	n, err := svc.Dispatch(context.Background())
 	took := time.Since(start)
 	if err != nil || n != *drainN {
 		t.Fatalf("dispatched %d of %d: %v", n, *drainN, err)
 	}
-	x1 := xacts()
+	x1, w1, c1 := xacts(), wal(), postgresCPU(t)
 	st := svc.Stats()
-	t.Logf("drained %d messages, %d in flight, receiver delay %s: %s, %.0f msg/s, %.3f PostgreSQL transactions per message (%d claims, %d records)",
-		n, *drainConc, *drainDelay, took.Round(time.Millisecond), float64(n)/took.Seconds(), float64(x1-x0-2)/float64(n), st.Claims, st.Records)
+	t.Logf("drained %d messages, %d in flight, receiver delay %s: %s, %.0f msg/s; per message: %.3f PostgreSQL transactions, %.0f WAL bytes, %.0f µs of PostgreSQL CPU (%d claims, %d records)",
+		n, *drainConc, *drainDelay, took.Round(time.Millisecond), float64(n)/took.Seconds(), float64(x1-x0-2)/float64(n),
+		float64(w1-w0)/float64(n), float64((c1-c0).Microseconds())/float64(n), st.Claims, st.Records)
+}
+
+// postgresCPU is the CPU time (user and system) of every process named
+// postgres on this machine, from /proc: the server the drain runs against.
+func postgresCPU(t *testing.T) time.Duration {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ticks int64
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the process ended
+		}
+		// pid (comm) state ppid ... utime is field 14, stime 15.
+		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || end < open || string(b[open+1:end]) != "postgres" {
+			continue
+		}
+		f := strings.Fields(string(b[end+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, err1 := strconv.ParseInt(f[11], 10, 64)
+		s, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err1 == nil && err2 == nil {
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
