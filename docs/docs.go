@@ -228,7 +228,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "too_large",
-                                    "message": "request body is larger than 65536 bytes"
+                                    "message": "request body is too large: at most 65536 bytes, 2097152 for a batch create"
                                 }
                             }
                         }
@@ -314,7 +314,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
+                "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
                 "consumes": [
                     "application/json"
                 ],
@@ -387,7 +387,7 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body larger than the limit",
+                        "description": "Body larger than 2 MiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -395,7 +395,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "too_large",
-                                    "message": "request body is larger than 65536 bytes"
+                                    "message": "request body is too large: at most 65536 bytes, 2097152 for a batch create"
                                 }
                             }
                         }
@@ -1068,7 +1068,7 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body larger than the limit",
+                        "description": "Body larger than 64 KiB",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -1076,7 +1076,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "too_large",
-                                    "message": "request body is larger than 65536 bytes"
+                                    "message": "request body is too large: at most 65536 bytes, 2097152 for a batch create"
                                 }
                             }
                         }

@@ -20,6 +20,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -38,6 +39,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
 
 	// The generated OpenAPI document registers itself with swag.
 	_ "github.com/messaging-server/messaging-server/docs"
@@ -47,10 +49,32 @@ import (
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
-// BodyLimit is the largest request body the API reads; larger ones get 413
-// before any handler runs. A message is at most 255 characters, so 64 KiB
-// leaves room for any honest client and none for a memory attack.
+// BodyLimit is the largest request body the API reads on every route but
+// the batch create; larger ones get 413 from their declared length, before
+// the body is read or any handler runs. A message is at most 255
+// characters, so 64 KiB leaves room for any honest client and none for a
+// memory attack.
 const BodyLimit = 64 << 10
+
+// BatchBodyLimit is the largest body of POST /api/v1/messages/batch: 1,000
+// items of the largest valid message, every character of its content
+// escaped as \uXXXX (255 × 6 bytes) with its other fields, fit in it.
+const BatchBodyLimit = 2 << 20
+
+// batchPath is the one route that takes BatchBodyLimit.
+const batchPath = "/api/v1/messages/batch"
+
+// bodyLimit gives each request its body limit once its header is read:
+// BatchBodyLimit for the batch create, BodyLimit for everything else.
+// fasthttp refuses a larger declared length before reading the body, and
+// the error handler answers 413.
+func bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+	if bytes.EqualFold(bytes.TrimSuffix(path, []byte("/")), []byte(batchPath)) {
+		return fasthttp.RequestConfig{MaxRequestBodySize: BatchBodyLimit}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: BodyLimit}
+}
 
 // Deps are the shared connections the API uses. The program that runs the
 // API (internal/app's wiring in cmd/api) owns and closes them; api never
@@ -104,7 +128,8 @@ func New(cfg config.Config, d *Deps) *Server {
 		AppName:               cfg.AppName,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
-		BodyLimit:             BodyLimit,
+		// The ceiling of every route; bodyLimit lowers it per request.
+		BodyLimit: BatchBodyLimit,
 		// Values from the request outlive nothing by accident.
 		Immutable:    true,
 		ReadTimeout:  15 * time.Second,
@@ -117,6 +142,7 @@ func New(cfg config.Config, d *Deps) *Server {
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          cfg.TrustedProxies,
 	})
+	s.app.Server().HeaderReceived = bodyLimit
 	s.routes()
 	return s
 }
@@ -152,7 +178,7 @@ func (s *Server) routes() {
 	// check, so a wrong Content-Type gets 415 before the body is read.
 	v1.Post("/messages", s.requireKey, requireJSON, s.createMessage)
 	v1.Get("/messages", s.listMessages)
-	v1.Post("/messages/batch", s.requireKey, requireJSON, s.createBatch)
+	v1.Post(strings.TrimPrefix(batchPath, "/api/v1"), s.requireKey, requireJSON, s.createBatch)
 	v1.Post("/receipts", s.requireKey, requireJSON, s.postReceipt)
 	// Registered before /messages/:id so that "sent" is not read as an id.
 	v1.Get("/messages/sent", s.listSent)

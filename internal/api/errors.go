@@ -96,6 +96,11 @@ func (s *Server) classify(c *fiber.Ctx, err error) *Error {
 	return errInternal
 }
 
+// errTooLarge is the one 413: it names both limits, so it never needs the
+// route.
+var errTooLarge = &Error{Status: fiber.StatusRequestEntityTooLarge, Code: "too_large",
+	Message: fmt.Sprintf("request body is too large: at most %d bytes, %d for a batch create", BodyLimit, BatchBodyLimit)}
+
 var errInternal = &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
 
 // answerFor is the error map: the answer for every error a client may be
@@ -144,7 +149,7 @@ func fromFiber(fe *fiber.Error) *Error {
 	case fiber.StatusMethodNotAllowed:
 		return &Error{Status: fe.Code, Code: "method_not_allowed", Message: "method not allowed on this route"}
 	case fiber.StatusRequestEntityTooLarge:
-		return &Error{Status: fe.Code, Code: "too_large", Message: fmt.Sprintf("request body is larger than %d bytes", BodyLimit)}
+		return errTooLarge
 	case fiber.StatusRequestHeaderFieldsTooLarge:
 		return &Error{Status: fe.Code, Code: "headers_too_large", Message: "request headers are too large"}
 	case fiber.StatusUnsupportedMediaType:

@@ -303,7 +303,7 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 // createBatch stores up to 1000 messages, all or nothing.
 //
 //	@Summary		Create messages in one request
-//	@Description	Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.
+//	@Description	Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.
 //	@Tags			messages
 //	@Accept			json
 //	@Produce		json
@@ -313,7 +313,7 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 //	@Failure		400		{object}	ErrorResponse	"Malformed JSON or an unknown field outside the items"
 //	@Failure		401		{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		409		{object}	ErrorResponse	"duplicate_id: an item reuses an id with a different body"
-//	@Failure		413		{object}	ErrorResponse	"Body larger than the limit"
+//	@Failure		413		{object}	ErrorResponse	"Body larger than 2 MiB"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not application/json"
 //	@Failure		422		{object}	ErrorResponse	"Invalid items; error.items lists them"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"

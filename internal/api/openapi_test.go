@@ -132,7 +132,7 @@ func operations() []operation {
 				{"malformed JSON", batch(`{"messages": [],}`), 400, true, "", false},
 				{"unknown field", batch(`{"messages": [{"content": "one"` + ok + `], "colour": "red"}`), 400, true, "unknown_field", false},
 				{"invalid UTF-8 in an item", batch("{\"messages\": [{\"content\": \"a\xffb\"" + ok + "]}"), 400, false, "", false},
-				{"too large", batch(`{"messages": [{"content": "` + strings.Repeat("x", 70_000) + `"` + ok + `]}`), 413, true, "", true},
+				{"too large", batch(`{"messages": [{"content": "` + strings.Repeat("x", api.BatchBodyLimit) + `"` + ok + `]}`), 413, true, "", true},
 				{"text/plain", req{method: http.MethodPost, path: "/api/v1/messages/batch", body: `{"messages": []}`,
 					headers: []string{"Content-Type: text/plain", key}}, 415, true, "", false},
 			},
@@ -383,6 +383,14 @@ func serveOnSocket(t *testing.T, e *env) sender {
 	base := "http://" + ln.Addr().String()
 	return func(t *testing.T, r req) (int, http.Header, []byte) {
 		t.Helper()
+		if r.method == http.MethodPost && len(r.body) > api.BodyLimit {
+			// Declared in full, sent only in part: the server answers 413
+			// from the length and closes, and a client still writing a
+			// large body could read the reset instead of the answer.
+			headers := slices.DeleteFunc(slices.Clone(r.headers), func(h string) bool { return strings.HasPrefix(h, "Content-Type:") })
+			resp, b := rawPost(t, ln.Addr().String(), r.path, len(r.body), r.body[:64], headers...)
+			return resp.StatusCode, resp.Header, b
+		}
 		hr, err := http.NewRequest(r.method, base+r.path, strings.NewReader(r.body))
 		if err != nil {
 			t.Fatal(err)

@@ -104,7 +104,7 @@ func printable(s string) bool {
 //	@Failure		400		{object}	ErrorResponse	"Malformed JSON or an unknown field"
 //	@Failure		401		{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		404		{object}	ErrorResponse	"No sent message has this message_id"
-//	@Failure		413		{object}	ErrorResponse	"Body larger than the limit"
+//	@Failure		413		{object}	ErrorResponse	"Body larger than 64 KiB"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not application/json"
 //	@Failure		422		{object}	ErrorResponse	"A field is invalid; error.field names it"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
