@@ -69,6 +69,10 @@ type Options struct {
 	// revision, on a schema built by its own migrations, right after this
 	// code's 1-worker drain (issue 10: the cost of the lifecycle columns).
 	Baseline string
+	// BaselinePairs is how many (this code, baseline) pairs of 1-worker
+	// drains run, alternating; the first pair's drain of this code is the
+	// main table's. The median of the pairs' ratios is reported.
+	BaselinePairs int
 }
 
 // maxReceiverDelay keeps the slow receiver under WEBHOOK_TIMEOUT's default
@@ -100,6 +104,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.BoolVar(&o.River, "river", true, "also drain with the River peer (bench/river), plain UPDATE and JobCompleteTx, 1 process × -concurrency jobs")
 	fs.StringVar(&o.Baseline, "baseline", DefaultBaseline,
 		"also drain with 1 worker built from this git revision, on its own schema, for the ratio this code / it (empty: skip)")
+	fs.IntVar(&o.BaselinePairs, "baseline-pairs", 3, "alternating (this code, baseline) pairs of 1-worker drains; the median ratio is reported")
 	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -151,6 +156,8 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		return o, errors.New("-pending must be at least -concurrency, and -claim-runs at least 1")
 	case o.ReceiverDelay < 0 || o.ReceiverDelay > maxReceiverDelay:
 		return o, fmt.Errorf("-receiver-delay must be from 0 to %s (under WEBHOOK_TIMEOUT)", maxReceiverDelay)
+	case o.Baseline != "" && (o.BaselinePairs < 1 || o.BaselinePairs > 9):
+		return o, errors.New("-baseline-pairs must be from 1 to 9")
 	case o.Timeout <= 0:
 		return o, errors.New("-timeout must be positive")
 	}
@@ -305,23 +312,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		}
 		// The baseline and the River peer run right after the first drain,
 		// so that they meet the machine in the same state.
-		if i == 0 && base != nil {
-			log.Info("baseline drain", "revision", base.rev, "messages", o.Messages, "concurrency", o.Concurrency)
-			bd, err := runDrain(ctx, drainSpec{
-				env: o.Env, workers: 1, concurrency: o.Concurrency, messages: o.Messages,
-				tag: fmt.Sprintf("b%s-base", run), scheduler: base.scheduler, worker: base.worker, migrations: base.migrations,
-				workerArgs: func(int) ([]string, string) { return nil, "" },
-				claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
-			})
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, err
-				}
-				rep.Notes = append(rep.Notes, fmt.Sprintf("the baseline drain (%s) failed and is not in the report: %v", base.rev, err))
-				log.Error("baseline drain failed", "err", err)
-			} else {
-				rep.Baseline, rep.BaselineRev = &bd, base.rev
-				log.Info("baseline drain done", "per_second", int(bd.Rate()), "cpu_busy_percent", int(bd.CPUBusy))
+		if i == 0 && base != nil && w == 1 && err == nil {
+			if err := runBaselinePairs(ctx, o, rep, dr, base, scheduler, worker, run, log); err != nil {
+				return nil, err
 			}
 		}
 		if i == 0 && riverBin != "" {
@@ -393,6 +386,53 @@ func runRiverPeers(ctx context.Context, o Options, rep *Report, bin, dir, run st
 		}
 		rep.River = append(rep.River, dr)
 		log.Info("River peer drain done", "variant", v, "per_second", int(dr.Rate()), "cpu_busy_percent", int(dr.CPUBusy))
+	}
+	return nil
+}
+
+// runBaselinePairs drains the backlog with one worker of the baseline,
+// then, for each further pair, once more with this code and once with the
+// baseline, alternating, so that the machine's drift falls on both. first
+// is this code's drain that opened the run. A drain that fails is noted
+// and its pair left out.
+func runBaselinePairs(ctx context.Context, o Options, rep *Report, first DrainResult, base *baseline, scheduler, worker, run string, log *slog.Logger) error {
+	rep.BaselineRev = base.rev
+	drain := func(k int, who string) (DrainResult, error) {
+		spec := drainSpec{
+			env: o.Env, workers: 1, concurrency: o.Concurrency, messages: o.Messages,
+			tag: fmt.Sprintf("b%s-p%d%s", run, k, who), scheduler: scheduler, worker: worker,
+			workerArgs: func(int) ([]string, string) { return nil, "" },
+			claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
+		}
+		if who == "b" {
+			spec.scheduler, spec.worker, spec.migrations = base.scheduler, base.worker, base.migrations
+		}
+		log.Info("baseline pair", "pair", k+1, "of", o.BaselinePairs, "code", map[string]string{"t": "this", "b": base.rev}[who])
+		return runDrain(ctx, spec)
+	}
+	for k := range o.BaselinePairs {
+		this := first
+		if k > 0 {
+			var err error
+			if this, err = drain(k, "t"); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				rep.Notes = append(rep.Notes, fmt.Sprintf("baseline pair %d: this code's drain failed: %v", k+1, err))
+				continue
+			}
+		}
+		b, err := drain(k, "b")
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("baseline pair %d: the %s drain failed: %v", k+1, base.rev, err))
+			continue
+		}
+		rep.Baseline = append(rep.Baseline, BaselinePair{This: this, Base: b})
+		log.Info("baseline pair done", "pair", k+1, "this_per_second", int(this.Rate()), "baseline_per_second", int(b.Rate()),
+			"ratio", fmt.Sprintf("%.2f", this.Rate()/b.Rate()))
 	}
 	return nil
 }

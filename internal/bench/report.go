@@ -25,9 +25,9 @@ type Report struct {
 	// RiverVersion the River release bench/river requires.
 	River        []DrainResult
 	RiverVersion string
-	// Baseline is the 1-worker drain by the programs of BaselineRev (see
-	// Options.Baseline); nil when none ran.
-	Baseline    *DrainResult
+	// Baseline holds the alternating pairs of 1-worker drains by this code
+	// and by the programs of BaselineRev (see Options.Baseline).
+	Baseline    []BaselinePair
 	BaselineRev string
 	Notes       []string
 }
@@ -293,40 +293,70 @@ func (r *Report) Markdown(w io.Writer) error {
 	return r.writeDetails(w)
 }
 
-// VsBaseline is this code's 1-worker drain rate / the baseline's, NaN when
-// either is missing.
-func (r *Report) VsBaseline() float64 {
-	i := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 1 })
-	if r.Baseline == nil || i < 0 || r.Baseline.Rate() == 0 {
+// BaselinePair is one drain of this code and, right after it, one of the
+// baseline, both with one worker.
+type BaselinePair struct{ This, Base DrainResult }
+
+// Ratio is this code's rate / the baseline's, NaN without a baseline rate.
+func (p BaselinePair) Ratio() float64 {
+	if p.Base.Rate() == 0 {
 		return math.NaN()
 	}
-	return r.Drains[i].Rate() / r.Baseline.Rate()
+	return p.This.Rate() / p.Base.Rate()
 }
 
-// writeBaseline writes the table that compares this code's 1-worker drain
-// with the baseline revision's.
+// VsBaseline is the median of the pairs' ratios, NaN without pairs.
+func (r *Report) VsBaseline() float64 {
+	var xs []float64
+	for _, p := range r.Baseline {
+		if x := p.Ratio(); !math.IsNaN(x) {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
+
+// writeBaseline writes the table that compares this code's 1-worker drains
+// with the baseline revision's, pair by pair.
 func (r *Report) writeBaseline(w io.Writer) error {
-	i := slices.IndexFunc(r.Drains, func(d DrainResult) bool { return d.Workers == 1 })
-	if r.Baseline == nil || i < 0 {
+	if len(r.Baseline) == 0 {
 		return nil
 	}
-	cols := []DrainResult{r.Drains[i], *r.Baseline}
 	t := &table{}
-	t.add(fmt.Sprintf("Issue 10: this code against %s (before the lifecycle columns), same run", r.BaselineRev),
-		fmt.Sprintf("this code, 1 worker × %d calls", cols[0].Concurrency),
-		fmt.Sprintf("%s, 1 worker × %d calls", r.BaselineRev, cols[1].Concurrency), "target", "met")
-	row := func(name string, cell func(d DrainResult) string, target, met string) {
-		t.add(name, cell(cols[0]), cell(cols[1]), target, met)
+	head := []string{fmt.Sprintf("Issue 10: this code against %s (before the lifecycle columns), 1 worker × %d calls, alternating",
+		r.BaselineRev, r.Baseline[0].This.Concurrency)}
+	for k := range r.Baseline {
+		head = append(head, fmt.Sprintf("pair %d", k+1))
 	}
-	row("messages drained", func(d DrainResult) string { return fmt.Sprint(d.Messages) }, "", "")
-	row("drain, messages/s", func(d DrainResult) string { return fmt.Sprintf("%.0f", d.Rate()) }, "", "")
+	t.add(append(head, "median", "target", "met")...)
+	row := func(name string, cell func(p BaselinePair) string, median, target, met string) {
+		cells := []string{name}
+		for _, p := range r.Baseline {
+			cells = append(cells, cell(p))
+		}
+		t.add(append(cells, median, target, met)...)
+	}
+	rate := func(d DrainResult) string { return fmt.Sprintf("%.0f", d.Rate()) }
+	row("this code, messages/s", func(p BaselinePair) string { return rate(p.This) }, "", "", "")
+	row(r.BaselineRev+", messages/s", func(p BaselinePair) string { return rate(p.Base) }, "", "", "")
 	vs := r.VsBaseline()
-	t.add(fmt.Sprintf("**this code / %s**", r.BaselineRev), "**"+ratio(vs)+"**", "", fmt.Sprintf("≥ %.2f", targetVsBaseline), verdict(vs >= targetVsBaseline))
-	row(fmt.Sprintf("CPUs busy during the drain, %% of all %d cores (/proc/stat)", r.Machine.CPUs), percent, "", "")
-	row("PostgreSQL statements per message (transactions, pg_stat_database)", func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) }, "", "")
-	row("claim → outcome row written, p50 / p99 ms", func(d DrainResult) string { return pair(d.ClaimToRecorded) }, "", "")
-	row("peak RSS per worker (VmHWM), MiB", func(d DrainResult) string { return fmt.Sprintf("%.1f", float64(d.PeakRSS)/(1<<20)) }, "", "")
-	row("duplicate deliveries", func(d DrainResult) string { return fmt.Sprint(d.Duplicates) }, "0", "")
+	row(fmt.Sprintf("**this code / %s**", r.BaselineRev), func(p BaselinePair) string { return ratio(p.Ratio()) },
+		"**"+ratio(vs)+"**", fmt.Sprintf("≥ %.2f", targetVsBaseline), verdict(vs >= targetVsBaseline))
+	stmts := func(d DrainResult) string { return fmt.Sprintf("%.3f", d.PerMessage()) }
+	row("PostgreSQL statements per message, this code / "+r.BaselineRev, func(p BaselinePair) string {
+		return stmts(p.This) + " / " + stmts(p.Base)
+	}, "", "", "")
+	row(fmt.Sprintf("CPUs busy, %% of all %d cores, this code / %s", r.Machine.CPUs, r.BaselineRev), func(p BaselinePair) string {
+		return percent(p.This) + " / " + percent(p.Base)
+	}, "", "", "")
+	row("duplicate deliveries", func(p BaselinePair) string { return fmt.Sprint(p.This.Duplicates + p.Base.Duplicates) }, "", "0", "")
 	if _, err := io.WriteString(w, "\n"); err != nil {
 		return err
 	}
