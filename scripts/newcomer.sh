@@ -121,6 +121,59 @@ while IFS= read -r line; do
 	checked=$((checked + 1))
 done <<<"$lines"
 
+# The README's lifecycle block, in order, as a newcomer pastes it: its
+# variable lines are run too (BASE and AUTH then pointed at this system),
+# and before the lines about otp-4711's calls it waits for otp-4711 to be
+# sent, as the block's comment says.
+lifecycle_expect() {
+	case "$1" in
+	*'/receipts'*) echo 200 ;;
+	*'/cancel'*) echo 200 ;;
+	*'/attempts'*) echo 200 ;;
+	*'/api/v1/messages/batch'*) echo 201 ;;
+	*'/api/v1/messages?'*) echo 200 ;;
+	*'/api/v1/messages -d '* | *'/api/v1/messages '*'-d '*) echo 201 ;;
+	*) echo unknown ;;
+	esac
+}
+block=$(awk '/^## Message lifecycle/{in_lc=1} in_lc && /^```sh/{on=1; next} on && /^```/{exit} on' README.md)
+[ -n "$block" ] || fail "no sh block under '## Message lifecycle' in README.md"
+otp_sent() { curl -fsS "$base/api/v1/messages/otp-4711" | grep -q '"status":"sent"'; }
+waited=
+API_KEY= # the README's AUTH line reads it; make run here sets none
+while IFS= read -r line; do
+	case "$line" in
+	'' | '#'*) continue ;;
+	*otp-4711/attempts* | REMOTE=*)
+		if [ -z "$waited" ]; then
+			wait_for 60 "otp-4711 being sent" otp_sent
+			waited=1
+		fi
+		;;
+	esac
+	case "$line" in
+	curl\ *)
+		want=$(lifecycle_expect "$line")
+		[ "$want" != unknown ] || fail "the README's lifecycle block shows a curl line this test does not know; add its answer to lifecycle_expect: $line"
+		cmd="${line/curl -s/curl -sS -o $tmp/body -w %\{http_code\}}"
+		got=$(eval "$cmd") || fail "curl failed: $line"
+		if [ "$got" != "$want" ]; then
+			cat "$tmp/body" >&2
+			fail "$line: got $got, want $want"
+		fi
+		echo "newcomer: $got  ${line%%#*}"
+		checked=$((checked + 1))
+		;;
+	*=*)
+		eval "$line" || fail "the README's line failed: $line"
+		BASE=$base AUTH="X-Unused: 1"
+		;;
+	*) fail "the README's lifecycle block has a line this test cannot run: $line" ;;
+	esac
+done < <(printf '%s\n' "$block" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+[ -n "$REMOTE" ] || fail "the README's REMOTE line found no remote_message_id for otp-4711"
+grep -q '"delivery_status":"delivered"' "$tmp/body" || { cat "$tmp/body" >&2; fail "the receipt did not mark otp-4711 delivered"; }
+
 # Ctrl-C: the signal reaches the script (make's child), which stops
 # everything; make then ends with status 0 and without an "Interrupt" line.
 # The bash that runs the script, not the sh -c that make starts it with.
