@@ -22,6 +22,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/redisconn"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
 	"github.com/messaging-server/messaging-server/internal/task"
+	"github.com/messaging-server/messaging-server/internal/wake"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
 
@@ -50,6 +51,7 @@ type Worker struct {
 	cfg   config.Config
 	srv   *asynq.Server
 	svc   *delivery.Service
+	ticks *wake.Channel
 	hook  *webhook.Client
 	log   *slog.Logger
 	grace time.Duration
@@ -88,6 +90,9 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 	if sched := cfg.Retry(); t.BackoffBase <= 0 && len(sched) > 0 {
 		retryDelay = delivery.Scheduled(sched)
 	}
+	// Every fresh tick wakes every worker, not only the one that took its
+	// dispatch task.
+	ticks := wake.New(wake.Deps{Redis: d.Redis, Queue: cfg.Queue})
 	svc := delivery.New(delivery.Params{
 		Config: delivery.Config{
 			Budget:      cfg.MessageFetchLimit,
@@ -105,6 +110,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		Log:     log,
 		Metrics: metrics.NewDelivery(reg),
 		Breaker: brk,
+		Ticks:   ticks,
 	})
 
 	poll := t.PollInterval
@@ -128,7 +134,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 			log.Error("dispatch task failed", "type", task.Type(), "err", err)
 		}),
 	})
-	return &Worker{cfg: cfg, srv: srv, svc: svc, hook: hook, log: log, grace: grace, reg: reg}
+	return &Worker{cfg: cfg, srv: srv, svc: svc, ticks: ticks, hook: hook, log: log, grace: grace, reg: reg}
 }
 
 // Service exposes the delivery service, for metrics and tests.
@@ -150,6 +156,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer close(driven)
 		w.svc.Run(ctx)
 	}()
+	listenCtx, stopListening := context.WithCancel(ctx)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		w.ticks.Listen(listenCtx, w.svc.Wake)
+	}()
+	defer func() { stopListening(); <-listening }()
 	stopMetrics, err := w.serveMetrics()
 	if err != nil {
 		w.svc.Drain()

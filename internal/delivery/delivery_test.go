@@ -51,6 +51,13 @@ func (e *env) service(t *testing.T, cfg delivery.Config) *delivery.Service {
 // serviceWith builds a Service with a circuit breaker seam (nil: none).
 func (e *env) serviceWith(t *testing.T, cfg delivery.Config, gate delivery.Gate) *delivery.Service {
 	t.Helper()
+	return e.serviceFull(t, cfg, gate, nil)
+}
+
+// serviceFull builds a Service with a circuit breaker seam and a tick
+// announcer (nil: none).
+func (e *env) serviceFull(t *testing.T, cfg delivery.Config, gate delivery.Gate, ticks delivery.TickAnnouncer) *delivery.Service {
+	t.Helper()
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Hour
 	}
@@ -62,7 +69,7 @@ func (e *env) serviceWith(t *testing.T, cfg delivery.Config, gate delivery.Gate)
 	}
 	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, AuthHeader: "x-ins-auth-key", MaxConns: cfg.Concurrency})
 	t.Cleanup(hook.Close)
-	return delivery.New(delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t), Breaker: gate})
+	return delivery.New(delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t), Breaker: gate, Ticks: ticks})
 }
 
 // recv receives from ch or fails the test after timeout.
@@ -669,5 +676,54 @@ func TestSlowCallsHandBackTheDeepQueue(t *testing.T) {
 		if n != 1 {
 			t.Errorf("message %s received %d times", id, n)
 		}
+	}
+}
+
+// announceFunc hands announced ticks to a function, in process: the Redis
+// channel that carries them between processes is tested in internal/wake.
+type announceFunc func()
+
+func (f announceFunc) TickStarted(context.Context) error { f(); return nil }
+
+var _ delivery.TickAnnouncer = announceFunc(nil)
+
+// A worker that took no dispatch task sends as soon as another process
+// announces a fresh tick; a duplicate tick announces nothing.
+func TestFreshTickWakesTheOtherWorkers(t *testing.T) {
+	t.Parallel()
+	const backlog = 20
+	e := newEnv(t, nil)
+	ids := testenv.InsertMessages(t, e.pool, backlog)
+	defer e.rdb.Del(context.Background(), keys(ids)...)
+	other := e.service(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); other.Run(ctx) }()
+	defer func() {
+		other.Drain()
+		cancel()
+		recv(t, ran, 10*time.Second, "the other worker to stop")
+		other.Wait()
+	}()
+
+	var announced atomic.Int64
+	taker := e.serviceFull(t, delivery.Config{Concurrency: 4, MaxAttempts: 3}, nil, announceFunc(func() {
+		announced.Add(1)
+		other.Wake()
+	}))
+	// The taker only starts ticks; it never runs a producer of its own.
+	for range 2 {
+		if err := taker.HandleDispatch(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := announced.Load(); n != 1 {
+		t.Fatalf("%d ticks announced for one fresh tick and one duplicate", n)
+	}
+	testenv.Eventually(t, 10*time.Second, "the other worker sending the backlog", func() bool {
+		return other.Stats().Sent == backlog
+	})
+	if st := taker.Stats(); st.Sent != 0 || st.Claims != 0 {
+		t.Fatalf("the taker claimed: %+v", st)
 	}
 }

@@ -161,6 +161,14 @@ type Params struct {
 	Metrics *metrics.Delivery
 	// Breaker, when set, is the circuit breaker every worker shares.
 	Breaker Gate
+	// Ticks, when set, hears of every fresh tick this process starts, so
+	// that the other workers can be woken (see Wake).
+	Ticks TickAnnouncer
+}
+
+// TickAnnouncer tells the other worker processes that a tick started.
+type TickAnnouncer interface {
+	TickStarted(ctx context.Context) error
 }
 
 // Stats are running totals for metrics and tests.
@@ -191,7 +199,8 @@ type Service struct {
 	cache  Cache
 	log    *slog.Logger
 	m      *metrics.Delivery
-	gate   Gate // nil: no circuit breaker
+	gate   Gate          // nil: no circuit breaker
+	herald TickAnnouncer // nil: other workers are not told of ticks
 
 	kick chan struct{} // a tick refilled the budget: the producer should claim
 
@@ -212,7 +221,7 @@ func New(p Params) *Service {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
-		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics, gate: p.Breaker,
+		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics, gate: p.Breaker, herald: p.Ticks,
 		policy:   Policy{MaxAttempts: cfg.MaxAttempts, RetryDelay: cfg.RetryDelay},
 		kick:     make(chan struct{}, 1),
 		draining: make(chan struct{}),
@@ -259,11 +268,27 @@ func (s *Service) HandleDispatch(ctx context.Context, _ *asynq.Task) error {
 	if err := s.reserve(ctx); err != nil {
 		return err
 	}
+	s.wakeProducer()
+	return nil
+}
+
+// Wake tells the producer that another process started a fresh tick: it
+// claims until the budget is spent or nothing is due, as after a dispatch
+// task of its own. A fresh tick means sending runs, so a 410 pause an
+// operator lifted is lifted here too.
+func (s *Service) Wake() {
+	if s.isDraining() {
+		return
+	}
+	s.gone.CompareAndSwap(gonePaused, goneNo)
+	s.wakeProducer()
+}
+
+func (s *Service) wakeProducer() {
 	select {
 	case s.kick <- struct{}{}:
 	default: // a wake-up is already pending
 	}
-	return nil
 }
 
 // Run drives the process's deliveries: each time a tick wakes it, the
@@ -304,6 +329,12 @@ func (s *Service) reserve(ctx context.Context) error {
 	if fresh {
 		s.ticks.Add(1)
 		s.gone.CompareAndSwap(gonePaused, goneNo)
+		if s.herald != nil {
+			if err := s.herald.TickStarted(ctx); err != nil {
+				// The others still wake at their own dispatch tasks.
+				s.log.Warn("could not tell the other workers of the tick", "err", err)
+			}
+		}
 	}
 	s.log.Debug("dispatch tick", "refilled", fresh, "budget", s.cfg.Budget)
 	return nil
