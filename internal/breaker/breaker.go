@@ -38,6 +38,12 @@ type Deps struct {
 	// get before it is read again (default 1 s): another process may have
 	// tripped or closed the breaker.
 	RefreshEvery time.Duration
+	// RefreshFailing replaces RefreshEvery while calls fail (default
+	// 20 ms): this process has failures it has not written, or the shared
+	// window fails at the tripping rate. Every worker wakes at the same
+	// tick, and against a provider that fails at once each process alone
+	// would reach BREAKER_MIN_CALLS before it read the others' failures.
+	RefreshFailing time.Duration
 }
 
 // Breaker is one worker process's handle on the shared breaker. It keeps a
@@ -53,6 +59,7 @@ type Breaker struct {
 	skew      time.Duration // PostgreSQL's clock minus ours, at that read
 	permit    bool          // this process won the probe and has not started it
 	pending   Tally
+	flushing  Tally // taken from pending by a write that has not returned
 	seen      Tally // calls the executors observed that no Report carried yet
 	lastFlush time.Time
 
@@ -70,6 +77,9 @@ func New(d Deps) *Breaker {
 	}
 	if d.RefreshEvery <= 0 {
 		d.RefreshEvery = time.Second
+	}
+	if d.RefreshFailing <= 0 {
+		d.RefreshFailing = 20 * time.Millisecond
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -156,7 +166,7 @@ func (b *Breaker) wouldTripLocked(now time.Time) bool {
 	if b.view.Mode != Closed {
 		return false
 	}
-	t := b.pending.Add(b.seen)
+	t := b.pending.Add(b.seen).Add(b.flushing)
 	if t.Failures == 0 {
 		return false
 	}
@@ -198,7 +208,10 @@ func (b *Breaker) Flush(ctx context.Context) {
 	defer b.flushMu.Unlock()
 	b.mu.Lock()
 	t := b.pending
-	b.pending = Tally{}
+	// Until the write returns, the view does not hold t: count it as
+	// flushing, or the executors would stop counting this process's own
+	// failures for the length of a round trip and call on.
+	b.pending, b.flushing = Tally{}, t
 	b.lastFlush = b.d.Now()
 	b.mu.Unlock()
 	if t.Empty() {
@@ -213,11 +226,12 @@ func (b *Breaker) Flush(ctx context.Context) {
 	if err != nil {
 		b.d.Log.Warn("breaker: write outcomes", "calls", t.Calls, "failures", t.Failures, "err", err)
 		b.mu.Lock()
-		b.pending = b.pending.Add(t)
+		b.pending, b.flushing = b.pending.Add(t), Tally{}
 		b.mu.Unlock()
 		return
 	}
 	b.mu.Lock()
+	b.flushing = Tally{}
 	b.setViewLocked(row, time.Time{}, false)
 	b.mu.Unlock()
 	if tr.Changed() {
@@ -236,7 +250,11 @@ func (b *Breaker) View() State {
 }
 
 func (b *Breaker) refreshLocked(ctx context.Context) {
-	if !b.viewAt.IsZero() && b.d.Now().Sub(b.viewAt) < b.d.RefreshEvery {
+	every := b.d.RefreshEvery
+	if b.failingLocked() {
+		every = min(every, b.d.RefreshFailing)
+	}
+	if !b.viewAt.IsZero() && b.d.Now().Sub(b.viewAt) < every {
 		return
 	}
 	row, dbNow, err := b.d.Store.Breaker(ctx)
@@ -247,6 +265,18 @@ func (b *Breaker) refreshLocked(ctx context.Context) {
 		return
 	}
 	b.setViewLocked(row, dbNow, true)
+}
+
+// failingLocked tells whether calls fail now, as far as this process
+// knows: it has failures it has not written, or the shared window of a
+// closed breaker fails at the tripping rate.
+func (b *Breaker) failingLocked() bool {
+	if b.seen.Failures > 0 || b.pending.Failures > 0 || b.flushing.Failures > 0 {
+		return true
+	}
+	v := b.view
+	calls, failures := v.Calls+v.PrevCalls, v.Failures+v.PrevFailures
+	return v.Mode == Closed && failures > 0 && float64(failures) >= b.d.Settings.FailureRate*float64(calls)
 }
 
 func (b *Breaker) claimProbeLocked(ctx context.Context) bool {

@@ -185,3 +185,54 @@ func TestObservedFailuresStopCallsBeforeTheWrite(t *testing.T) {
 		t.Fatalf("after the report: %+v", row)
 	}
 }
+
+// While the report that carries this process's failures is being written,
+// they still count: executors must not call on for the length of the
+// write. The write is held by a transaction that locks the shared row.
+func TestFailuresBeingWrittenStillStopCalls(t *testing.T) {
+	t.Parallel()
+	_, pool, st := testenv.MigratedStore(t)
+	ctx := context.Background()
+	set := breaker.Settings{Window: 30 * time.Second, MinCalls: 20, FailureRate: 0.5, Cooldown: time.Hour, ProbeTimeout: time.Minute}
+	b := breaker.New(breaker.Deps{Store: st, Settings: set, Log: testenv.Logger(t)})
+	if ok, _ := b.Allow(ctx); !ok {
+		t.Fatal("a fresh breaker refused a call")
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM delivery_breaker FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		b.Observe(true)
+	}
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		b.Report(ctx, breaker.Tally{Calls: 20, Failures: 20, LastError: "HTTP 500"})
+	}()
+	// The report's write waits on the lock; its tally is out of pending.
+	testenv.Eventually(t, 5*time.Second, "the report's write to wait on the row lock", func() bool {
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%delivery_breaker%')`).Scan(&waiting)
+		return err == nil && waiting
+	})
+	if ok, _ := b.Allow(ctx); ok {
+		t.Error("allowed a call while the 20 failures that trip the breaker were being written")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reported:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the report did not finish after the lock was released")
+	}
+	row, _, err := st.Breaker(ctx)
+	if err != nil || row.State != "open" {
+		t.Fatalf("after the report: %+v %v", row, err)
+	}
+}
