@@ -104,13 +104,10 @@ block=$(awk '/^## HTTP API/{in_api=1} in_api && /^```sh/{on=1; next} on && /^```
 lines=$(printf '%s\n' "$block" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta' | grep -E '^curl ' || true)
 [ -n "$lines" ] || fail "no curl lines in the README's API block"
 checked=0
-while IFS= read -r line; do
-	want=$(expect_for "$line")
-	[ "$want" != unknown ] || fail "the README shows a curl line this test does not know; add its answer to expect_for: $line"
-	cmd=${line%%#*}
-	cmd=${cmd//\$BASE/$base}
-	cmd=${cmd//\"\$AUTH\"/\"X-Unused: 1\"}
-	cmd=${cmd//\$AUTH/X-Unused:1}
+# run_curl LINE CMD WANT: run CMD, the README's curl LINE made runnable
+# here, with the status code printed after the body, and check the code.
+run_curl() {
+	local line=$1 cmd=$2 want=$3 got
 	cmd="${cmd/curl -s/curl -sS -o $tmp/body -w %\{http_code\}}"
 	got=$(eval "$cmd") || fail "curl failed: $line"
 	if [ "$got" != "$want" ]; then
@@ -119,6 +116,15 @@ while IFS= read -r line; do
 	fi
 	echo "newcomer: $got  ${line%%#*}"
 	checked=$((checked + 1))
+}
+while IFS= read -r line; do
+	want=$(expect_for "$line")
+	[ "$want" != unknown ] || fail "the README shows a curl line this test does not know; add its answer to expect_for: $line"
+	cmd=${line%%#*}
+	cmd=${cmd//\$BASE/$base}
+	cmd=${cmd//\"\$AUTH\"/\"X-Unused: 1\"}
+	cmd=${cmd//\$AUTH/X-Unused:1}
+	run_curl "$line" "$cmd" "$want"
 done <<<"$lines"
 
 # The README's lifecycle block, in order, as a newcomer pastes it: its
@@ -155,14 +161,7 @@ while IFS= read -r line; do
 	curl\ *)
 		want=$(lifecycle_expect "$line")
 		[ "$want" != unknown ] || fail "the README's lifecycle block shows a curl line this test does not know; add its answer to lifecycle_expect: $line"
-		cmd="${line/curl -s/curl -sS -o $tmp/body -w %\{http_code\}}"
-		got=$(eval "$cmd") || fail "curl failed: $line"
-		if [ "$got" != "$want" ]; then
-			cat "$tmp/body" >&2
-			fail "$line: got $got, want $want"
-		fi
-		echo "newcomer: $got  ${line%%#*}"
-		checked=$((checked + 1))
+		run_curl "$line" "$line" "$want"
 		;;
 	*=*)
 		eval "$line" || fail "the README's line failed: $line"

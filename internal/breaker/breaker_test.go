@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
+	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -155,11 +156,7 @@ func TestObservedFailuresStopCallsBeforeTheWrite(t *testing.T) {
 	t.Parallel()
 	_, _, st := testenv.MigratedStore(t)
 	ctx := context.Background()
-	set := breaker.Settings{Window: 30 * time.Second, MinCalls: 20, FailureRate: 0.5, Cooldown: time.Hour, ProbeTimeout: time.Minute}
-	b := breaker.New(breaker.Deps{Store: st, Settings: set, Log: testenv.Logger(t)})
-	if ok, _ := b.Allow(ctx); !ok {
-		t.Fatal("a fresh breaker refused a call")
-	}
+	b := freshBreaker(t, st)
 	for range 19 {
 		b.Observe(true)
 	}
@@ -193,11 +190,7 @@ func TestFailuresBeingWrittenStillStopCalls(t *testing.T) {
 	t.Parallel()
 	_, pool, st := testenv.MigratedStore(t)
 	ctx := context.Background()
-	set := breaker.Settings{Window: 30 * time.Second, MinCalls: 20, FailureRate: 0.5, Cooldown: time.Hour, ProbeTimeout: time.Minute}
-	b := breaker.New(breaker.Deps{Store: st, Settings: set, Log: testenv.Logger(t)})
-	if ok, _ := b.Allow(ctx); !ok {
-		t.Fatal("a fresh breaker refused a call")
-	}
+	b := freshBreaker(t, st)
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -235,4 +228,16 @@ func TestFailuresBeingWrittenStillStopCalls(t *testing.T) {
 	if err != nil || row.State != "open" {
 		t.Fatalf("after the report: %+v %v", row, err)
 	}
+}
+
+// freshBreaker is a breaker over st that trips at 20 calls of which half
+// failed and stays open an hour, checked to allow its first call.
+func freshBreaker(t *testing.T, st *store.Store) *breaker.Breaker {
+	t.Helper()
+	set := breaker.Settings{Window: 30 * time.Second, MinCalls: 20, FailureRate: 0.5, Cooldown: time.Hour, ProbeTimeout: time.Minute}
+	b := breaker.New(breaker.Deps{Store: st, Settings: set, Log: testenv.Logger(t)})
+	if ok, _ := b.Allow(context.Background()); !ok {
+		t.Fatal("a fresh breaker refused a call")
+	}
+	return b
 }
