@@ -292,12 +292,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			return nil, err
 		}
 		log.Info("drain", "messages", o.Messages, "workers", w, "concurrency", o.Concurrency, "receiver_delay", o.ReceiverDelay)
-		dr, err := runDrain(ctx, drainSpec{
-			env: o.Env, workers: w, concurrency: o.Concurrency, messages: o.Messages,
-			tag: fmt.Sprintf("b%s-d%03d", run, w%1000), scheduler: scheduler, worker: worker,
-			workerArgs: func(int) ([]string, string) { return nil, "" },
-			claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
-		})
+		dr, err := runDrain(ctx, o.drainSpec(w, fmt.Sprintf("b%s-d%03d", run, w%1000), scheduler, worker, log))
 		if err != nil {
 			// The other worker counts may still run: report and go on.
 			if ctx.Err() != nil {
@@ -346,14 +341,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		}
 		stmts := filepath.Join(dir, "statements.json")
 		log.Info("profiled drain", "messages", o.Messages, "profile", profile)
-		dr, err := runDrain(ctx, drainSpec{
-			env: o.Env, workers: 1, concurrency: o.Concurrency, messages: o.Messages,
-			tag: fmt.Sprintf("b%s-p%03d", run, 1), scheduler: scheduler, worker: self,
-			workerArgs: func(int) ([]string, string) {
-				return []string{ChildCommand, "-cpuprofile", profile, "-statements", stmts}, stmts
-			},
-			claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
-		})
+		spec := o.drainSpec(1, fmt.Sprintf("b%s-p%03d", run, 1), scheduler, self, log)
+		spec.workerArgs = func(int) ([]string, string) {
+			return []string{ChildCommand, "-cpuprofile", profile, "-statements", stmts}, stmts
+		}
+		dr, err := runDrain(ctx, spec)
 		if err != nil {
 			return nil, fmt.Errorf("profiled drain: %w", err)
 		}
@@ -398,12 +390,7 @@ func runRiverPeers(ctx context.Context, o Options, rep *Report, bin, dir, run st
 func runBaselinePairs(ctx context.Context, o Options, rep *Report, first DrainResult, base *baseline, scheduler, worker, run string, log *slog.Logger) error {
 	rep.BaselineRev = base.rev
 	drain := func(k int, who string) (DrainResult, error) {
-		spec := drainSpec{
-			env: o.Env, workers: 1, concurrency: o.Concurrency, messages: o.Messages,
-			tag: fmt.Sprintf("b%s-p%d%s", run, k, who), scheduler: scheduler, worker: worker,
-			workerArgs: func(int) ([]string, string) { return nil, "" },
-			claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
-		}
+		spec := o.drainSpec(1, fmt.Sprintf("b%s-p%d%s", run, k, who), scheduler, worker, log)
 		if who == "b" {
 			spec.scheduler, spec.worker, spec.migrations = base.scheduler, base.worker, base.migrations
 		}
@@ -435,6 +422,18 @@ func runBaselinePairs(ctx context.Context, o Options, rep *Report, first DrainRe
 			"ratio", fmt.Sprintf("%.2f", this.Rate()/b.Rate()))
 	}
 	return nil
+}
+
+// drainSpec is a drain of the backlog by the given programs with workers
+// worker processes, as the options say; its worker processes take no
+// arguments and count no statements unless the caller sets workerArgs.
+func (o Options) drainSpec(workers int, tag, scheduler, worker string, log *slog.Logger) drainSpec {
+	return drainSpec{
+		env: o.Env, workers: workers, concurrency: o.Concurrency, messages: o.Messages,
+		tag: tag, scheduler: scheduler, worker: worker,
+		workerArgs: func(int) ([]string, string) { return nil, "" },
+		claimClock: o.ClaimClock, receiverDelay: o.ReceiverDelay, timeout: o.Timeout, log: log,
+	}
 }
 
 func slicesMax(xs []int) int {
