@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -20,68 +19,28 @@ import (
 func TestServeListener(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "API_KEY="+testKey, "SERVER_GRACE_PERIOD=5")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.srv.ServeListener(ctx, ln) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ServeListener: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("ServeListener did not return after cancel")
-		}
-	}
-	t.Cleanup(stop)
-
-	base := "http://" + ln.Addr().String()
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
-	t.Cleanup(client.CloseIdleConnections)
-	call := func(method, path, body string, headers ...string) (*http.Response, []byte) {
+	srv := serveOnSocket(t, e)
+	call := func(method, path, body string, headers ...string) (int, []byte) {
 		t.Helper()
-		r, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range headers {
-			k, v, _ := strings.Cut(h, ":")
-			r.Header.Set(k, strings.TrimSpace(v))
-		}
-		resp, err := client.Do(r)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, b
+		status, _, b := srv.send(t, req{method: method, path: path, body: body, headers: headers})
+		return status, b
 	}
 
-	if resp, b := call(http.MethodGet, "/healthz", ""); resp.StatusCode != 200 || !strings.Contains(string(b), "ok") {
-		t.Fatalf("/healthz: %d %s", resp.StatusCode, b)
+	if status, b := call(http.MethodGet, "/healthz", ""); status != 200 || !strings.Contains(string(b), "ok") {
+		t.Fatalf("/healthz: %d %s", status, b)
 	}
-	resp, b := call(http.MethodPost, "/api/v1/messages", `{"content": "over the wire", "phone_number": "+905551111111"}`,
+	status, b := call(http.MethodPost, "/api/v1/messages", `{"content": "over the wire", "phone_number": "+905551111111"}`,
 		"Content-Type: application/json", bearer(testKey))
-	if resp.StatusCode != 201 {
-		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	if status != 201 {
+		t.Fatalf("create: %d %s", status, b)
 	}
 	var created api.MessageCreated
 	if err := json.Unmarshal(b, &created); err != nil {
 		t.Fatal(err)
 	}
-	resp, b = call(http.MethodGet, "/api/v1/messages/"+created.ID, "")
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `"status":"pending"`) {
-		t.Fatalf("get: %d %s", resp.StatusCode, b)
+	status, b = call(http.MethodGet, "/api/v1/messages/"+created.ID, "")
+	if status != 200 || !strings.Contains(string(b), `"status":"pending"`) {
+		t.Fatalf("get: %d %s", status, b)
 	}
 
 	// A body over 64 KiB is refused with our 413 and stores nothing. The
@@ -89,18 +48,19 @@ func TestServeListener(t *testing.T) {
 	// writing the body may see the reset before the answer, so these
 	// requests announce the body and send the start of it only.
 	big := `{"content": "` + strings.Repeat("a", api.BodyLimit) + `", "phone_number": "+905551111111"}`
-	resp, b = rawPost(t, ln.Addr().String(), "/api/v1/messages", len(big), big[:64], bearer(testKey))
+	resp, b := rawPost(t, srv.addr, "/api/v1/messages", len(big), big[:64], bearer(testKey))
 	wantError(t, resp.StatusCode, resp.Header, b, 413, "too_large")
 	if n := e.count("TRUE"); n != 1 {
 		t.Fatalf("%d messages stored, want 1", n)
 	}
 	// So is one just over, without auth: the limit comes first.
-	resp, b = rawPost(t, ln.Addr().String(), "/api/v1/messages", api.BodyLimit+1, " ")
+	resp, b = rawPost(t, srv.addr, "/api/v1/messages", api.BodyLimit+1, " ")
 	wantError(t, resp.StatusCode, resp.Header, b, 413, "too_large")
 
-	stop()
-	if _, err := client.Get(base + "/healthz"); err == nil {
-		t.Fatalf("the server still answers after ServeListener returned")
+	srv.stop()
+	if conn, err := net.DialTimeout("tcp", srv.addr, 5*time.Second); err == nil {
+		_ = conn.Close()
+		t.Fatalf("the server still accepts connections after ServeListener returned")
 	}
 }
 

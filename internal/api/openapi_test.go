@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,7 +254,7 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	limited := newEnv(t, "API_KEY="+testKey, "RATE_LIMIT=1")
 	// app.Test cannot carry oversized headers (fasthttp fails the test
 	// connection instead of answering), so 431 is asked over a real socket.
-	wire := serveOnSocket(t, newEnv(t, "API_KEY="+testKey, "SERVER_GRACE_PERIOD=5"))
+	wire := serveOnSocket(t, newEnv(t, "API_KEY="+testKey, "SERVER_GRACE_PERIOD=5")).send
 	viaTest := func(e *env) sender {
 		return func(t *testing.T, r req) (int, http.Header, []byte) {
 			t.Helper()
@@ -357,8 +358,17 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 // sender makes a request and returns the answer's status, headers and body.
 type sender func(t *testing.T, r req) (int, http.Header, []byte)
 
+// socket is e's API served on a free local port by ServeListener.
+type socket struct {
+	addr string
+	send sender
+	// stop ends ServeListener and checks that it returned cleanly; it
+	// runs when the test ends if the test did not call it.
+	stop func()
+}
+
 // serveOnSocket serves e's API on a free local port until the test ends.
-func serveOnSocket(t *testing.T, e *env) sender {
+func serveOnSocket(t *testing.T, e *env) *socket {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -368,20 +378,24 @@ func serveOnSocket(t *testing.T, e *env) sender {
 	done := make(chan error, 1)
 	go func() { done <- e.srv.ServeListener(ctx, ln) }()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
-	t.Cleanup(func() {
-		client.CloseIdleConnections()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ServeListener: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			client.CloseIdleConnections()
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("ServeListener: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("ServeListener did not return after cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("ServeListener did not return after cancel")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	base := "http://" + ln.Addr().String()
-	return func(t *testing.T, r req) (int, http.Header, []byte) {
+	send := func(t *testing.T, r req) (int, http.Header, []byte) {
 		t.Helper()
 		if r.method == http.MethodPost && len(r.body) > api.BodyLimit {
 			// Declared in full, sent only in part: the server answers 413
@@ -427,6 +441,7 @@ func serveOnSocket(t *testing.T, e *env) sender {
 		}
 		return resp.StatusCode, resp.Header, b
 	}
+	return &socket{addr: ln.Addr().String(), send: send, stop: stop}
 }
 
 func checkAgainstDocument(t *testing.T, send sender, router routers.Router, docOp *openapi3.Operation, c opCase) {
