@@ -178,9 +178,7 @@ func get(t *testing.T, s *store.Store, id string) store.Message {
 
 func setBudget(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	if _, err := pool.Exec(context.Background(), `UPDATE dispatch_control SET budget = $1`, n); err != nil {
-		t.Fatal(err)
-	}
+	exec(t, pool, `UPDATE dispatch_control SET budget = $1`, n)
 }
 
 func TestClaimOldestFirstWithinBudget(t *testing.T) {
@@ -316,9 +314,7 @@ func TestExpiredLeaseOnLastAttemptFails(t *testing.T) {
 	_, pool, s := testenv.MigratedStore(t)
 	ctx := context.Background()
 	ids := testenv.InsertMessages(t, pool, 1)
-	if _, err := pool.Exec(ctx, `UPDATE messages SET status = 'sending', attempts = 3, lease_expires_at = now() - interval '1 second'`); err != nil {
-		t.Fatal(err)
-	}
+	exec(t, pool, `UPDATE messages SET status = 'sending', attempts = 3, lease_expires_at = now() - interval '1 second'`)
 	if _, err := s.ReserveTick(ctx, 5, 0, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -338,20 +334,16 @@ func TestClaimPlanUsesPartialIndex(t *testing.T) {
 	t.Parallel()
 	_, pool, _ := testenv.MigratedStore(t)
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `
+	exec(t, pool, `
 INSERT INTO messages (id, content, phone_number, status, is_sent, sent_at)
 SELECT 'sent-' || g, 'x', '+905551111111', 'sent', true, now() FROM generate_series(1, 20000) g;
-ANALYZE messages`); err != nil {
-		t.Fatal(err)
-	}
+ANALYZE messages`)
 	// A large backlog too: a join-shaped update once made the planner scan
 	// the whole table here.
-	if _, err := pool.Exec(ctx, `
+	exec(t, pool, `
 INSERT INTO messages (id, content, phone_number)
 SELECT 'pending-' || g, 'x', '+905551111111' FROM generate_series(1, 50000) g;
-ANALYZE messages`); err != nil {
-		t.Fatal(err)
-	}
+ANALYZE messages`)
 	setBudget(t, pool, 5)
 	rows, err := pool.Query(ctx, "EXPLAIN "+store.ClaimSQL, 32, 60.0)
 	if err != nil {
@@ -383,19 +375,14 @@ ANALYZE messages`); err != nil {
 func TestBatchPlansAreLinear(t *testing.T) {
 	t.Parallel()
 	_, pool, _ := testenv.MigratedStore(t)
-	ctx := context.Background()
 	const batch = 1000
-	if _, err := pool.Exec(ctx, `
+	exec(t, pool, `
 INSERT INTO messages (id, content, phone_number)
 SELECT 'm-' || g, 'x', '+905551111111' FROM generate_series(1, 20000) g;
-ANALYZE messages`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `
+ANALYZE messages`)
+	exec(t, pool, `
 UPDATE messages SET status = 'sending', attempts = 1, lease_expires_at = now() + interval '1 minute'
-WHERE id IN (SELECT 'm-' || g FROM generate_series(1, 2000) g)`); err != nil {
-		t.Fatal(err)
-	}
+WHERE id IN (SELECT 'm-' || g FROM generate_series(1, 2000) g)`)
 	ids := make([]string, batch)
 	for i := range ids {
 		ids[i] = fmt.Sprintf(`"m-%d"`, 2*i+1) // every other row in flight
