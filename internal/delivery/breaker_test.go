@@ -164,17 +164,14 @@ func TestOpenBreakerWakesTheProducerAtTheCooldown(t *testing.T) {
 	ids := testenv.InsertMessages(t, e.pool, 5)
 	g := &gate{admit: 0, allow: true, closesAt: time.Now().Add(300 * time.Millisecond)}
 	svc := e.serviceWith(t, delivery.Config{Concurrency: 2, MaxAttempts: 3}, g)
-	ran := make(chan struct{})
-	go func() { defer close(ran); svc.Run(context.Background()) }()
+	stop := runDriver(t, svc)
 	if err := svc.HandleDispatch(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
 		recv(t, e.sink.Received(), 10*time.Second, fmt.Sprintf("delivery %d after the cooldown", i+1))
 	}
-	svc.Drain()
-	recv(t, ran, 10*time.Second, "Run to return")
-	svc.Wait()
+	stop()
 	g.mu.Lock()
 	admits := g.admits
 	g.mu.Unlock()

@@ -72,6 +72,20 @@ func (e *env) serviceFull(t *testing.T, cfg delivery.Config, gate delivery.Gate,
 	return delivery.New(delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t), Breaker: gate, Ticks: ticks})
 }
 
+// runDriver runs svc's driver as a worker does; the stop it returns drains
+// the service and waits until Run returned and every outcome is recorded.
+func runDriver(t *testing.T, svc *delivery.Service) (stop func()) {
+	t.Helper()
+	ran := make(chan struct{})
+	go func() { defer close(ran); svc.Run(context.Background()) }()
+	return func() {
+		t.Helper()
+		svc.Drain()
+		recv(t, ran, 10*time.Second, "Run to return")
+		svc.Wait()
+	}
+}
+
 // recv receives from ch or fails the test after timeout.
 func recv[T any](t *testing.T, ch <-chan T, timeout time.Duration, what string) T {
 	t.Helper()
@@ -511,8 +525,7 @@ func TestHandleDispatchWakesTheDriver(t *testing.T) {
 	e := newEnv(t, nil)
 	ids := testenv.InsertMessages(t, e.pool, 50)
 	svc := e.service(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
-	ran := make(chan struct{})
-	go func() { defer close(ran); svc.Run(context.Background()) }()
+	stop := runDriver(t, svc)
 	for range 5 {
 		if err := svc.HandleDispatch(context.Background(), nil); err != nil {
 			t.Fatal(err)
@@ -521,9 +534,7 @@ func TestHandleDispatchWakesTheDriver(t *testing.T) {
 	for i := range 50 {
 		recv(t, e.sink.Received(), 10*time.Second, fmt.Sprintf("delivery %d", i+1))
 	}
-	svc.Drain()
-	recv(t, ran, 10*time.Second, "Run to return")
-	svc.Wait()
+	stop()
 	if st := svc.Stats(); st.Dispatches != 5 || st.Ticks != 1 {
 		t.Fatalf("stats %+v: want 5 dispatches and 1 refill", st)
 	}
@@ -696,15 +707,7 @@ func TestFreshTickWakesTheOtherWorkers(t *testing.T) {
 	ids := testenv.InsertMessages(t, e.pool, backlog)
 	defer e.rdb.Del(context.Background(), keys(ids)...)
 	other := e.service(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { defer close(ran); other.Run(ctx) }()
-	defer func() {
-		other.Drain()
-		cancel()
-		recv(t, ran, 10*time.Second, "the other worker to stop")
-		other.Wait()
-	}()
+	defer runDriver(t, other)()
 
 	var announced atomic.Int64
 	taker := e.serviceFull(t, delivery.Config{Concurrency: 4, MaxAttempts: 3}, nil, announceFunc(func() {
