@@ -16,10 +16,36 @@ fail() { echo "newcomer: FAIL: $*" >&2; exit 1; }
 pg_admin=${TEST_POSTGRES_URI:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 db="newcomer_$$_$RANDOM"
 tmp=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port [N]: the first of N consecutive ports (default 1) that can be
+# bound now. They are taken below the kernel's ephemeral range (32768 up
+# here), because the programs' own outbound connections (PostgreSQL, Redis)
+# take local ports from that range and once took the second worker's
+# metrics port (METRICS_PORT + 1) between this check and its bind.
+free_port() {
+	python3 - "${1:-1}" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(1000):
+    p = random.randrange(20000, 32000 - n)
+    socks = []
+    try:
+        for q in range(p, p + n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", q))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(p)
+    sys.exit(0)
+sys.exit("no free ports")
+PY
+}
 http_port=$(free_port)
 sink_port=$(free_port)
-metrics_port=$(free_port)
+metrics_port=$(free_port 2) # the second worker takes the next one
 uri="postgres://postgres@127.0.0.1:5432/${db}?sslmode=disable"
 
 make_pid=
