@@ -135,7 +135,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
+                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
                 "consumes": [
                     "application/json"
                 ],
@@ -177,7 +177,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), or an unknown field",
+                        "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), a repeated key (invalid_json, error.field names it), or an unknown field (unknown_field; names match exactly, so Content is unknown)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -185,7 +185,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "invalid_json",
-                                    "message": "malformed JSON at byte 18"
+                                    "message": "malformed JSON at byte 16"
                                 }
                             }
                         }
@@ -248,7 +248,7 @@ const docTemplate = `{
                         }
                     },
                     "422": {
-                        "description": "A field is invalid; error.field names it",
+                        "description": "A field is invalid or of the wrong JSON type; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -314,7 +314,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
+                "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Items are decoded as strictly as a single create; a field of the wrong JSON type or an unknown field in an item is that item's entry in error.items. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
                 "consumes": [
                     "application/json"
                 ],
@@ -344,7 +344,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON or an unknown field outside the items",
+                        "description": "Malformed JSON, a repeated key anywhere in the body (error.field names it, e.g. messages[1].content), or an unknown field outside the items",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -352,7 +352,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "invalid_json",
-                                    "message": "malformed JSON at byte 34"
+                                    "message": "malformed JSON at byte 32"
                                 }
                             }
                         }
@@ -1026,7 +1026,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON or an unknown field",
+                        "description": "Malformed JSON, a repeated key, or an unknown field (names match exactly)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -1034,7 +1034,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "invalid_json",
-                                    "message": "malformed JSON at byte 27"
+                                    "message": "malformed JSON at byte 25"
                                 }
                             }
                         }
@@ -1769,7 +1769,7 @@ const docTemplate = `{
                     "example": "+905551111111"
                 },
                 "priority": {
-                    "description": "Priority 0 (default) to 9: among due messages a higher one is sent\nfirst.",
+                    "description": "Priority 0 (default) to 9: among due messages a higher one is sent\nfirst. A JSON integer: a string, fraction, exponent or boolean is\nrefused.",
                     "type": "integer",
                     "maximum": 9,
                     "minimum": 0,
@@ -1782,7 +1782,7 @@ const docTemplate = `{
                     "example": "2026-12-01T09:00:00Z"
                 },
                 "validity_period": {
-                    "description": "ValidityPeriod is how many seconds (1 to 2592000) the message stays\nsendable, counted from send_at or else from creation; it sets\nexpires_at. Without it DEFAULT_VALIDITY_PERIOD applies.",
+                    "description": "ValidityPeriod is how many seconds (1 to 2592000) the message stays\nsendable, counted from send_at or else from creation; it sets\nexpires_at. Without it DEFAULT_VALIDITY_PERIOD applies. A JSON\ninteger: a string, fraction or exponent is refused.",
                     "type": "integer",
                     "maximum": 2592000,
                     "minimum": 1,

@@ -1,10 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"time"
 	"unicode/utf8"
 
@@ -28,26 +24,18 @@ type ReceiptRequest struct {
 // maxReceiptText bounds message_id and error_code.
 const maxReceiptText = 255
 
-// DecodeReceipt parses and checks a receipt body: strict JSON (400 for
-// malformed JSON or unknown fields), then 422 for a missing or bad field.
+// receiptFields lists the names of a receipt, for the unknown-field answer.
+const receiptFields = "message_id, status, error_code and timestamp"
+
+// DecodeReceipt parses and checks a receipt body: strict JSON (decodeStrict:
+// 400 for malformed JSON, an unknown or repeated name, 422 for a field of
+// the wrong type), then 422 for a missing or bad field. A delivered receipt
+// carries no error_code: one that does is refused (422 on error_code)
+// rather than stored with it, so delivery_error only ever explains an
+// undelivered message.
 func DecodeReceipt(body []byte) (store.Receipt, error) {
 	var r ReceiptRequest
-	if len(bytes.TrimSpace(body)) == 0 {
-		return store.Receipt{}, badJSON("request body is empty")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		e := jsonError(err)
-		if e.Code == "unknown_field" {
-			e.Message = "unknown field; allowed fields are message_id, status, error_code and timestamp"
-		}
-		return store.Receipt{}, e
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return store.Receipt{}, badJSON("request body must hold a single JSON object")
-	}
-	if err := CheckJSONText(body); err != nil {
+	if err := decodeStrict(body, &r, receiptFields); err != nil {
 		return store.Receipt{}, err
 	}
 	if !printable(r.MessageID) {
@@ -57,6 +45,9 @@ func DecodeReceipt(body []byte) (store.Receipt, error) {
 		return store.Receipt{}, invalid("status", "status must be delivered or undelivered")
 	}
 	out := store.Receipt{RemoteID: r.MessageID, Status: r.Status}
+	if r.ErrorCode != nil && r.Status == "delivered" {
+		return store.Receipt{}, invalid("error_code", "a delivered receipt carries no error_code; send error_code only with undelivered")
+	}
 	if r.ErrorCode != nil {
 		if !printable(*r.ErrorCode) {
 			return store.Receipt{}, invalid("error_code", "error_code must be 1 to 255 printable characters")
@@ -101,7 +92,7 @@ func printable(s string) bool {
 //	@Security		BearerAuth
 //	@Param			receipt	body		ReceiptRequest	true	"The receipt"
 //	@Success		200		{object}	MessageDetail
-//	@Failure		400		{object}	ErrorResponse	"Malformed JSON or an unknown field"
+//	@Failure		400		{object}	ErrorResponse	"Malformed JSON, a repeated key, or an unknown field (names match exactly)"
 //	@Failure		401		{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		404		{object}	ErrorResponse	"No sent message has this message_id"
 //	@Failure		413		{object}	ErrorResponse	"Body larger than 64 KiB"

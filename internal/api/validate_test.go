@@ -83,8 +83,9 @@ func TestDecodeNewMessage(t *testing.T) {
 		{"trailing object", `{} {}`, "invalid_json", api.CreateMessageRequest{}},
 		{"trailing garbage", `{}x`, "invalid_json", api.CreateMessageRequest{}},
 		{"string", `"hi"`, "invalid_json", api.CreateMessageRequest{}},
-		{"number phone", `{"phone_number": 905551111111}`, "invalid_json", api.CreateMessageRequest{}},
 		{"unknown", `{"Content":"a","extra":true}`, "unknown_field", api.CreateMessageRequest{}},
+		{"wrong case", `{"content":"lower","Content":"UPPER"}`, "unknown_field", api.CreateMessageRequest{}},
+		{"duplicate", `{"content":"a","content":"b"}`, "invalid_json", api.CreateMessageRequest{}},
 	}
 	for _, c := range cases {
 		got, err := api.DecodeNewMessage([]byte(c.body))
