@@ -996,7 +996,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Sets delivery_status, delivered_at and delivery_error on the sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, and the answer is the message as stored.",
+                "description": "Sets delivery_status, delivered_at and delivery_error on the one sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, the first of equal timestamps wins, and the answer is the message as stored. When several sent messages carry message_id the answer is 409 ambiguous_remote_id and nothing changes. timestamp may be at most 5 minutes after the server's time (the database's clock) and at most 5 minutes before the message's sent_at, else 422 on timestamp. A delivered receipt carries no error_code (422 on error_code). A refused receipt changes nothing.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1067,6 +1067,21 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "409": {
+                        "description": "ambiguous_remote_id: several sent messages have this message_id",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "ambiguous_remote_id",
+                                    "message": "several sent messages have this message_id, so the receipt cannot name one; nothing was changed",
+                                    "field": "message_id"
+                                }
+                            }
+                        }
+                    },
                     "413": {
                         "description": "Body larger than 64 KiB",
                         "schema": {
@@ -1096,7 +1111,7 @@ const docTemplate = `{
                         }
                     },
                     "422": {
-                        "description": "A field is invalid; error.field names it",
+                        "description": "A field is invalid or of the wrong JSON type, timestamp is out of range, or a delivered receipt has an error_code; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -2166,7 +2181,7 @@ const docTemplate = `{
             ],
             "properties": {
                 "error_code": {
-                    "description": "ErrorCode is the provider's reason for an undelivered message.",
+                    "description": "ErrorCode is the provider's reason for an undelivered message; a\ndelivered receipt must not carry one.",
                     "type": "string",
                     "maxLength": 255,
                     "example": "30003"
@@ -2187,7 +2202,7 @@ const docTemplate = `{
                     "example": "delivered"
                 },
                 "timestamp": {
-                    "description": "Timestamp is when the provider says it happened (RFC 3339); the\nnewest receipt wins. Without it, the time the receipt arrived.",
+                    "description": "Timestamp is when the provider says it happened (RFC 3339): at most\n5 minutes after the server's time and at most 5 minutes before the\nmessage was sent. The newest receipt wins; of equal ones, the first.\nWithout it, the time the receipt arrived.",
                     "type": "string",
                     "format": "date-time",
                     "example": "2025-01-02T03:04:07Z"

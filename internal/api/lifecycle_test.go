@@ -200,7 +200,7 @@ func TestListCancelAttemptsReceipts(t *testing.T) {
 			t.Fatalf("cancel: %d %s", status, b)
 		}
 	}
-	e.markSent(time.Now(), "l-2")
+	e.markSent(time.Now().Add(-time.Hour), "l-2")
 	status, h, b := e.postJSON("/api/v1/messages/l-2/cancel", "")
 	wantError(t, status, h, b, http.StatusConflict, "not_cancelable")
 	status, h, b = e.postJSON("/api/v1/messages/nope/cancel", "")
@@ -254,12 +254,14 @@ func TestListCancelAttemptsReceipts(t *testing.T) {
 	wantError(t, status, h, b, http.StatusNotFound, "not_found")
 
 	// Receipts.
-	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "undelivered", "error_code": "30003", "timestamp": "2026-01-01T00:02:00Z"}`)
+	t2 := time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)
+	t1 := time.Now().Add(-20 * time.Minute).UTC().Format(time.RFC3339)
+	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "undelivered", "error_code": "30003", "timestamp": "`+t2+`"}`)
 	r := decode[api.MessageDetail](t, b)
 	if status != 200 || r.ID != "l-2" || *r.DeliveryStatus != "undelivered" || *r.DeliveryError != "30003" || r.Status != "sent" {
 		t.Fatalf("receipt: %d %s", status, b)
 	}
-	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "delivered", "timestamp": "2026-01-01T00:01:00Z"}`)
+	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "delivered", "timestamp": "`+t1+`"}`)
 	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "undelivered" {
 		t.Fatalf("older receipt won: %d %s", status, b)
 	}
@@ -269,6 +271,64 @@ func TestListCancelAttemptsReceipts(t *testing.T) {
 		`{"message_id": "r", "status": "delivered", "timestamp": "yesterday"}`, `{"message_id": "r\u0001", "status": "delivered"}`} {
 		status, h, b := e.postJSON("/api/v1/receipts", bad)
 		wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
+	}
+}
+
+// A receipt names exactly one message, within the time it can have
+// happened, and delivered never carries an error code; a receipt that
+// breaks a rule changes nothing. Of two with the same timestamp, the first
+// wins.
+func TestReceiptRules(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.exec(`INSERT INTO messages (id, content, phone_number) VALUES
+        ('one', 'hi', '+905551111111'), ('twin-a', 'hi', '+905551111111'), ('twin-b', 'hi', '+905551111111')`)
+	sent := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	e.markSent(sent, "one", "twin-a", "twin-b")
+	e.exec(`UPDATE messages SET remote_message_id = 'remote-twin' WHERE id LIKE 'twin-%'`)
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	receipt := func(remote, status, extra string) string {
+		return `{"message_id": "` + remote + `", "status": "` + status + `"` + extra + `}`
+	}
+	for _, c := range []struct {
+		name, body  string
+		status      int
+		code, field string
+	}{
+		{"ambiguous remote id", receipt("remote-twin", "delivered", ""), 409, "ambiguous_remote_id", "message_id"},
+		{"ambiguous, with a timestamp", receipt("remote-twin", "undelivered", `, "timestamp": "`+ts(time.Now().Add(-time.Minute))+`"`), 409, "ambiguous_remote_id", "message_id"},
+		{"year 9999", receipt("remote-one", "delivered", `, "timestamp": "9999-12-31T23:59:59Z"`), 422, "validation_failed", "timestamp"},
+		{"six minutes ahead", receipt("remote-one", "delivered", `, "timestamp": "`+ts(time.Now().Add(6*time.Minute))+`"`), 422, "validation_failed", "timestamp"},
+		{"six minutes before sent_at", receipt("remote-one", "delivered", `, "timestamp": "`+ts(sent.Add(-6*time.Minute))+`"`), 422, "validation_failed", "timestamp"},
+		{"delivered with an error code", receipt("remote-one", "delivered", `, "error_code": "30003"`), 422, "validation_failed", "error_code"},
+		{"delivered with an empty error code", receipt("remote-one", "delivered", `, "error_code": ""`), 422, "validation_failed", "error_code"},
+	} {
+		status, h, b := e.postJSON("/api/v1/receipts", c.body)
+		if got := wantError(t, status, h, b, c.status, c.code); got.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.name, got.Field, c.field)
+		}
+	}
+	if n := e.count("delivery_status IS NOT NULL OR delivered_at IS NOT NULL OR delivery_error IS NOT NULL"); n != 0 {
+		t.Fatalf("refused receipts changed %d messages", n)
+	}
+	// The first of two receipts with one timestamp wins; the second
+	// answers 200 with the message as stored.
+	at := ts(time.Now().Add(-time.Minute))
+	status, _, b := e.postJSON("/api/v1/receipts", receipt("remote-one", "delivered", `, "timestamp": "`+at+`"`))
+	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "delivered" {
+		t.Fatalf("first: %d %s", status, b)
+	}
+	status, _, b = e.postJSON("/api/v1/receipts", receipt("remote-one", "undelivered", `, "error_code": "30003", "timestamp": "`+at+`"`))
+	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "delivered" || r.DeliveryError != nil {
+		t.Fatalf("second with the same timestamp: %d %s", status, b)
+	}
+	if n := e.count("id = 'one' AND delivery_status = 'delivered' AND delivery_error IS NULL"); n != 1 {
+		t.Fatal("the second receipt of one timestamp changed the message")
+	}
+	// Within the margins: four minutes ahead is taken.
+	status, _, b = e.postJSON("/api/v1/receipts", receipt("remote-one", "undelivered", `, "error_code": "30003", "timestamp": "`+ts(time.Now().Add(4*time.Minute))+`"`))
+	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "undelivered" || *r.DeliveryError != "30003" {
+		t.Fatalf("four minutes ahead: %d %s", status, b)
 	}
 }
 
