@@ -1769,11 +1769,11 @@ const docTemplate = `{
                     "example": "Your verification code is 123456"
                 },
                 "id": {
-                    "description": "ID is the message id to use, so that a producer's retry is safe:\n1 to 36 characters from A-Z a-z 0-9 . _ : -. Without it the server\npicks a UUID.",
+                    "description": "ID is the message id to use, so that a producer's retry is safe:\n1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or\ndigit, and not \"sent\" or \"batch\" in any case (route words under\n/api/v1/messages/). Without it the server picks a UUID.",
                     "type": "string",
                     "maxLength": 36,
                     "minLength": 1,
-                    "pattern": "^[A-Za-z0-9._:-]{1,36}$",
+                    "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:~-]{0,35}$",
                     "example": "order-4711-otp"
                 },
                 "phone_number": {

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"strconv"
 	"time"
 
@@ -32,8 +34,9 @@ const (
 // pattern from struct tags: internal/api/apidoc writes IDPattern for id.
 type LifecycleFields struct {
 	// ID is the message id to use, so that a producer's retry is safe:
-	// 1 to 36 characters from A-Z a-z 0-9 . _ : -. Without it the server
-	// picks a UUID.
+	// 1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or
+	// digit, and not "sent" or "batch" in any case (route words under
+	// /api/v1/messages/). Without it the server picks a UUID.
 	ID *string `json:"id,omitempty" example:"order-4711-otp" minLength:"1" maxLength:"36"`
 	// SendAt is the earliest time to send (RFC 3339), not in the past and
 	// at most 366 days ahead. Without it the message is due at once.
@@ -76,25 +79,35 @@ func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Field: field, Message: msg}
 }
 
-// IDPattern is the rule ParseID applies, as the OpenAPI document states it.
-const IDPattern = `^[A-Za-z0-9._:-]{1,36}$`
+// IDPattern is the form of an id a create may choose, as the OpenAPI
+// document states it: a letter or digit, then up to 35 more of letters,
+// digits and _ . : ~ -, so it fits the column, any header and a URL path
+// segment unescaped, and is never "." or "..", which clients that tidy URLs
+// cannot reach. ParseID also refuses RouteWords.
+const IDPattern = `^[A-Za-z0-9][A-Za-z0-9_.:~-]{0,35}$`
 
-// ParseID checks a client-chosen message id: 1 to 36 characters from
-// [A-Za-z0-9._:-], so it fits the column and any header.
+// RouteWords are the fixed path segments directly under
+// /api/v1/messages/. A message with such an id could not be read at
+// /api/v1/messages/{id} (GET /api/v1/messages/sent is the sent list), so a
+// create refuses them, in any case, since routes match without regard to
+// case. A test checks the list against the router.
+var RouteWords = []string{"sent", "batch"}
+
+var idForm = regexp.MustCompile(IDPattern)
+
+// ParseID checks a client-chosen message id: IDPattern, and not one of
+// RouteWords in any case. Ids of rows other systems inserted are not
+// checked here: reads and delivery take any id the column holds.
 func ParseID(id string) error {
-	if id == "" || len(id) > MaxIDLength {
-		return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 . _ : -")
+	if !idForm.MatchString(id) {
+		return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or digit")
 	}
-	for i := 0; i < len(id); i++ {
-		if !idChar(id[i]) {
-			return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 . _ : -")
+	for _, w := range RouteWords {
+		if strings.EqualFold(id, w) {
+			return invalid("id", fmt.Sprintf("id must not be %q, in any case: /api/v1/messages/%s is another route", w, w))
 		}
 	}
 	return nil
-}
-
-func idChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
 }
 
 // errSendAtPast is returned by ParseSendAt, wrapped in its validation

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,16 @@ func TestCreateRejectsBadLifecycleFields(t *testing.T) {
 		{"long id", `"id": "` + strings.Repeat("a", 37) + `"`, "id"},
 		{"slash id", `"id": "a/b"`, "id"},
 		{"unicode id", `"id": "é"`, "id"},
+		{"dot id", `"id": "."`, "id"},
+		{"dot-dot id", `"id": ".."`, "id"},
+		{"id starting with a dot", `"id": ".x"`, "id"},
+		{"id starting with a dash", `"id": "-x"`, "id"},
+		{"id starting with an underscore", `"id": "_x"`, "id"},
+		{"route word sent", `"id": "sent"`, "id"},
+		{"route word in capitals", `"id": "SENT"`, "id"},
+		{"route word batch", `"id": "Batch"`, "id"},
+		{"id with a tilde first", `"id": "~x"`, "id"},
+		{"id with a percent", `"id": "a%2Fb"`, "id"},
 		{"send_at not a time", `"send_at": "tomorrow"`, "send_at"},
 		{"send_at without zone", `"send_at": "2030-01-01T09:00:00"`, "send_at"},
 		{"send_at past", `"send_at": "` + past + `"`, "send_at"},
@@ -358,17 +370,73 @@ func FuzzParseSendAt(f *testing.F) {
 }
 
 func FuzzParseID(f *testing.F) {
-	for _, s := range []string{"a", "otp:42", "", "a b", strings.Repeat("x", 37), "é", "a\nb"} {
+	for _, s := range []string{"a", "otp:42", "", "a b", strings.Repeat("x", 37), "é", "a\nb", ".", "..", "sent", "sEnT", "batch", "a~b", "-a", "otp-4711"} {
 		f.Add(s)
 	}
-	// The pattern the OpenAPI document states is the oracle: ParseID
-	// accepts exactly what it matches.
+	// The pattern the OpenAPI document states is the oracle, with the
+	// route words the document names: ParseID accepts exactly what it
+	// matches, apart from those words.
 	documented := regexp.MustCompile(api.IDPattern)
 	f.Fuzz(func(t *testing.T, s string) {
-		if ok := api.ParseID(s) == nil; ok != documented.MatchString(s) {
-			t.Fatalf("ParseID(%q) ok %v, the documented pattern says %v", s, ok, !ok)
+		routeWord := slices.ContainsFunc(api.RouteWords, func(w string) bool { return strings.EqualFold(w, s) })
+		if ok := api.ParseID(s) == nil; ok != (documented.MatchString(s) && !routeWord) {
+			t.Fatalf("ParseID(%q) ok %v; the documented pattern matches %v, route word %v", s, ok, documented.MatchString(s), routeWord)
+		}
+		if api.ParseID(s) == nil && (s == "." || s == ".." || len(s) > 36 || url.PathEscape(s) != s) {
+			t.Fatalf("ParseID accepted %q", s)
 		}
 	})
+}
+
+// Ids that worked before the id rule keep working; a client-chosen id is
+// stored and read back as sent.
+func TestIDsThatWorkToday(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, id := range []string{"otp-4711", "lc_x.i:y-1", "0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de", "a~b", "x", strings.Repeat("z", 36), "sent-1", "batch2", "a..b"} {
+		status, _, b := e.postJSON("/api/v1/messages", `{"id": "`+id+`", "content": "hi", `+okPhone+`}`)
+		if status != http.StatusCreated || decode[api.MessageCreated](t, b).ID != id {
+			t.Fatalf("create %q: %d %s", id, status, b)
+		}
+		if status, _, b := e.get("/api/v1/messages/" + id); status != 200 || decode[api.MessageDetail](t, b).ID != id {
+			t.Fatalf("read %q: %d %s", id, status, b)
+		}
+	}
+	// Rows another system inserted keep any id the column takes; reads and
+	// cancel work on them as before.
+	for _, id := range []string{"_legacy", "-legacy", "legacy id", "é"} {
+		e.exec(`INSERT INTO messages (id, content, phone_number) VALUES ($1, 'hi', '+905551111111')`, id)
+		if status, _, b := e.get("/api/v1/messages/" + url.PathEscape(id)); status != 200 || decode[api.MessageDetail](t, b).ID != id {
+			t.Fatalf("read inserted %q: %d %s", id, status, b)
+		}
+		if status, _, b := e.postJSON("/api/v1/messages/"+url.PathEscape(id)+"/cancel", ""); status != 200 {
+			t.Fatalf("cancel inserted %q: %d %s", id, status, b)
+		}
+	}
+}
+
+// RouteWords holds every fixed segment directly under /api/v1/messages/,
+// so no id a create accepts is hidden by a route.
+func TestRouteWordsMatchTheRouter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const prefix = "/api/v1/messages/"
+	for _, r := range e.srv.App().GetRoutes(true) {
+		rest, ok := strings.CutPrefix(r.Path, prefix)
+		if !ok {
+			continue
+		}
+		seg, _, _ := strings.Cut(rest, "/")
+		if seg == "" || strings.HasPrefix(seg, ":") {
+			continue
+		}
+		if !slices.Contains(api.RouteWords, strings.ToLower(seg)) {
+			t.Errorf("route %s %s: %q is not in api.RouteWords", r.Method, r.Path, seg)
+		}
+		if api.ParseID(seg) == nil {
+			t.Errorf("ParseID accepts the route word %q", seg)
+		}
+	}
 }
 
 func FuzzParseValidity(f *testing.F) {
