@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
