@@ -28,13 +28,14 @@ import (
 // The document's maxLength is MAX_CONTENT_LENGTH's default (160). swag
 // writes no pattern from struct tags: internal/api/apidoc adds
 // message.ContentPattern and message.PhonePattern, and additionalProperties:
-// false. The rule that content needs a visible character (not only white
-// space, zero-width, BOM or bidi controls) is in the description only, as no
-// portable pattern states it.
+// false. The rule that content needs a visible base character
+// (message.VisibleBase) is in the description only, as no portable pattern
+// states it.
 type CreateMessageRequest struct {
 	// Content is the text to send: 1 to MAX_CONTENT_LENGTH (default 160)
 	// characters, no control characters other than tab, CR and LF, and at
-	// least one visible character.
+	// least one visible character (a letter, digit, punctuation mark or
+	// symbol; U+2800 and the Hangul fillers do not count).
 	Content string `json:"content" example:"Your verification code is 123456" minLength:"1" maxLength:"160"`
 	// PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,
 	// the first not 0.

@@ -139,7 +139,7 @@ func FuzzValidateNewMessage(f *testing.F) {
 				t.Fatalf("error %#v is not a ValidationError on a known field", err)
 			}
 		}
-		contentOK := content != "" && utf8.ValidString(content) && strings.ContainsFunc(content, func(r rune) bool { return !message.Invisible(r) }) &&
+		contentOK := content != "" && utf8.ValidString(content) && strings.ContainsFunc(content, message.VisibleBase) &&
 			utf8.RuneCountInString(content) <= limit && !strings.ContainsFunc(content, func(r rune) bool {
 			return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r <= 0x9f
 		})
