@@ -151,4 +151,3 @@ func hasIDControl(s string) bool {
 	}
 	return false
 }
-
