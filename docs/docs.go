@@ -135,7 +135,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
+                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: a letter, digit, punctuation mark or symbol (Unicode categories L, N, P and S, except U+2800 braille blank, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and U+1D159); white space, format characters (zero-width, the BOM, bidi controls), combining marks and those blank symbols alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
                 "consumes": [
                     "application/json"
                 ],
@@ -177,7 +177,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), or an unknown field",
+                        "description": "Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \\ud800), a repeated key (invalid_json, error.field names it), or an unknown field (unknown_field; names match exactly, so Content is unknown)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -185,7 +185,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "invalid_json",
-                                    "message": "malformed JSON at byte 18"
+                                    "message": "malformed JSON at byte 16"
                                 }
                             }
                         }
@@ -248,7 +248,7 @@ const docTemplate = `{
                         }
                     },
                     "422": {
-                        "description": "A field is invalid; error.field names it",
+                        "description": "A field is invalid or of the wrong JSON type; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -314,7 +314,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
+                "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Items are decoded as strictly as a single create; a field of the wrong JSON type or an unknown field in an item is that item's entry in error.items. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
                 "consumes": [
                     "application/json"
                 ],
@@ -344,7 +344,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON or an unknown field outside the items",
+                        "description": "Malformed JSON, a repeated key anywhere in the body (error.field names it, e.g. messages[1].content), or an unknown field outside the items",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -352,7 +352,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "invalid_json",
-                                    "message": "malformed JSON at byte 34"
+                                    "message": "malformed JSON at byte 32"
                                 }
                             }
                         }
@@ -996,7 +996,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Sets delivery_status, delivered_at and delivery_error on the sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, and the answer is the message as stored.",
+                "description": "Sets delivery_status, delivered_at and delivery_error on the one sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, the first of equal timestamps wins, and the answer is the message as stored. When several sent messages carry message_id the answer is 409 ambiguous_remote_id and nothing changes. timestamp may be at most 5 minutes after the server's time (the database's clock) and at most 5 minutes before the message's sent_at, else 422 on timestamp. A delivered receipt carries no error_code (422 on error_code). A refused receipt changes nothing.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1026,7 +1026,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "Malformed JSON or an unknown field",
+                        "description": "Malformed JSON, a repeated key, or an unknown field (names match exactly)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -1034,7 +1034,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "invalid_json",
-                                    "message": "malformed JSON at byte 27"
+                                    "message": "malformed JSON at byte 25"
                                 }
                             }
                         }
@@ -1063,6 +1063,21 @@ const docTemplate = `{
                                 "error": {
                                     "code": "not_found",
                                     "message": "message not found"
+                                }
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "ambiguous_remote_id: several sent messages have this message_id",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "ambiguous_remote_id",
+                                    "message": "several sent messages have this message_id, so the receipt cannot name one; nothing was changed",
+                                    "field": "message_id"
                                 }
                             }
                         }
@@ -1096,7 +1111,7 @@ const docTemplate = `{
                         }
                     },
                     "422": {
-                        "description": "A field is invalid; error.field names it",
+                        "description": "A field is invalid or of the wrong JSON type, timestamp is out of range, or a delivered receipt has an error_code; error.field names it",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         },
@@ -1746,7 +1761,7 @@ const docTemplate = `{
             ],
             "properties": {
                 "content": {
-                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH (default 160)\ncharacters, no control characters other than tab, CR and LF, and at\nleast one visible character.",
+                    "description": "Content is the text to send: 1 to MAX_CONTENT_LENGTH (default 160)\ncharacters, no control characters other than tab, CR and LF, and at\nleast one visible character (a letter, digit, punctuation mark or\nsymbol; U+2800 and the Hangul fillers do not count).",
                     "type": "string",
                     "maxLength": 160,
                     "minLength": 1,
@@ -1754,11 +1769,11 @@ const docTemplate = `{
                     "example": "Your verification code is 123456"
                 },
                 "id": {
-                    "description": "ID is the message id to use, so that a producer's retry is safe:\n1 to 36 characters from A-Z a-z 0-9 . _ : -. Without it the server\npicks a UUID.",
+                    "description": "ID is the message id to use, so that a producer's retry is safe:\n1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or\ndigit, and not \"sent\" or \"batch\" in any case (route words under\n/api/v1/messages/). Without it the server picks a UUID.",
                     "type": "string",
                     "maxLength": 36,
                     "minLength": 1,
-                    "pattern": "^[A-Za-z0-9._:-]{1,36}$",
+                    "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:~-]{0,35}$",
                     "example": "order-4711-otp"
                 },
                 "phone_number": {
@@ -1769,7 +1784,7 @@ const docTemplate = `{
                     "example": "+905551111111"
                 },
                 "priority": {
-                    "description": "Priority 0 (default) to 9: among due messages a higher one is sent\nfirst.",
+                    "description": "Priority 0 (default) to 9: among due messages a higher one is sent\nfirst. A JSON integer: a string, fraction, exponent or boolean is\nrefused.",
                     "type": "integer",
                     "maximum": 9,
                     "minimum": 0,
@@ -1782,7 +1797,7 @@ const docTemplate = `{
                     "example": "2026-12-01T09:00:00Z"
                 },
                 "validity_period": {
-                    "description": "ValidityPeriod is how many seconds (1 to 2592000) the message stays\nsendable, counted from send_at or else from creation; it sets\nexpires_at. Without it DEFAULT_VALIDITY_PERIOD applies.",
+                    "description": "ValidityPeriod is how many seconds (1 to 2592000) the message stays\nsendable, counted from send_at or else from creation; it sets\nexpires_at. Without it DEFAULT_VALIDITY_PERIOD applies. A JSON\ninteger: a string, fraction or exponent is refused.",
                     "type": "integer",
                     "maximum": 2592000,
                     "minimum": 1,
@@ -2166,7 +2181,7 @@ const docTemplate = `{
             ],
             "properties": {
                 "error_code": {
-                    "description": "ErrorCode is the provider's reason for an undelivered message.",
+                    "description": "ErrorCode is the provider's reason for an undelivered message; a\ndelivered receipt must not carry one.",
                     "type": "string",
                     "maxLength": 255,
                     "example": "30003"
@@ -2187,7 +2202,7 @@ const docTemplate = `{
                     "example": "delivered"
                 },
                 "timestamp": {
-                    "description": "Timestamp is when the provider says it happened (RFC 3339); the\nnewest receipt wins. Without it, the time the receipt arrived.",
+                    "description": "Timestamp is when the provider says it happened (RFC 3339): at most\n5 minutes after the server's time and at most 5 minutes before the\nmessage was sent. The newest receipt wins; of equal ones, the first.\nWithout it, the time the receipt arrived.",
                     "type": "string",
                     "format": "date-time",
                     "example": "2025-01-02T03:04:07Z"

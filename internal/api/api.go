@@ -141,6 +141,10 @@ func New(cfg config.Config, d *Deps) *Server {
 		// check).
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          cfg.TrustedProxies,
+		// No route takes a form: a multipart body is left unread, so
+		// requireJSON answers 415 for it, whatever it holds, instead of
+		// fasthttp answering 400 when it is not well-formed multipart.
+		DisablePreParseMultipartForm: true,
 	})
 	s.app.Server().HeaderReceived = bodyLimit
 	s.routes()

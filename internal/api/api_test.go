@@ -259,7 +259,7 @@ func TestCreateMessageRejections(t *testing.T) {
 		{"empty body", ``, nil, 400, "invalid_json", ""},
 		{"array", `[]`, nil, 400, "invalid_json", ""},
 		{"two objects", `{"content": "hi", ` + ok + `} {}`, nil, 400, "invalid_json", ""},
-		{"number content", `{"content": 5, ` + ok + `}`, nil, 400, "invalid_json", "content"},
+		{"number content", `{"content": 5, ` + ok + `}`, nil, 422, "validation_failed", "content"},
 		{"unknown field", `{"content": "hi", ` + ok + `, "colour": 1}`, nil, 400, "unknown_field", "colour"},
 		{"id with a space", `{"id": "x y", "content": "hi", ` + ok + `}`, nil, 422, "validation_failed", "id"},
 		{"missing content", `{` + ok + `}`, nil, 422, "validation_failed", "content"},

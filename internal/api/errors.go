@@ -133,6 +133,15 @@ func answerFor(err error) *Error {
 			Message: "only a pending message can be canceled; this one is sending, sent, failed or expired"}
 	case errors.Is(err, store.ErrRemoteNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "no sent message has this message_id"}
+	case errors.Is(err, store.ErrAmbiguousRemoteID):
+		return &Error{Status: fiber.StatusConflict, Code: "ambiguous_remote_id", Field: "message_id",
+			Message: "several sent messages have this message_id, so the receipt cannot name one; nothing was changed"}
+	case errors.Is(err, store.ErrReceiptFuture):
+		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Field: "timestamp",
+			Message: fmt.Sprintf("timestamp must not be more than %v after the server's time", store.ReceiptClockSkew)}
+	case errors.Is(err, store.ErrReceiptBeforeSent):
+		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Field: "timestamp",
+			Message: fmt.Sprintf("timestamp must not be more than %v before the message was sent", store.ReceiptClockSkew)}
 	case errors.As(err, &fe):
 		return fromFiber(fe)
 	}

@@ -54,6 +54,8 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 			return of(store.ErrDuplicate)
 		case "POST /api/v1/messages/{id}/cancel":
 			return of(store.ErrNotCancelable)
+		case "POST /api/v1/receipts":
+			return of(store.ErrAmbiguousRemoteID)
 		}
 	case fiber.StatusRequestEntityTooLarge:
 		return body(fromFiber(fiber.ErrRequestEntityTooLarge))

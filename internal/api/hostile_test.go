@@ -57,7 +57,7 @@ func TestHostileBodiesAreRejectedAndStoreNothing(t *testing.T) {
 		index int
 	}{
 		{"raw invalid byte", "{\"content\": \"a\xffb\"" + ok, "", 400, "invalid_json", "", "", -1},
-		{"raw invalid byte in a key", "{\"content\xff\": \"ab\"" + ok, "", 400, "unknown_field", "content\ufffd", "", -1},
+		{"raw invalid byte in a key", "{\"content\xff\": \"ab\"" + ok, "", 400, "invalid_json", "", "", -1},
 		{"truncated sequence", "{\"content\": \"a\xe2\x82b\"" + ok, "", 400, "invalid_json", "", "", -1},
 		{"overlong slash", "{\"content\": \"a\xc0\xafb\"" + ok, "", 400, "invalid_json", "", "", -1},
 		{"overlong NUL", "{\"content\": \"a\xc0\x80b\"" + ok, "", 400, "invalid_json", "", "", -1},
@@ -83,6 +83,10 @@ func TestHostileBodiesAreRejectedAndStoreNothing(t *testing.T) {
 		{"BOM only", `{"content": "\ufeff"` + ok, "", 422, "validation_failed", "content", "", -1},
 		{"bidi controls only", `{"content": "\u202e\u2066\u2069\u200f"` + ok, "", 422, "validation_failed", "content", "", -1},
 		{"invisible and spaces", `{"content": " \u200b\n\u2060\u00a0\ufe0f "` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"braille blanks only", `{"content": "\u2800\u2800\u2800"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"combining marks only", `{"content": "\u0301\u0308\u20dd"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"hangul fillers and spaces", `{"content": "\u3164 \uffa0\u115f"` + ok, "", 422, "validation_failed", "content", "", -1},
+		{"batch: braille blank item", `{"messages": [{"content": "hi"` + ok + `, {"content": "\u2800"` + ok + `]}`, "", 422, "validation_failed", "content", batchPath, 1},
 		{"create: escaped lone surrogate in the id", `{"id": "otp\udc00", "content": "hi"` + ok, "", 400, "invalid_json", "", "", -1},
 		{"create: raw invalid byte in send_at", "{\"send_at\": \"2030-01-01T00:00:00Z\xff\", \"content\": \"hi\"" + ok, "", 400, "invalid_json", "", "", -1},
 		{"create: C1 control in the id", `{"id": "otp\u0085", "content": "hi"` + ok, "", 422, "validation_failed", "id", "", -1},

@@ -5,15 +5,16 @@ package api
 // create, the list of every message, cancel and the attempts of a message.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
@@ -33,19 +34,22 @@ const (
 // pattern from struct tags: internal/api/apidoc writes IDPattern for id.
 type LifecycleFields struct {
 	// ID is the message id to use, so that a producer's retry is safe:
-	// 1 to 36 characters from A-Z a-z 0-9 . _ : -. Without it the server
-	// picks a UUID.
+	// 1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or
+	// digit, and not "sent" or "batch" in any case (route words under
+	// /api/v1/messages/). Without it the server picks a UUID.
 	ID *string `json:"id,omitempty" example:"order-4711-otp" minLength:"1" maxLength:"36"`
 	// SendAt is the earliest time to send (RFC 3339), not in the past and
 	// at most 366 days ahead. Without it the message is due at once.
 	SendAt *string `json:"send_at,omitempty" format:"date-time" example:"2026-12-01T09:00:00Z"`
 	// ValidityPeriod is how many seconds (1 to 2592000) the message stays
 	// sendable, counted from send_at or else from creation; it sets
-	// expires_at. Without it DEFAULT_VALIDITY_PERIOD applies.
-	ValidityPeriod *json.Number `json:"validity_period,omitempty" swaggertype:"integer" minimum:"1" maximum:"2592000" example:"7200"`
+	// expires_at. Without it DEFAULT_VALIDITY_PERIOD applies. A JSON
+	// integer: a string, fraction or exponent is refused.
+	ValidityPeriod *int `json:"validity_period,omitempty" minimum:"1" maximum:"2592000" example:"7200"`
 	// Priority 0 (default) to 9: among due messages a higher one is sent
-	// first.
-	Priority *json.Number `json:"priority,omitempty" swaggertype:"integer" minimum:"0" maximum:"9" example:"9"`
+	// first. A JSON integer: a string, fraction, exponent or boolean is
+	// refused.
+	Priority *int `json:"priority,omitempty" minimum:"0" maximum:"9" example:"9"`
 }
 
 // Lifecycle is the lifecycle state every message answer shows.
@@ -75,25 +79,35 @@ func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Field: field, Message: msg}
 }
 
-// IDPattern is the rule ParseID applies, as the OpenAPI document states it.
-const IDPattern = `^[A-Za-z0-9._:-]{1,36}$`
+// IDPattern is the form of an id a create may choose, as the OpenAPI
+// document states it: a letter or digit, then up to 35 more of letters,
+// digits and _ . : ~ -, so it fits the column, any header and a URL path
+// segment unescaped, and is never "." or "..", which clients that tidy URLs
+// cannot reach. ParseID also refuses RouteWords.
+const IDPattern = `^[A-Za-z0-9][A-Za-z0-9_.:~-]{0,35}$`
 
-// ParseID checks a client-chosen message id: 1 to 36 characters from
-// [A-Za-z0-9._:-], so it fits the column and any header.
+// RouteWords are the fixed path segments directly under
+// /api/v1/messages/. A message with such an id could not be read at
+// /api/v1/messages/{id} (GET /api/v1/messages/sent is the sent list), so a
+// create refuses them, in any case, since routes match without regard to
+// case. A test checks the list against the router.
+var RouteWords = []string{"sent", "batch"}
+
+var idForm = regexp.MustCompile(IDPattern)
+
+// ParseID checks a client-chosen message id: IDPattern, and not one of
+// RouteWords in any case. Ids of rows other systems inserted are not
+// checked here: reads and delivery take any id the column holds.
 func ParseID(id string) error {
-	if id == "" || len(id) > MaxIDLength {
-		return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 . _ : -")
+	if !idForm.MatchString(id) {
+		return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or digit")
 	}
-	for i := 0; i < len(id); i++ {
-		if !idChar(id[i]) {
-			return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 . _ : -")
+	for _, w := range RouteWords {
+		if strings.EqualFold(id, w) {
+			return invalid("id", fmt.Sprintf("id must not be %q, in any case: /api/v1/messages/%s is another route", w, w))
 		}
 	}
 	return nil
-}
-
-func idChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
 }
 
 // errSendAtPast is returned by ParseSendAt, wrapped in its validation
@@ -139,19 +153,47 @@ func ParseWhole(num *json.Number, field string, lo, hi int) (n int, ok bool, err
 	return v, true, nil
 }
 
+// CheckWhole checks an optional integer field against [lo, hi]. Absent
+// (nil) gives ok false.
+func CheckWhole(v *int, field string, lo, hi int) (n int, ok bool, err error) {
+	if v == nil {
+		return 0, false, nil
+	}
+	if *v < lo || *v > hi {
+		return 0, false, invalid(field, fmt.Sprintf("%s must be a whole number from %d to %d", field, lo, hi))
+	}
+	return *v, true, nil
+}
+
 // ParseValidity reads validity_period in seconds (1 to 2592000).
-func ParseValidity(raw *json.Number) (time.Duration, bool, error) {
-	n, ok, err := ParseWhole(raw, "validity_period", 1, MaxValidity)
+func ParseValidity(v *int) (time.Duration, bool, error) {
+	n, ok, err := CheckWhole(v, "validity_period", 1, MaxValidity)
 	return time.Duration(n) * time.Second, ok, err
 }
 
-// newMessage turns a decoded create into what the store inserts. past
-// reports that the only fault was a send_at already past.
-func (s *Server) newMessage(r CreateMessageRequest, now time.Time) (n store.NewMessage, past bool, err error) {
-	if err := ValidateNewMessage(r, s.cfg.MaxContentLength); err != nil {
+// CreateLimits are the settings a create is checked and completed with:
+// MAX_CONTENT_LENGTH and DEFAULT_VALIDITY_PERIOD.
+type CreateLimits struct {
+	MaxContent      int
+	DefaultValidity time.Duration
+}
+
+// newMessage turns a decoded create into what the store inserts; see
+// BuildNewMessage.
+func (s *Server) newMessage(r CreateMessageRequest, now time.Time) (store.NewMessage, bool, error) {
+	return BuildNewMessage(r, now, CreateLimits{MaxContent: s.cfg.MaxContentLength, DefaultValidity: s.cfg.DefaultValidity()})
+}
+
+// BuildNewMessage turns a decoded create into what the store inserts, with
+// content, phone number and id exactly as sent, or the *ValidationError of
+// its first bad field. past reports that the only fault was a send_at
+// already past (a replay may still match). Without an id it picks a
+// version 7 UUID.
+func BuildNewMessage(r CreateMessageRequest, now time.Time, lim CreateLimits) (n store.NewMessage, past bool, err error) {
+	if err := ValidateNewMessage(r, lim.MaxContent); err != nil {
 		return n, false, err
 	}
-	n = store.NewMessage{Content: r.Content, PhoneNumber: r.PhoneNumber, Validity: s.cfg.DefaultValidity()}
+	n = store.NewMessage{Content: r.Content, PhoneNumber: r.PhoneNumber, Validity: lim.DefaultValidity}
 	if r.ID != nil {
 		if err := ParseID(*r.ID); err != nil {
 			return n, false, err
@@ -172,7 +214,7 @@ func (s *Server) newMessage(r CreateMessageRequest, now time.Time) (n store.NewM
 	if ok {
 		n.Validity = v
 	}
-	p, _, err := ParseWhole(r.Priority, "priority", 0, MaxPriority)
+	p, _, err := CheckWhole(r.Priority, "priority", 0, MaxPriority)
 	if err != nil {
 		return n, false, err
 	}
@@ -249,36 +291,21 @@ type BatchError struct {
 
 func (e *BatchError) Error() string { return fmt.Sprintf("%d invalid items", len(e.Items)) }
 
-// DecodeBatch parses a batch body strictly; each item is decoded like a
-// single create, and a malformed item is reported as that item's entry in
-// bad (its slot in the requests stays empty).
+// batchFields lists the names of a batch body, for the unknown-field
+// answer.
+const batchFields = "messages"
+
+// DecodeBatch parses a batch body strictly (decodeStrict), so a malformed
+// body, a duplicate name anywhere in it, or an unknown name outside the
+// items refuses the whole batch with 400. Each item is then decoded like a
+// single create, and a malformed item or a field of the wrong type is
+// reported as that item's entry in bad (its slot in the requests stays
+// empty).
 func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err error) {
 	var raw struct {
-		Messages []json.RawMessage `json:"messages"`
+		Messages []jsontext.Value `json:"messages"`
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, nil, badJSON("request body is empty")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) && typ.Field == "messages" {
-			return nil, nil, &Error{Status: fiber.StatusBadRequest, Code: "invalid_json", Field: "messages", Message: "messages must be a JSON array of message objects"}
-		}
-		if e := jsonError(err); e.Code == "unknown_field" {
-			e.Message = "unknown field; the only field is messages"
-			return nil, nil, e
-		}
-		return nil, nil, jsonError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, nil, badJSON("request body must hold a single JSON object")
-	}
-	// Text encoding/json would alter (invalid UTF-8, an escaped lone
-	// surrogate) anywhere in the body refuses the whole batch with 400,
-	// as for a single create.
-	if err := CheckJSONText(body); err != nil {
+	if err := decodeStrict(body, &raw, batchFields); err != nil {
 		return nil, nil, err
 	}
 	if len(raw.Messages) == 0 || len(raw.Messages) > MaxBatch {
@@ -286,16 +313,25 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 	}
 	reqs = make([]CreateMessageRequest, len(raw.Messages))
 	for i, item := range raw.Messages {
-		r, err := DecodeNewMessage(item)
-		if err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) {
-				return nil, nil, err
-			}
-			bad = append(bad, ItemError{Index: i, Field: ae.Field, Message: ae.Message})
+		if item.Kind() != '{' {
+			bad = append(bad, ItemError{Index: i, Message: "each item of messages must be a JSON object"})
 			continue
 		}
-		reqs[i] = r
+		r, err := DecodeNewMessage(item)
+		var (
+			ae *Error
+			ve *ValidationError
+		)
+		switch {
+		case err == nil:
+			reqs[i] = r
+		case errors.As(err, &ae):
+			bad = append(bad, ItemError{Index: i, Field: ae.Field, Message: ae.Message})
+		case errors.As(err, &ve):
+			bad = append(bad, ItemError{Index: i, Field: ve.Field, Message: ve.Message})
+		default:
+			return nil, nil, err
+		}
 	}
 	return reqs, bad, nil
 }
@@ -303,14 +339,14 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 // createBatch stores up to 1000 messages, all or nothing.
 //
 //	@Summary		Create messages in one request
-//	@Description	Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.
+//	@Description	Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Items are decoded as strictly as a single create; a field of the wrong JSON type or an unknown field in an item is that item's entry in error.items. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.
 //	@Tags			messages
 //	@Accept			json
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			batch	body		BatchRequest	true	"The messages"
 //	@Success		201		{object}	BatchCreated
-//	@Failure		400		{object}	ErrorResponse	"Malformed JSON or an unknown field outside the items"
+//	@Failure		400		{object}	ErrorResponse	"Malformed JSON, a repeated key anywhere in the body (error.field names it, e.g. messages[1].content), or an unknown field outside the items"
 //	@Failure		401		{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		409		{object}	ErrorResponse	"duplicate_id: an item reuses an id with a different body"
 //	@Failure		413		{object}	ErrorResponse	"Body larger than 2 MiB"

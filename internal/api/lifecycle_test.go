@@ -2,10 +2,11 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,16 @@ func TestCreateRejectsBadLifecycleFields(t *testing.T) {
 		{"long id", `"id": "` + strings.Repeat("a", 37) + `"`, "id"},
 		{"slash id", `"id": "a/b"`, "id"},
 		{"unicode id", `"id": "é"`, "id"},
+		{"dot id", `"id": "."`, "id"},
+		{"dot-dot id", `"id": ".."`, "id"},
+		{"id starting with a dot", `"id": ".x"`, "id"},
+		{"id starting with a dash", `"id": "-x"`, "id"},
+		{"id starting with an underscore", `"id": "_x"`, "id"},
+		{"route word sent", `"id": "sent"`, "id"},
+		{"route word in capitals", `"id": "SENT"`, "id"},
+		{"route word batch", `"id": "Batch"`, "id"},
+		{"id with a tilde first", `"id": "~x"`, "id"},
+		{"id with a percent", `"id": "a%2Fb"`, "id"},
 		{"send_at not a time", `"send_at": "tomorrow"`, "send_at"},
 		{"send_at without zone", `"send_at": "2030-01-01T09:00:00"`, "send_at"},
 		{"send_at past", `"send_at": "` + past + `"`, "send_at"},
@@ -201,7 +212,7 @@ func TestListCancelAttemptsReceipts(t *testing.T) {
 			t.Fatalf("cancel: %d %s", status, b)
 		}
 	}
-	e.markSent(time.Now(), "l-2")
+	e.markSent(time.Now().Add(-time.Hour), "l-2")
 	status, h, b := e.postJSON("/api/v1/messages/l-2/cancel", "")
 	wantError(t, status, h, b, http.StatusConflict, "not_cancelable")
 	status, h, b = e.postJSON("/api/v1/messages/nope/cancel", "")
@@ -255,12 +266,14 @@ func TestListCancelAttemptsReceipts(t *testing.T) {
 	wantError(t, status, h, b, http.StatusNotFound, "not_found")
 
 	// Receipts.
-	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "undelivered", "error_code": "30003", "timestamp": "2026-01-01T00:02:00Z"}`)
+	t2 := time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)
+	t1 := time.Now().Add(-20 * time.Minute).UTC().Format(time.RFC3339)
+	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "undelivered", "error_code": "30003", "timestamp": "`+t2+`"}`)
 	r := decode[api.MessageDetail](t, b)
 	if status != 200 || r.ID != "l-2" || *r.DeliveryStatus != "undelivered" || *r.DeliveryError != "30003" || r.Status != "sent" {
 		t.Fatalf("receipt: %d %s", status, b)
 	}
-	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "delivered", "timestamp": "2026-01-01T00:01:00Z"}`)
+	status, _, b = e.postJSON("/api/v1/receipts", `{"message_id": "remote-l-2", "status": "delivered", "timestamp": "`+t1+`"}`)
 	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "undelivered" {
 		t.Fatalf("older receipt won: %d %s", status, b)
 	}
@@ -270,6 +283,64 @@ func TestListCancelAttemptsReceipts(t *testing.T) {
 		`{"message_id": "r", "status": "delivered", "timestamp": "yesterday"}`, `{"message_id": "r\u0001", "status": "delivered"}`} {
 		status, h, b := e.postJSON("/api/v1/receipts", bad)
 		wantError(t, status, h, b, http.StatusUnprocessableEntity, "validation_failed")
+	}
+}
+
+// A receipt names exactly one message, within the time it can have
+// happened, and delivered never carries an error code; a receipt that
+// breaks a rule changes nothing. Of two with the same timestamp, the first
+// wins.
+func TestReceiptRules(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.exec(`INSERT INTO messages (id, content, phone_number) VALUES
+        ('one', 'hi', '+905551111111'), ('twin-a', 'hi', '+905551111111'), ('twin-b', 'hi', '+905551111111')`)
+	sent := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	e.markSent(sent, "one", "twin-a", "twin-b")
+	e.exec(`UPDATE messages SET remote_message_id = 'remote-twin' WHERE id LIKE 'twin-%'`)
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	receipt := func(remote, status, extra string) string {
+		return `{"message_id": "` + remote + `", "status": "` + status + `"` + extra + `}`
+	}
+	for _, c := range []struct {
+		name, body  string
+		status      int
+		code, field string
+	}{
+		{"ambiguous remote id", receipt("remote-twin", "delivered", ""), 409, "ambiguous_remote_id", "message_id"},
+		{"ambiguous, with a timestamp", receipt("remote-twin", "undelivered", `, "timestamp": "`+ts(time.Now().Add(-time.Minute))+`"`), 409, "ambiguous_remote_id", "message_id"},
+		{"year 9999", receipt("remote-one", "delivered", `, "timestamp": "9999-12-31T23:59:59Z"`), 422, "validation_failed", "timestamp"},
+		{"six minutes ahead", receipt("remote-one", "delivered", `, "timestamp": "`+ts(time.Now().Add(6*time.Minute))+`"`), 422, "validation_failed", "timestamp"},
+		{"six minutes before sent_at", receipt("remote-one", "delivered", `, "timestamp": "`+ts(sent.Add(-6*time.Minute))+`"`), 422, "validation_failed", "timestamp"},
+		{"delivered with an error code", receipt("remote-one", "delivered", `, "error_code": "30003"`), 422, "validation_failed", "error_code"},
+		{"delivered with an empty error code", receipt("remote-one", "delivered", `, "error_code": ""`), 422, "validation_failed", "error_code"},
+	} {
+		status, h, b := e.postJSON("/api/v1/receipts", c.body)
+		if got := wantError(t, status, h, b, c.status, c.code); got.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.name, got.Field, c.field)
+		}
+	}
+	if n := e.count("delivery_status IS NOT NULL OR delivered_at IS NOT NULL OR delivery_error IS NOT NULL"); n != 0 {
+		t.Fatalf("refused receipts changed %d messages", n)
+	}
+	// The first of two receipts with one timestamp wins; the second
+	// answers 200 with the message as stored.
+	at := ts(time.Now().Add(-time.Minute))
+	status, _, b := e.postJSON("/api/v1/receipts", receipt("remote-one", "delivered", `, "timestamp": "`+at+`"`))
+	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "delivered" {
+		t.Fatalf("first: %d %s", status, b)
+	}
+	status, _, b = e.postJSON("/api/v1/receipts", receipt("remote-one", "undelivered", `, "error_code": "30003", "timestamp": "`+at+`"`))
+	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "delivered" || r.DeliveryError != nil {
+		t.Fatalf("second with the same timestamp: %d %s", status, b)
+	}
+	if n := e.count("id = 'one' AND delivery_status = 'delivered' AND delivery_error IS NULL"); n != 1 {
+		t.Fatal("the second receipt of one timestamp changed the message")
+	}
+	// Within the margins: four minutes ahead is taken.
+	status, _, b = e.postJSON("/api/v1/receipts", receipt("remote-one", "undelivered", `, "error_code": "30003", "timestamp": "`+ts(time.Now().Add(4*time.Minute))+`"`))
+	if r := decode[api.MessageDetail](t, b); status != 200 || *r.DeliveryStatus != "undelivered" || *r.DeliveryError != "30003" {
+		t.Fatalf("four minutes ahead: %d %s", status, b)
 	}
 }
 
@@ -299,37 +370,94 @@ func FuzzParseSendAt(f *testing.F) {
 }
 
 func FuzzParseID(f *testing.F) {
-	for _, s := range []string{"a", "otp:42", "", "a b", strings.Repeat("x", 37), "é", "a\nb"} {
+	for _, s := range []string{"a", "otp:42", "", "a b", strings.Repeat("x", 37), "é", "a\nb", ".", "..", "sent", "sEnT", "batch", "a~b", "-a", "otp-4711"} {
 		f.Add(s)
 	}
-	// The pattern the OpenAPI document states is the oracle: ParseID
-	// accepts exactly what it matches.
+	// The pattern the OpenAPI document states is the oracle, with the
+	// route words the document names: ParseID accepts exactly what it
+	// matches, apart from those words.
 	documented := regexp.MustCompile(api.IDPattern)
 	f.Fuzz(func(t *testing.T, s string) {
-		if ok := api.ParseID(s) == nil; ok != documented.MatchString(s) {
-			t.Fatalf("ParseID(%q) ok %v, the documented pattern says %v", s, ok, !ok)
+		routeWord := slices.ContainsFunc(api.RouteWords, func(w string) bool { return strings.EqualFold(w, s) })
+		if ok := api.ParseID(s) == nil; ok != (documented.MatchString(s) && !routeWord) {
+			t.Fatalf("ParseID(%q) ok %v; the documented pattern matches %v, route word %v", s, ok, documented.MatchString(s), routeWord)
+		}
+		if api.ParseID(s) == nil && (s == "." || s == ".." || len(s) > 36 || url.PathEscape(s) != s) {
+			t.Fatalf("ParseID accepted %q", s)
 		}
 	})
 }
 
-func FuzzParseValidity(f *testing.F) {
-	for _, s := range []string{"1", "2592000", "0", "-1", "1.5", "1e3", "", "0x10", "007"} {
-		f.Add(s)
+// Ids that worked before the id rule keep working; a client-chosen id is
+// stored and read back as sent.
+func TestIDsThatWorkToday(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, id := range []string{"otp-4711", "lc_x.i:y-1", "0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de", "a~b", "x", strings.Repeat("z", 36), "sent-1", "batch2", "a..b"} {
+		status, _, b := e.postJSON("/api/v1/messages", `{"id": "`+id+`", "content": "hi", `+okPhone+`}`)
+		if status != http.StatusCreated || decode[api.MessageCreated](t, b).ID != id {
+			t.Fatalf("create %q: %d %s", id, status, b)
+		}
+		if status, _, b := e.get("/api/v1/messages/" + id); status != 200 || decode[api.MessageDetail](t, b).ID != id {
+			t.Fatalf("read %q: %d %s", id, status, b)
+		}
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		n := json.Number(s)
-		d, ok, err := api.ParseValidity(&n)
+	// Rows another system inserted keep any id the column takes; reads and
+	// cancel work on them as before.
+	for _, id := range []string{"_legacy", "-legacy", "legacy id", "é"} {
+		e.exec(`INSERT INTO messages (id, content, phone_number) VALUES ($1, 'hi', '+905551111111')`, id)
+		if status, _, b := e.get("/api/v1/messages/" + url.PathEscape(id)); status != 200 || decode[api.MessageDetail](t, b).ID != id {
+			t.Fatalf("read inserted %q: %d %s", id, status, b)
+		}
+		if status, _, b := e.postJSON("/api/v1/messages/"+url.PathEscape(id)+"/cancel", ""); status != 200 {
+			t.Fatalf("cancel inserted %q: %d %s", id, status, b)
+		}
+	}
+}
+
+// RouteWords holds every fixed segment directly under /api/v1/messages/,
+// so no id a create accepts is hidden by a route.
+func TestRouteWordsMatchTheRouter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const prefix = "/api/v1/messages/"
+	for _, r := range e.srv.App().GetRoutes(true) {
+		rest, ok := strings.CutPrefix(r.Path, prefix)
+		if !ok {
+			continue
+		}
+		seg, _, _ := strings.Cut(rest, "/")
+		if seg == "" || strings.HasPrefix(seg, ":") {
+			continue
+		}
+		if !slices.Contains(api.RouteWords, strings.ToLower(seg)) {
+			t.Errorf("route %s %s: %q is not in api.RouteWords", r.Method, r.Path, seg)
+		}
+		if api.ParseID(seg) == nil {
+			t.Errorf("ParseID accepts the route word %q", seg)
+		}
+	}
+}
+
+func FuzzParseValidity(f *testing.F) {
+	for _, n := range []int64{1, 2592000, 0, -1, 2592001, 1 << 40} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, n int64) {
+		v := int(n)
+		d, ok, err := api.ParseValidity(&v)
 		if err != nil {
 			return
 		}
-		if !ok || d < time.Second || d > api.MaxValidity*time.Second || d%time.Second != 0 {
-			t.Fatalf("%q accepted as %v", s, d)
+		if !ok || d < time.Second || d > api.MaxValidity*time.Second || d%time.Second != 0 || d != time.Duration(v)*time.Second {
+			t.Fatalf("%d accepted as %v", v, d)
 		}
 	})
 }
 
 func FuzzDecodeReceipt(f *testing.F) {
-	for _, s := range []string{`{"message_id": "r", "status": "delivered"}`, `{"message_id": "r", "status": "undelivered", "error_code": "1", "timestamp": "2026-01-01T00:00:00Z"}`, `{}`, `[]`, `{"message_id": "\ud800", "status": "delivered"}`} {
+	for _, s := range []string{`{"message_id": "r", "status": "delivered"}`, `{"message_id": "r", "status": "undelivered", "error_code": "1", "timestamp": "2026-01-01T00:00:00Z"}`, `{}`, `[]`, `{"message_id": "\ud800", "status": "delivered"}`,
+		`{"message_id": "r", "status": "delivered", "error_code": "1"}`, `{"message_id": "r", "status": "delivered", "status": "undelivered"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -337,7 +465,7 @@ func FuzzDecodeReceipt(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if r.RemoteID == "" || (r.Status != "delivered" && r.Status != "undelivered") ||
+		if r.RemoteID == "" || (r.Status != "delivered" && r.Status != "undelivered") || r.Status == "delivered" && r.Error != "" ||
 			strings.ContainsRune(r.RemoteID, 0xfffd) || strings.ContainsRune(r.Error, 0xfffd) {
 			t.Fatalf("%q accepted as %+v", b, r)
 		}

@@ -80,7 +80,7 @@ const cacheTimeout = 500 * time.Millisecond
 // createMessage stores a new pending message.
 //
 //	@Summary		Create a message
-//	@Description	Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: white space, zero-width characters, the BOM and bidi controls alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields. Nothing is stored when any check fails, and what is stored is exactly what was sent.
+//	@Description	Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: a letter, digit, punctuation mark or symbol (Unicode categories L, N, P and S, except U+2800 braille blank, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and U+1D159); white space, format characters (zero-width, the BOM, bidi controls), combining marks and those blank symbols alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent.
 //	@Tags			messages
 //	@Accept			json
 //	@Produce		json
@@ -89,12 +89,12 @@ const cacheTimeout = 500 * time.Millisecond
 //	@Success		201		{object}	MessageCreated			"Stored; Location names the new message"
 //	@Success		200		{object}	MessageCreated			"A replay: this id was created with the same body before; nothing new is stored"
 //	@Header			201		{string}	Location				"/api/v1/messages/{id}"
-//	@Failure		400		{object}	ErrorResponse			"Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \ud800), or an unknown field"
+//	@Failure		400		{object}	ErrorResponse			"Malformed JSON, text that is not UTF-8 (including an escaped lone surrogate such as \ud800), a repeated key (invalid_json, error.field names it), or an unknown field (unknown_field; names match exactly, so Content is unknown)"
 //	@Failure		401		{object}	ErrorResponse			"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		409		{object}	ErrorResponse			"duplicate_id: the id exists with a different body"
 //	@Failure		413		{object}	ErrorResponse			"Body larger than 64 KiB"
 //	@Failure		415		{object}	ErrorResponse			"Content-Type is not application/json, or names a charset other than utf-8"
-//	@Failure		422		{object}	ErrorResponse			"A field is invalid; error.field names it"
+//	@Failure		422		{object}	ErrorResponse			"A field is invalid or of the wrong JSON type; error.field names it"
 //	@Failure		429		{object}	ErrorResponse			"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"

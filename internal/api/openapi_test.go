@@ -96,12 +96,20 @@ func operations() []operation {
 				{"replay", create(lifecycleBody("Your code is 123456")), 200, false, "", false},
 				{"same id, another body", create(lifecycleBody("Your code is 654321")), 409, false, "duplicate_id", false},
 				{"id with a space", create(`{"id": "otp 2", "content": "hi"` + ok), 422, true, "", false},
+				{"id ..", create(`{"id": "..", "content": "hi"` + ok), 422, true, "", false},
+				{"id starting with a dash", create(`{"id": "-otp", "content": "hi"` + ok), 422, true, "", false},
+				{"id that is a route word", create(`{"id": "sent", "content": "hi"` + ok), 422, false, "", false},
 				{"id longer than 36", create(`{"id": "` + strings.Repeat("a", 37) + `", "content": "hi"` + ok), 422, true, "", false},
 				{"priority 10", create(`{"priority": 10, "content": "hi"` + ok), 422, true, "", false},
 				{"validity_period 0", create(`{"validity_period": 0, "content": "hi"` + ok), 422, true, "", false},
 				{"send_at not a time", create(`{"send_at": "tomorrow", "content": "hi"` + ok), 422, true, "", false},
 				{"escaped lone surrogate in the id", create(`{"id": "a\ud800", "content": "hi"` + ok), 400, false, "", false},
-				{"content not a string", create(`{"content": 5` + ok), 400, true, "", false},
+				{"content not a string", create(`{"content": 5` + ok), 422, true, "", false},
+				{"priority a string", create(`{"priority": "5", "content": "hi"` + ok), 422, true, "", false},
+				{"duplicate key", create(`{"content": "hi", "content": "ho"` + ok), 400, false, "", false},
+				{"wrong-case key", create(`{"content": "hi", "Content": "ho"` + ok), 400, true, "unknown_field", false},
+				{"multipart, not a form", req{method: http.MethodPost, path: "/api/v1/messages", body: `{"content": "hi"` + ok,
+					headers: []string{"Content-Type: multipart/form-data; boundary=x", key}}, 415, true, "", false},
 				{"invalid UTF-8", create("{\"content\": \"a\xffb\"" + ok), 400, false, "", false},
 				{"escaped lone surrogate", create(`{"content": "a\ud800b"` + ok), 400, false, "", false},
 				{"too large", create(`{"content": "` + strings.Repeat("x", 70_000) + `"` + ok), 413, true, "", true},
@@ -171,7 +179,12 @@ func operations() []operation {
 			op:     "POST /api/v1/receipts",
 			sample: opCase{"delivered", receipt(`{"message_id": "remote-sent-1", "status": "delivered"}`), 200, false, "", false},
 			cases: []opCase{
-				{"undelivered, older", receipt(`{"message_id": "remote-sent-1", "status": "undelivered", "error_code": "30003", "timestamp": "2025-01-02T03:04:07Z"}`), 200, false, "", false},
+				{"undelivered, older", receipt(`{"message_id": "remote-sent-1", "status": "undelivered", "error_code": "30003", "timestamp": "2025-03-04T05:06:08Z"}`), 200, false, "", false},
+				{"ambiguous message_id", receipt(`{"message_id": "remote-twin", "status": "delivered"}`), 409, false, "", false},
+				{"timestamp in year 9999", receipt(`{"message_id": "remote-sent-1", "status": "delivered", "timestamp": "9999-12-31T23:59:59Z"}`), 422, false, "", false},
+				{"timestamp before sent_at", receipt(`{"message_id": "remote-sent-1", "status": "delivered", "timestamp": "2025-03-04T04:00:00Z"}`), 422, false, "", false},
+				{"delivered with an error_code", receipt(`{"message_id": "remote-sent-1", "status": "delivered", "error_code": "30003"}`), 422, false, "", false},
+				{"status not a string", receipt(`{"message_id": "remote-sent-1", "status": 1}`), 422, true, "", false},
 				{"unknown message_id", receipt(`{"message_id": "remote-nope", "status": "delivered"}`), 404, false, "", false},
 				{"unknown status", receipt(`{"message_id": "remote-sent-1", "status": "read"}`), 422, true, "", false},
 				{"missing message_id", receipt(`{"status": "delivered"}`), 422, true, "", false},
@@ -270,6 +283,10 @@ func TestResponsesMatchTheDocument(t *testing.T) {
         ('pending-1', 'hi', '+905551111111', 'pending'), ('failed-1', 'hi', '+905551111111', 'failed'),
         ('sent-1', 'hi', '+905551111111', 'pending'), ('cancel-1', 'hi', '+905551111111', 'pending')`)
 	e.markSent(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC), "sent-1")
+	// Two sent messages that share a remote id, for the 409 of a receipt.
+	e.exec(`INSERT INTO messages (id, content, phone_number, status, is_sent, sent_at, remote_message_id) VALUES
+        ('twin-1', 'hi', '+905551111111', 'sent', TRUE, now(), 'remote-twin'),
+        ('twin-2', 'hi', '+905551111111', 'sent', TRUE, now(), 'remote-twin')`)
 	e.exec(`INSERT INTO message_attempts VALUES
         ('sent-1', 1, '2025-03-04T05:06:00Z', 30000, NULL, 'retry', 'webhook call failed: timeout'),
         ('sent-1', 2, '2025-03-04T05:06:07Z', 42, 202, 'sent', NULL)`)

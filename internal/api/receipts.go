@@ -1,10 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"time"
 	"unicode/utf8"
 
@@ -18,36 +14,31 @@ type ReceiptRequest struct {
 	// MessageID is the messageId the webhook answered with.
 	MessageID string `json:"message_id" example:"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849" minLength:"1" maxLength:"255"`
 	Status    string `json:"status" enums:"delivered,undelivered" example:"delivered"`
-	// ErrorCode is the provider's reason for an undelivered message.
+	// ErrorCode is the provider's reason for an undelivered message; a
+	// delivered receipt must not carry one.
 	ErrorCode *string `json:"error_code,omitempty" example:"30003" maxLength:"255"`
-	// Timestamp is when the provider says it happened (RFC 3339); the
-	// newest receipt wins. Without it, the time the receipt arrived.
+	// Timestamp is when the provider says it happened (RFC 3339): at most
+	// 5 minutes after the server's time and at most 5 minutes before the
+	// message was sent. The newest receipt wins; of equal ones, the first.
+	// Without it, the time the receipt arrived.
 	Timestamp *string `json:"timestamp,omitempty" format:"date-time" example:"2025-01-02T03:04:07Z"`
 }
 
 // maxReceiptText bounds message_id and error_code.
 const maxReceiptText = 255
 
-// DecodeReceipt parses and checks a receipt body: strict JSON (400 for
-// malformed JSON or unknown fields), then 422 for a missing or bad field.
+// receiptFields lists the names of a receipt, for the unknown-field answer.
+const receiptFields = "message_id, status, error_code and timestamp"
+
+// DecodeReceipt parses and checks a receipt body: strict JSON (decodeStrict:
+// 400 for malformed JSON, an unknown or repeated name, 422 for a field of
+// the wrong type), then 422 for a missing or bad field. A delivered receipt
+// carries no error_code: one that does is refused (422 on error_code)
+// rather than stored with it, so delivery_error only ever explains an
+// undelivered message.
 func DecodeReceipt(body []byte) (store.Receipt, error) {
 	var r ReceiptRequest
-	if len(bytes.TrimSpace(body)) == 0 {
-		return store.Receipt{}, badJSON("request body is empty")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		e := jsonError(err)
-		if e.Code == "unknown_field" {
-			e.Message = "unknown field; allowed fields are message_id, status, error_code and timestamp"
-		}
-		return store.Receipt{}, e
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return store.Receipt{}, badJSON("request body must hold a single JSON object")
-	}
-	if err := CheckJSONText(body); err != nil {
+	if err := decodeStrict(body, &r, receiptFields); err != nil {
 		return store.Receipt{}, err
 	}
 	if !printable(r.MessageID) {
@@ -57,6 +48,9 @@ func DecodeReceipt(body []byte) (store.Receipt, error) {
 		return store.Receipt{}, invalid("status", "status must be delivered or undelivered")
 	}
 	out := store.Receipt{RemoteID: r.MessageID, Status: r.Status}
+	if r.ErrorCode != nil && r.Status == "delivered" {
+		return store.Receipt{}, invalid("error_code", "a delivered receipt carries no error_code; send error_code only with undelivered")
+	}
 	if r.ErrorCode != nil {
 		if !printable(*r.ErrorCode) {
 			return store.Receipt{}, invalid("error_code", "error_code must be 1 to 255 printable characters")
@@ -94,19 +88,20 @@ func printable(s string) bool {
 // postReceipt stores a delivery receipt.
 //
 //	@Summary		Take a delivery receipt
-//	@Description	Sets delivery_status, delivered_at and delivery_error on the sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, and the answer is the message as stored.
+//	@Description	Sets delivery_status, delivered_at and delivery_error on the one sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, the first of equal timestamps wins, and the answer is the message as stored. When several sent messages carry message_id the answer is 409 ambiguous_remote_id and nothing changes. timestamp may be at most 5 minutes after the server's time (the database's clock) and at most 5 minutes before the message's sent_at, else 422 on timestamp. A delivered receipt carries no error_code (422 on error_code). A refused receipt changes nothing.
 //	@Tags			messages
 //	@Accept			json
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			receipt	body		ReceiptRequest	true	"The receipt"
 //	@Success		200		{object}	MessageDetail
-//	@Failure		400		{object}	ErrorResponse	"Malformed JSON or an unknown field"
+//	@Failure		400		{object}	ErrorResponse	"Malformed JSON, a repeated key, or an unknown field (names match exactly)"
 //	@Failure		401		{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
 //	@Failure		404		{object}	ErrorResponse	"No sent message has this message_id"
 //	@Failure		413		{object}	ErrorResponse	"Body larger than 64 KiB"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not application/json"
-//	@Failure		422		{object}	ErrorResponse	"A field is invalid; error.field names it"
+//	@Failure		409		{object}	ErrorResponse	"ambiguous_remote_id: several sent messages have this message_id"
+//	@Failure		422		{object}	ErrorResponse	"A field is invalid or of the wrong JSON type, timestamp is out of range, or a delivered receipt has an error_code; error.field names it"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"

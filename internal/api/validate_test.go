@@ -83,8 +83,9 @@ func TestDecodeNewMessage(t *testing.T) {
 		{"trailing object", `{} {}`, "invalid_json", api.CreateMessageRequest{}},
 		{"trailing garbage", `{}x`, "invalid_json", api.CreateMessageRequest{}},
 		{"string", `"hi"`, "invalid_json", api.CreateMessageRequest{}},
-		{"number phone", `{"phone_number": 905551111111}`, "invalid_json", api.CreateMessageRequest{}},
 		{"unknown", `{"Content":"a","extra":true}`, "unknown_field", api.CreateMessageRequest{}},
+		{"wrong case", `{"content":"lower","Content":"UPPER"}`, "unknown_field", api.CreateMessageRequest{}},
+		{"duplicate", `{"content":"a","content":"b"}`, "invalid_json", api.CreateMessageRequest{}},
 	}
 	for _, c := range cases {
 		got, err := api.DecodeNewMessage([]byte(c.body))
@@ -138,7 +139,7 @@ func FuzzValidateNewMessage(f *testing.F) {
 				t.Fatalf("error %#v is not a ValidationError on a known field", err)
 			}
 		}
-		contentOK := content != "" && utf8.ValidString(content) && strings.ContainsFunc(content, func(r rune) bool { return !message.Invisible(r) }) &&
+		contentOK := content != "" && utf8.ValidString(content) && strings.ContainsFunc(content, message.VisibleBase) &&
 			utf8.RuneCountInString(content) <= limit && !strings.ContainsFunc(content, func(r rune) bool {
 			return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r <= 0x9f
 		})

@@ -7,6 +7,7 @@ package message
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -33,7 +34,7 @@ var e164 = regexp.MustCompile(PhonePattern)
 // ContentPattern matches text free of the control characters CheckContent
 // refuses (it allows tab, LF and CR). The OpenAPI document states it, in a
 // form both ECMA-262 and Go's regexp read; the other content rules (a
-// visible character, the length) are not in it.
+// visible base character, the length) are not in it.
 const ContentPattern = `^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]+$`
 
 // Validate checks a message before it is stored or sent: content as
@@ -65,9 +66,9 @@ func ValidateClaimed(id, content, phone string, maxContent int) error {
 
 // CheckContent checks message text: present, valid UTF-8, free of control
 // characters (C0 other than tab, CR and LF; DEL; C1, U+0080 to U+009F;
-// PostgreSQL rejects NUL and receivers mangle the rest), with at least one
-// visible character (see Invisible), and at most maxContent characters
-// (runes, not bytes).
+// PostgreSQL rejects NUL and receivers mangle the rest), holding at least
+// one visible base character (see VisibleBase), and at most maxContent
+// characters (runes, not bytes).
 func CheckContent(c string, maxContent int) error {
 	switch {
 	case c == "":
@@ -76,8 +77,8 @@ func CheckContent(c string, maxContent int) error {
 		return &InvalidError{Field: "content", Message: "content must be valid UTF-8"}
 	case hasControl(c):
 		return &InvalidError{Field: "content", Message: "content must not contain control characters (U+0000 to U+001F other than tab, CR and LF; U+007F to U+009F)"}
-	case blank(c):
-		return &InvalidError{Field: "content", Message: "content must not be blank: whitespace, zero-width, BOM and bidi control characters alone are not a message"}
+	case !strings.ContainsFunc(c, VisibleBase):
+		return &InvalidError{Field: "content", Message: "content must not be blank: it needs a letter, digit, punctuation mark or symbol; white space, format characters (zero-width, BOM, bidi controls), combining marks and blank symbols (U+2800, Hangul fillers) alone are not a message"}
 	case utf8.RuneCountInString(c) > maxContent:
 		return &InvalidError{Field: "content", Message: fmt.Sprintf("content must be at most %d characters", maxContent)}
 	}
@@ -111,12 +112,26 @@ func IsControl(r rune) bool {
 	return r < 0x20 || r >= 0x7f && r <= 0x9f
 }
 
-// Invisible reports whether r shows nothing on its own: white space, a
-// format character (Unicode category Cf: zero-width space and joiners, the
-// BOM, bidi controls, soft hyphen), a variation selector, or another
-// default-ignorable code point (Hangul fillers, combining grapheme joiner).
-func Invisible(r rune) bool {
-	return unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+// VisibleBase reports whether r is a visible base character: one that
+// shows something on its own, so that content holding one is not blank.
+// That is a rune of Unicode general category L (letters), N (numbers), P
+// (punctuation) or S (symbols), except those that render as nothing:
+//   - the default-ignorable letters, which Unicode lists in
+//     Other_Default_Ignorable_Code_Point: the Hangul fillers U+115F,
+//     U+1160, U+3164 and U+FFA0;
+//   - U+2800 BRAILLE PATTERN BLANK, a symbol with no dots;
+//   - U+1D159 MUSICAL SYMBOL NULL NOTEHEAD, a symbol drawn as nothing.
+//
+// Everything else is not a base character, or not a visible one: white
+// space and separators (Z), format characters (Cf: zero-width space and
+// joiners, the BOM, bidi controls, soft hyphen, tags), controls, private
+// use and unassigned code points (C), and marks (M: combining accents,
+// variation selectors), which only change the base before them.
+func VisibleBase(r rune) bool {
+	if !unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S) {
+		return false
+	}
+	return !unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) && r != '\u2800' && r != '\U0001D159'
 }
 
 func hasControl(s string) bool {
@@ -135,13 +150,4 @@ func hasIDControl(s string) bool {
 		}
 	}
 	return false
-}
-
-func blank(s string) bool {
-	for _, r := range s {
-		if !Invisible(r) {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/messaging-server/messaging-server/internal/message"
@@ -52,6 +53,23 @@ func TestCheckContent(t *testing.T) {
 		{"variation selector", "\ufe0f", "blank"},
 		{"hangul filler", "\u3164", "blank"},
 		{"ideographic space", "\u3000", "blank"},
+		{"braille blank", "\u2800", "blank"},
+		{"braille blanks and spaces", "\u2800 \u2800\n\u2800", "blank"},
+		{"combining marks only", "\u0301\u0308\u0327", "blank"},
+		{"combining marks on spaces", " \u0301 \u20dd", "blank"},
+		{"hangul fillers", "\u115f\u1160\u3164\uffa0", "blank"},
+		{"null notehead", "\U0001d159", "blank"},
+		{"tag characters", "\U000e0041\U000e0042", "blank"},
+		{"private use only", "\ue000", "blank"},
+		{"mongolian vowel separator", "\u180e", "blank"},
+		{"line and paragraph separators", "\u2028\u2029", "blank"},
+		{"one braille dot", "\u2801", ""},
+		{"letter with a combining mark", "e\u0301", ""},
+		{"a digit among blanks", "\u2800 1 \u3164", ""},
+		{"punctuation only", "?", ""},
+		{"symbol only", "\u20ac", ""},
+		{"emoji only", "🙂", ""},
+		{"CJK", "\u4f60\u597d", ""},
 		{"one over", strings.Repeat("x", 161), "at most 160"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +82,23 @@ func TestCheckContent(t *testing.T) {
 				t.Fatalf("%q: %v, want content error with %q", tc.content, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestVisibleBase(t *testing.T) {
+	t.Parallel()
+	for r, want := range map[rune]bool{
+		'a': true, 'Z': true, 'ş': true, 'ß': true, '\u4f60': true, '\u05e9': true, '0': true, '\u0669': true, 'Ⅻ': true,
+		'.': true, '?': true, '«': true, '-': true, '+': true, '$': true, '€': true, '©': true, '🙂': true, '\u2801': true, '\ufffd': true,
+		' ': false, '\t': false, '\n': false, '\u00a0': false, '\u3000': false, '\u2028': false, '\u2029': false,
+		'\u200b': false, '\u200d': false, '\ufeff': false, '\u202e': false, '\u00ad': false, '\u180e': false, '\U000e0041': false,
+		'\u0301': false, '\u20dd': false, '\ufe0f': false, '\u034f': false,
+		'\u2800': false, '\u115f': false, '\u1160': false, '\u3164': false, '\uffa0': false, '\U0001d159': false,
+		'\x00': false, '\u0085': false, '\ue000': false, '\U0010fffd': false, '\U000e01ef': false,
+	} {
+		if got := message.VisibleBase(r); got != want {
+			t.Errorf("VisibleBase(%U) = %v, want %v", r, got, want)
+		}
 	}
 }
 
@@ -131,7 +166,7 @@ func TestValidateClaimedChecksTheIDFirst(t *testing.T) {
 // within the limit, free of controls other than tab and line breaks, and has
 // a visible character.
 func FuzzCheckContent(f *testing.F) {
-	for _, s := range []string{"hi", "", " ", "\u200b", "\ufeffa", "a\u0085", "\xc0\xaf", "\xed\xa0\x80", "a\tb\n", strings.Repeat("é", 161)} {
+	for _, s := range []string{"hi", "", " ", "\u200b", "\ufeffa", "\u2800", "a\u0301", "\u0301", "\u3164x", "a\u0085", "\xc0\xaf", "\xed\xa0\x80", "a\tb\n", strings.Repeat("é", 161)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -150,7 +185,10 @@ func FuzzCheckContent(f *testing.F) {
 			if message.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
 				t.Fatalf("%q accepted with control %U", s, r)
 			}
-			visible = visible || !message.Invisible(r)
+			// A letter, number, punctuation mark or symbol that is not one
+			// of the blank ones.
+			visible = visible || unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S) &&
+				!strings.ContainsRune("\u2800\u115f\u1160\u3164\uffa0\U0001d159", r)
 		}
 		if !visible {
 			t.Fatalf("%q accepted with nothing visible", s)
