@@ -209,7 +209,7 @@ func (p *producer) claim(ctx context.Context, n int) claimResult {
 		n = min(n, adm.N)
 	}
 	t0 := time.Now()
-	rows, err := p.s.store.Claim(cctx, n, p.s.cfg.Lease)
+	rows, err := p.s.store.Claim(cctx, n, p.s.cfg.Lease, p.s.cfg.MaxAttempts)
 	return claimResult{rows: rows, err: err, took: time.Since(t0)}
 }
 

@@ -37,7 +37,7 @@ import (
 // Store is what delivery needs of PostgreSQL.
 type Store interface {
 	ReserveTick(ctx context.Context, budget int, minGap time.Duration, maxAttempts int) (bool, error)
-	Claim(ctx context.Context, n int, lease time.Duration) ([]store.Claimed, error)
+	Claim(ctx context.Context, n int, lease time.Duration, maxAttempts int) ([]store.Claimed, error)
 	RecordOutcomes(ctx context.Context, outs []store.Outcome) (map[string]bool, error)
 	Release(ctx context.Context, cs []store.Claimed) (int64, error)
 	SetRunning(ctx context.Context, running bool, reason string) (store.Control, error)
