@@ -2,14 +2,18 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/delivery"
 )
 
 // MetricsPortRange is how many ports from the default METRICS_PORT a worker
@@ -68,4 +72,37 @@ func bindReason(err error) string {
 	default:
 		return "bind failed"
 	}
+}
+
+// Readiness is the answer of a worker's /readyz, in the api's shape: the
+// overall status and each check's ("ok" or "unavailable"), and while not
+// ready a reason an operator can act on.
+type Readiness struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+	Reason string            `json:"reason,omitempty"`
+}
+
+// RecordCheck is the check of /readyz that says whether the worker can
+// record outcomes.
+const RecordCheck = "record_outcomes"
+
+// readyzHandler answers a worker's /readyz: 200 while it can record
+// outcomes, 503 while the record statement fails (it starts no call then).
+func readyzHandler(health func() delivery.RecordHealth) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := health()
+		body, code := Readiness{Status: "ok", Checks: map[string]string{RecordCheck: "ok"}}, http.StatusOK
+		if h.Failing {
+			body = Readiness{
+				Status: "unavailable", Checks: map[string]string{RecordCheck: "unavailable"},
+				Reason: "recording delivery outcomes has failed since " + h.Since.UTC().Format(time.RFC3339) +
+					"; this worker starts no call until it works (see its log)",
+			}
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(body)
+	})
 }

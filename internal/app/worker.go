@@ -206,7 +206,7 @@ func TaskTimeout(cfg config.Config) time.Duration {
 	return max(cfg.CronIntervalDuration(), cfg.LeaseDuration()) + cfg.GracePeriod()
 }
 
-// serveMetrics serves /metrics on METRICS_PORT with net/http (the worker
+// serveMetrics serves /metrics and /readyz on METRICS_PORT with net/http (the worker
 // links no web framework) and returns the function that stops it.
 func (w *Worker) serveMetrics() (func(), error) {
 	if w.cfg.MetricsPort == 0 {
@@ -218,6 +218,7 @@ func (w *Worker) serveMetrics() (func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /readyz", readyzHandler(w.svc.RecordHealth))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {

@@ -13,7 +13,7 @@ import (
 // Store is what the breaker needs of PostgreSQL.
 type Store interface {
 	Breaker(ctx context.Context) (store.BreakerRow, time.Time, error)
-	UpdateBreaker(ctx context.Context, apply func(store.BreakerRow, time.Time) (store.BreakerRow, bool)) (store.BreakerRow, error)
+	UpdateBreaker(ctx context.Context, apply func(store.BreakerRow, time.Time) store.BreakerChange) (store.BreakerRow, int64, error)
 	ClaimBreakerProbe(ctx context.Context, cooldown, probeTimeout time.Duration, reason, reprobe string) (store.BreakerRow, time.Time, bool, error)
 }
 
@@ -218,10 +218,12 @@ func (b *Breaker) Flush(ctx context.Context) {
 		return
 	}
 	var tr Transition
-	row, err := b.d.Store.UpdateBreaker(ctx, func(cur store.BreakerRow, now time.Time) (store.BreakerRow, bool) {
+	// When this write closes the breaker after an outage, the same
+	// transaction makes the retries the outage scheduled due at once.
+	row, due, err := b.d.Store.UpdateBreaker(ctx, func(cur store.BreakerRow, now time.Time) store.BreakerChange {
 		next, trans := fromRow(cur).Report(now, t, b.d.Settings)
 		tr = trans
-		return toRow(next), true
+		return store.BreakerChange{Row: toRow(next), Write: true, DueSince: trans.OutageStart}
 	})
 	if err != nil {
 		b.d.Log.Warn("breaker: write outcomes", "calls", t.Calls, "failures", t.Failures, "err", err)
@@ -238,7 +240,7 @@ func (b *Breaker) Flush(ctx context.Context) {
 		if tr.To == Open && tr.From == Closed {
 			b.d.Metrics.Trip()
 		}
-		b.logTransition(ctx, tr, row)
+		b.logTransition(ctx, tr, row, "held_back_now_due", due)
 	}
 }
 
@@ -305,13 +307,16 @@ func (b *Breaker) setViewLocked(row store.BreakerRow, dbNow time.Time, fresh boo
 	b.d.Metrics.State(string(b.view.Mode), modeNames())
 }
 
-func (b *Breaker) logTransition(ctx context.Context, tr Transition, row store.BreakerRow) {
+func (b *Breaker) logTransition(ctx context.Context, tr Transition, row store.BreakerRow, extra ...any) {
 	level := slog.LevelInfo
 	if tr.To == Open {
 		level = slog.LevelWarn
 	}
-	b.d.Log.Log(ctx, level, "circuit breaker "+string(tr.From)+" -> "+string(tr.To),
-		"state", tr.To, "reason", tr.Reason, "failure_rate", row.FailureRate, "since", row.Since.UTC().Format(time.RFC3339))
+	if tr.OutageStart.IsZero() {
+		extra = nil
+	}
+	b.d.Log.Log(ctx, level, "circuit breaker "+string(tr.From)+" -> "+string(tr.To), append([]any{
+		"state", tr.To, "reason", tr.Reason, "failure_rate", row.FailureRate, "since", row.Since.UTC().Format(time.RFC3339)}, extra...)...)
 }
 
 func modeNames() []string {

@@ -61,6 +61,10 @@ type State struct {
 	Reason      string    // why, for operators
 	FailureRate float64   // the window's failure rate at the last report (at the trip while open)
 
+	// WindowStart is where the current bucket starts. A trip starts a
+	// fresh window at the trip's time, and nothing moves it while the
+	// breaker is open or half-open: until it closes again it tells when
+	// the outage was noticed.
 	WindowStart             time.Time
 	Calls, Failures         int // current bucket
 	PrevCalls, PrevFailures int // the bucket before it
@@ -112,6 +116,11 @@ func (t Tally) Empty() bool { return t.Calls == 0 && t.Probe == NoProbe }
 type Transition struct {
 	From, To Mode
 	Reason   string
+	// OutageStart is set when the breaker closes after an outage: the
+	// trip's time minus Window, for the failures that tripped it came
+	// before it. Retries the outage scheduled since then are due at once
+	// (store.BreakerChange).
+	OutageStart time.Time
 }
 
 // Changed tells whether a transition happened.
@@ -163,7 +172,8 @@ func (s State) Window(now time.Time, w time.Duration) (calls, failures float64) 
 //   - closed: the calls count; when the window holds at least MinCalls
 //     calls and at least FailureRate of them failed retryably, it opens.
 //   - half-open: the probe's result decides: a success closes it with a
-//     fresh window, a failure opens it for another cooldown. Other calls
+//     fresh window (and dates the outage, Transition.OutageStart), a
+//     failure opens it for another cooldown. Other calls
 //     (started before the trip) are ignored.
 //   - open: calls that were in flight when it tripped are ignored.
 func (s State) Report(now time.Time, t Tally, cfg Settings) (State, Transition) {
@@ -172,9 +182,11 @@ func (s State) Report(now time.Time, t Tally, cfg Settings) (State, Transition) 
 	case HalfOpen:
 		switch t.Probe {
 		case ProbeSucceeded:
+			outage := s.WindowStart.Add(-cfg.Window)
 			s = s.resetWindow(now)
 			s.Mode, s.Since, s.FailureRate, s.ProbeAt = Closed, now, 0, time.Time{}
 			s.Reason = "probe call succeeded"
+			return s, Transition{From: from, To: s.Mode, Reason: s.Reason, OutageStart: outage}
 		case ProbeFailed:
 			s.Mode, s.Since, s.ProbeAt = Open, now, time.Time{}
 			s.Reason = "probe call failed: " + orUnknown(t.LastError)

@@ -19,7 +19,12 @@ type step struct {
 	want    breaker.Mode
 	verdict string // "allow", "wait", "probe" (checked after the event)
 	trips   int64
+	// outage, when set, is the outage start the transition must carry,
+	// as an offset of the fake clock; unset, it must carry none.
+	outage *time.Duration
 }
+
+func at(d time.Duration) *time.Duration { return &d }
 
 func tally(calls, failures int) *breaker.Tally {
 	return &breaker.Tally{Calls: calls, Failures: failures, LastError: "HTTP 500"}
@@ -73,8 +78,18 @@ func TestStateMachine(t *testing.T) {
 		{"a probe success closes with a fresh window", []step{
 			{at: 0, report: tally(20, 20), want: breaker.Open, trips: 1},
 			{at: 30 * time.Second, claim: true, claimed: true, want: breaker.HalfOpen},
-			{at: 31 * time.Second, report: probe(breaker.ProbeSucceeded), want: breaker.Closed, verdict: "allow"},
+			{at: 31 * time.Second, report: probe(breaker.ProbeSucceeded), want: breaker.Closed, verdict: "allow", outage: at(-30 * time.Second)},
 			{at: 32 * time.Second, report: tally(19, 19), want: breaker.Closed, verdict: "allow"},
+		}},
+		{"the outage dates from the trip minus the window, through failed probes", []step{
+			{at: 10 * time.Second, report: tally(20, 20), want: breaker.Open, trips: 1},
+			{at: 40 * time.Second, claim: true, claimed: true, want: breaker.HalfOpen},
+			{at: 41 * time.Second, report: probe(breaker.ProbeFailed), want: breaker.Open},
+			{at: 71 * time.Second, claim: true, claimed: true, want: breaker.HalfOpen},
+			{at: 90 * time.Second, claim: true, claimed: false, want: breaker.HalfOpen},
+			{at: 91 * time.Second, claim: true, claimed: true, want: breaker.HalfOpen}, // the probe never reported
+			{at: 92 * time.Second, report: probe(breaker.ProbeSucceeded), want: breaker.Closed, outage: at(10*time.Second - cfg.Window)},
+			{at: 93 * time.Second, report: tally(1, 0), want: breaker.Closed},
 		}},
 		{"a probe failure opens for another cooldown", []step{
 			{at: 0, report: tally(20, 20), want: breaker.Open, trips: 1},
@@ -96,7 +111,7 @@ func TestStateMachine(t *testing.T) {
 		{"trips count each closed to open", []step{
 			{at: 0, report: tally(20, 20), want: breaker.Open, trips: 1},
 			{at: 30 * time.Second, claim: true, claimed: true, want: breaker.HalfOpen},
-			{at: 31 * time.Second, report: probe(breaker.ProbeSucceeded), want: breaker.Closed},
+			{at: 31 * time.Second, report: probe(breaker.ProbeSucceeded), want: breaker.Closed, outage: at(-30 * time.Second)},
 			{at: 40 * time.Second, report: tally(40, 20), want: breaker.Open, trips: 2},
 		}},
 	}
@@ -113,6 +128,12 @@ func TestStateMachine(t *testing.T) {
 					s, tr = s.Report(now, *st.report, cfg)
 					if tr.Changed() != (prev != s.Mode) || (tr.Changed() && (tr.From != prev || tr.To != s.Mode || tr.Reason == "")) {
 						t.Fatalf("step %d: transition %+v from %s to %s", i, tr, prev, s.Mode)
+					}
+					switch {
+					case st.outage == nil && !tr.OutageStart.IsZero():
+						t.Fatalf("step %d: transition %+v dates an outage", i, tr)
+					case st.outage != nil && !tr.OutageStart.Equal(t0.Add(*st.outage)):
+						t.Fatalf("step %d: outage start %s, want %s", i, tr.OutageStart, t0.Add(*st.outage))
 					}
 				}
 				if st.claim {

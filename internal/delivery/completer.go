@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -72,23 +73,21 @@ func (c *completer) run() {
 	}
 }
 
-// record writes a batch of outcomes in one statement and caches the sent
-// ones in one Redis pipeline, with a fresh bounded context: the handler's
-// may be canceled, the results must still land. A failed write loses
-// nothing: the rows come back after their lease and are sent again with the
-// same Idempotency-Key.
+// record writes a batch of outcomes and caches the sent ones in one Redis
+// pipeline, with fresh bounded contexts: the handler's may be canceled, the
+// results must still land. When the write fails it keeps the outcomes and
+// writes them again (persist); meanwhile no call starts.
 func (s *Service) record(ctx context.Context, batch []result) {
 	rctx, cancel := s.recordCtx(ctx)
-	defer cancel()
 	if s.gate != nil {
 		// One report per batch, never a round trip per message; the
 		// breaker writes the shared row at most once for it.
 		s.gate.Report(rctx, tally(batch))
 	}
-	outs := make([]store.Outcome, len(batch))
+	pend := make([]pendingOutcome, len(batch))
 	paused := false
 	for i, r := range batch {
-		outs[i] = r.out
+		pend[i] = pendingOutcome{out: r.out, deadline: r.deadline}
 		if r.gone {
 			if !paused {
 				s.pauseForGone(rctx)
@@ -97,15 +96,18 @@ func (s *Service) record(ctx context.Context, batch []result) {
 			s.logMessage(ctx, slog.LevelError, "WEBHOOK ENDPOINT GONE: sending paused for every worker", r.out, "reason", r.out.Error)
 		}
 	}
-	s.records.Add(1)
-	done, err := s.store.RecordOutcomes(rctx, outs)
-	if err != nil {
-		s.log.Error("record outcomes failed; the messages return after their lease", "count", len(outs), "err", err)
-		return
-	}
+	cancel()
+	done, unwritten := s.persist(ctx, pend)
+
+	rctx, cancel = s.recordCtx(ctx)
+	defer cancel()
 	var sent []cache.Sent
-	for _, o := range outs {
-		if !done[o.ID] {
+	for _, p := range pend {
+		o := p.out
+		if unwritten[o.ID] {
+			continue // given up: counted and logged by persist
+		}
+		if !done.changed[o.ID] {
 			s.lost.Add(1)
 			s.logMessage(ctx, slog.LevelWarn, "outcome not recorded: the claim was taken over after its lease expired", o, "outcome", o.Status)
 			continue
@@ -113,8 +115,8 @@ func (s *Service) record(ctx context.Context, batch []result) {
 		switch o.Status {
 		case store.StatusSent:
 			s.sent.Add(1)
-			sent = append(sent, cache.Sent{ID: o.ID, MessageID: o.RemoteID, SentAt: o.SentAt})
-			s.logMessage(ctx, slog.LevelInfo, "message sent", o, "remote_message_id", o.RemoteID)
+			sent = append(sent, cache.Sent{ID: o.ID, MessageID: done.remoteID(o), SentAt: o.SentAt})
+			s.logMessage(ctx, slog.LevelInfo, "message sent", o, "remote_message_id", done.remoteID(o))
 		case store.StatusPending:
 			s.retried.Add(1)
 			s.logMessage(ctx, slog.LevelWarn, "delivery failed; will retry", o, "reason", o.Error, "retry_at", o.NextAt)
@@ -133,6 +135,151 @@ func (s *Service) record(ctx context.Context, batch []result) {
 		}
 		s.log.Error("cache sent records; the database has them", "count", len(sent), "err", err)
 	}
+}
+
+// The backoff between two writes of the same outcomes: 50 ms doubling to
+// 2 s, each spread over [d/2, d) by jitter so that workers do not retry in
+// step.
+const (
+	recordRetryFirst = 50 * time.Millisecond
+	recordRetryMax   = 2 * time.Second
+)
+
+// pendingOutcome is an outcome not yet written.
+type pendingOutcome struct {
+	out      store.Outcome
+	deadline time.Time // see Service.recordDeadline
+	late     bool      // its deadline passed and it was given up
+}
+
+// written is what persist recorded: the ids whose row changed, and the
+// remote id stored for those whose answer had to be stored in a safe form.
+type written struct {
+	changed map[string]bool
+	safe    map[string]bool
+}
+
+// remoteID is the remote message id stored for o.
+func (w written) remoteID(o store.Outcome) string {
+	if w.safe[o.ID] {
+		return ""
+	}
+	return o.RemoteID
+}
+
+// outcomeSet is a set of message ids.
+type outcomeSet map[string]bool
+
+// persist writes pend until every outcome is settled: recorded, or
+// refused by the lease fence (its claim was taken over). While the write
+// fails it tries again, 50 ms doubling to 2 s apart, and no call starts
+// (recordFailed). An outcome whose deadline, shortly before its lease
+// ends, passes is given up: logged once per batch with a count. A given-up
+// outcome is still written with the others while the process runs: the
+// fence makes that harmless if another worker took the row, and it lets
+// the first write that works end the failing state when nothing else is
+// left to write. Only when the service stops are given-up outcomes
+// dropped; their rows come back after their lease. It returns what it
+// recorded and the ids it dropped.
+func (s *Service) persist(ctx context.Context, pend []pendingOutcome) (written, outcomeSet) {
+	done := written{changed: map[string]bool{}, safe: map[string]bool{}}
+	delay := recordRetryFirst
+	for {
+		rctx, cancel := s.recordCtx(ctx)
+		rest, err := s.write(rctx, pend, done)
+		cancel()
+		if err == nil {
+			s.recordWorked()
+			return done, nil
+		}
+		s.recordFailed(err)
+		pend = rest
+		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2))) //nolint:gosec // jitter, not a secret
+		delay = min(2*delay, recordRetryMax)
+		late, next := 0, time.Now().Add(wait)
+		allLate := true
+		for i := range pend {
+			if !pend[i].late && !next.Before(pend[i].deadline) {
+				pend[i].late = true
+				late++
+			}
+			allLate = allLate && pend[i].late
+		}
+		if late > 0 {
+			s.log.Error("outcomes given up: recording still fails and their lease ends soon; those messages are called again after it",
+				"count", late, "err", err)
+		}
+		if allLate && (s.isDraining() || ctx.Err() != nil) {
+			dropped := outcomeSet{}
+			for _, p := range pend {
+				dropped[p.out.ID] = true
+			}
+			return done, dropped
+		}
+		t := time.NewTimer(wait)
+		<-t.C
+	}
+}
+
+// answerNotStored replaces a provider's answer that PostgreSQL refused.
+const answerNotStored = "answer could not be stored"
+
+// safeOutcome is o without the parts of the provider's answer that could
+// make PostgreSQL refuse it: the remote id is dropped and the error text
+// replaced by a fixed one. The status stays, so the message still ends
+// where its call says. changed is false when nothing could be removed.
+func safeOutcome(o store.Outcome) (store.Outcome, bool) {
+	safe := o
+	safe.RemoteID = ""
+	if safe.Error != "" {
+		safe.Error = answerNotStored
+	}
+	return safe, safe != o
+}
+
+// write records pend, one statement for the lot when it can. When
+// PostgreSQL refuses the data of an outcome (store.IsDataError), the batch
+// is halved until the good outcomes are recorded; one refused alone is
+// written in its safe form (safeOutcome), and dropped when even that is
+// refused: its row comes back after the lease. Any other failure stops it:
+// it returns the outcomes not written with the error. Rows changed are
+// added to w.
+func (s *Service) write(ctx context.Context, pend []pendingOutcome, w written) ([]pendingOutcome, error) {
+	if len(pend) == 0 {
+		return nil, nil
+	}
+	outs := make([]store.Outcome, len(pend))
+	for i, p := range pend {
+		outs[i] = p.out
+	}
+	s.records.Add(1)
+	got, err := s.store.RecordOutcomes(ctx, outs)
+	if err == nil {
+		for id := range got {
+			w.changed[id] = true
+		}
+		return nil, nil
+	}
+	if !store.IsDataError(err) {
+		return pend, err
+	}
+	if len(pend) == 1 {
+		safe, changed := safeOutcome(pend[0].out)
+		if !changed || w.safe[safe.ID] {
+			s.logMessage(ctx, slog.LevelError, "outcome refused by the database even without the answer; the message returns after its lease", pend[0].out, "err", err)
+			return nil, nil
+		}
+		s.logMessage(ctx, slog.LevelWarn, "the provider's answer could not be stored; outcome recorded without it", pend[0].out, "err", err)
+		w.safe[safe.ID] = true
+		one := pend[0]
+		one.out = safe
+		return s.write(ctx, []pendingOutcome{one}, w)
+	}
+	half := len(pend) / 2
+	if rest, err := s.write(ctx, pend[:half], w); err != nil {
+		return append(rest, pend[half:]...), err
+	}
+	return s.write(ctx, pend[half:], w)
 }
 
 // tally sums a batch's calls for the circuit breaker: a call that failed

@@ -38,6 +38,7 @@ func (e *executor) run() {
 			out: d.Outcome, gone: d.Gone,
 			counts:    !call.StartedAt.IsZero() && !call.Aborted,
 			retryable: d.Retryable, probe: g == callProbe,
+			deadline: e.s.recordDeadline(j.claimedAt),
 		}
 		e.s.afterCall(d, r)
 		e.pending.Add(-1)
@@ -54,18 +55,21 @@ const (
 	callProbe                     // start it: it is the breaker's half-open probe
 	callStop                      // the service drains or a 410 was read
 	callRefused                   // the circuit breaker is not closed
+	callHeld                      // outcomes cannot be recorded now
 )
 
 // beforeCall is checked right before each call starts, once the executor
 // holds its slot: no call starts once the service drains or a 410 was read
-// in this process, nor while the shared circuit breaker refuses calls. A
-// refused row goes back to the producer, which hands it back uncharged.
+// in this process, nor while outcomes cannot be recorded (see mayStart),
+// nor while the shared circuit breaker refuses calls. A row not started
+// goes back to the producer: a refused one is handed back uncharged, a
+// held one waits in the queue until records work.
 // The breaker answers from its cached view, reading the shared row only
 // when the view is stale; it allows the one half-open probe only to the
 // process that won it, once.
 func (s *Service) beforeCall(ctx context.Context) gateAnswer {
-	if s.isDraining() || s.isGone() {
-		return callStop
+	if a := mayStart(s.isDraining(), s.isGone(), s.recordFailing()); a != callGo {
+		return a
 	}
 	if s.gate == nil {
 		return callGo

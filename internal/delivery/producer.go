@@ -33,6 +33,11 @@ import (
 // between the claim and the call) comes back here and is handed back
 // uncharged with the rest of the queue.
 //
+// While outcomes cannot be recorded (health.go) it claims nothing and
+// hands no row to an executor; a row an executor held back comes back to
+// the queue. When a write works again it hands back the whole queue, whose
+// leases ran on meanwhile, and claims afresh.
+//
 // Only the producer's goroutine touches its fields.
 type producer struct {
 	s        *Service
@@ -57,6 +62,7 @@ type claimResult struct {
 	rows []store.Claimed
 	err  error
 	took time.Duration
+	at   time.Time // when the statement started
 	// held says the circuit breaker admitted no call, so nothing was
 	// claimed; until is when to ask it again.
 	held  bool
@@ -88,7 +94,8 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			}
 			p.handBack(ctx, 0, why)
 		}
-		if p.active && !p.claiming {
+		failing, worked := s.health.state()
+		if mayClaim(p.active, p.claiming, failing) {
 			if n := p.room(); n > 0 {
 				p.claiming = true
 				go func() { claimDone <- p.claim(ctx, n) }()
@@ -105,9 +112,10 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			ageC        <-chan time.Time
 			resumeC     <-chan time.Time
 			kick        <-chan struct{}
+			recovered   <-chan struct{}
 			drain, done <-chan struct{}
 		)
-		if len(p.queue) > 0 {
+		if len(p.queue) > 0 && !failing {
 			out, head = p.ready, p.queue[0]
 			if !p.aged {
 				age.Reset(time.Until(head.claimedAt.Add(s.cfg.MaxQueueWait)))
@@ -118,6 +126,9 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			drain, done = s.draining, ctx.Done()
 			if !once {
 				kick = s.kick
+			}
+			if failing {
+				recovered = worked
 			}
 			if !p.resumeAt.IsZero() && !p.active {
 				resume.Reset(max(time.Until(p.resumeAt), time.Millisecond))
@@ -152,6 +163,11 @@ func (p *producer) run(ctx context.Context, once bool) error {
 		case <-resumeC:
 			p.resumeAt, p.active = time.Time{}, true
 		case <-kick:
+			p.active = true
+		case <-recovered:
+			// Records work again. What waited in the queue meanwhile may
+			// be near the end of its lease: hand it back and claim afresh.
+			p.handBack(ctx, 0, "outcomes can be recorded again: rows queued while they could not are claimed afresh")
 			p.active = true
 		case <-drain:
 		case <-done:
@@ -209,8 +225,8 @@ func (p *producer) claim(ctx context.Context, n int) claimResult {
 		n = min(n, adm.N)
 	}
 	t0 := time.Now()
-	rows, err := p.s.store.Claim(cctx, n, p.s.cfg.Lease)
-	return claimResult{rows: rows, err: err, took: time.Since(t0)}
+	rows, err := p.s.store.Claim(cctx, n, p.s.cfg.Lease, p.s.cfg.MaxAttempts)
+	return claimResult{rows: rows, err: err, took: time.Since(t0), at: t0}
 }
 
 func (p *producer) claimed(r claimResult, once bool) {
@@ -240,12 +256,12 @@ func (p *producer) claimed(r claimResult, once bool) {
 		p.active = false // the budget is spent or nothing is due
 		return
 	}
-	now := time.Now()
 	for _, c := range r.rows {
-		p.queue = append(p.queue, job{c: c, claimedAt: now})
+		p.queue = append(p.queue, job{c: c, claimedAt: r.at})
 	}
 	p.held += len(r.rows)
 	p.pending.Add(int64(len(r.rows)))
+	emit(s.signals.Claimed, len(r.rows))
 }
 
 // expire notices that the queue's head waited MaxQueueWait: calls became

@@ -37,7 +37,7 @@ import (
 // Store is what delivery needs of PostgreSQL.
 type Store interface {
 	ReserveTick(ctx context.Context, budget int, minGap time.Duration, maxAttempts int) (bool, error)
-	Claim(ctx context.Context, n int, lease time.Duration) ([]store.Claimed, error)
+	Claim(ctx context.Context, n int, lease time.Duration, maxAttempts int) ([]store.Claimed, error)
 	RecordOutcomes(ctx context.Context, outs []store.Outcome) (map[string]bool, error)
 	Release(ctx context.Context, cs []store.Claimed) (int64, error)
 	SetRunning(ctx context.Context, running bool, reason string) (store.Control, error)
@@ -164,6 +164,8 @@ type Params struct {
 	// Ticks, when set, hears of every fresh tick this process starts, so
 	// that the other workers can be woken (see Wake).
 	Ticks TickAnnouncer
+	// Signals is set by tests only (nil in production).
+	Signals *TestSignals
 }
 
 // TickAnnouncer tells the other worker processes that a tick started.
@@ -210,6 +212,8 @@ type Service struct {
 	abort     context.CancelFunc
 	drives    sync.WaitGroup // drives (Run, Dispatch) not yet finished
 	gone      atomic.Int32
+	health    recordHealth
+	signals   TestSignals // zero: no test listens
 
 	dispatches, ticks, claims, records               atomic.Int64
 	sent, retried, failed, released, lost, cacheErrs atomic.Int64
@@ -220,9 +224,14 @@ func New(p Params) *Service {
 	cfg := p.Config
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
+	var signals TestSignals
+	if p.Signals != nil {
+		signals = *p.Signals
+	}
 	return &Service{
 		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics, gate: p.Breaker, herald: p.Ticks,
 		policy:   Policy{MaxAttempts: cfg.MaxAttempts, RetryDelay: cfg.RetryDelay},
+		signals:  signals,
 		kick:     make(chan struct{}, 1),
 		draining: make(chan struct{}),
 		callCtx:  ctx,
@@ -381,7 +390,9 @@ func (s *Service) drive(ctx context.Context, once bool) (int, error) {
 
 // job is a claimed row waiting in the producer's queue.
 type job struct {
-	c         store.Claimed
+	c store.Claimed
+	// claimedAt is when the claim statement started: the row's lease
+	// ends no later than claimedAt + Lease.
 	claimedAt time.Time
 	// refused is set when an executor hands the job back because the
 	// circuit breaker refused the call (not because of a drain or a 410).
@@ -397,6 +408,18 @@ type result struct {
 	// failed retryably and counts against the breaker; probe says it was
 	// the breaker's half-open probe.
 	counts, retryable, probe bool
+	// deadline is when the completer stops promising to record the
+	// outcome: shortly before the row's lease ends.
+	deadline time.Time
+}
+
+// recordDeadline is the last moment an outcome of a row claimed at
+// claimedAt is written for sure: its lease minus a margin for the write
+// itself (a quarter of the lease, at most 5 s). After it another worker
+// may take the row again.
+func (s *Service) recordDeadline(claimedAt time.Time) time.Time {
+	margin := min(s.cfg.Lease/4, 5*time.Second)
+	return claimedAt.Add(s.cfg.Lease - margin)
 }
 
 func (s *Service) isDraining() bool {

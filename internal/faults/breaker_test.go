@@ -123,9 +123,9 @@ func (p *provider) up() {
 }
 
 // breakerCluster is 200 due messages, a scheduler, two workers and the api
-// against the provider, with default settings apart from a 10 s cooldown
+// against the provider, with default settings apart from the cooldown
 // (and the harness's short ticks, large budget and 2 s webhook timeout).
-func breakerCluster(t *testing.T, p *provider, messages int) (*cluster, []*e2e.Proc, int) {
+func breakerCluster(t *testing.T, p *provider, messages int, cooldown time.Duration) (*cluster, []*e2e.Proc, int) {
 	t.Helper()
 	uri := testenv.NewDatabase(t)
 	pool := testenv.NewPool(t, uri)
@@ -135,7 +135,7 @@ func breakerCluster(t *testing.T, p *provider, messages int) (*cluster, []*e2e.P
 	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), p.URL())
 	env["LOG_LEVEL"] = "INFO"
 	env["MESSAGE_FETCH_LIMIT"] = "1000"
-	env["BREAKER_COOLDOWN"] = "10s"
+	env["BREAKER_COOLDOWN"] = cooldown.String()
 	c := &cluster{t: t, uri: uri, pool: pool, sink: p.sink, env: env}
 	c.ids = testenv.InsertMessages(t, pool, messages)
 	port := e2e.FreePort(t)
@@ -184,16 +184,28 @@ func (c *cluster) trips() int64 {
 	return n
 }
 
+// recoveryBound is how soon after the provider's return every message must
+// be sent: when the breaker closes, the retries the outage scheduled are
+// due at once, so nobody sits out a step of the retry schedule.
+const recoveryBound = 30 * time.Second
+
+// outageCooldown is the scenarios' BREAKER_COOLDOWN; callsWhileDown bounds
+// the calls made during the outage with it.
+const (
+	outageCooldown = 10 * time.Second
+	callsWhileDown = 60
+)
+
 // runOutage is the proof: the provider is down (mode) for the
-// outage while 200 messages are due. At most 60 calls are made while it is
-// down, none fails, the API shows the breaker open, everything is sent
-// within 3 minutes of recovery, each message accepted once, and the breaker
-// is closed afterwards.
-func runOutage(t *testing.T, mode int32, scenario string) {
+// outage while 200 messages are due. At most maxCalls calls are made while
+// it is down, none fails, the API shows the breaker open, everything is
+// sent within recoveryBound of recovery, each message accepted once, and
+// the breaker is closed afterwards.
+func runOutage(t *testing.T, mode int32, scenario string, cooldown time.Duration, maxCalls int) {
 	start := time.Now()
 	p := newProvider(t, nil)
 	p.down(mode)
-	c, procs, port := breakerCluster(t, p, 200)
+	c, procs, port := breakerCluster(t, p, 200, cooldown)
 
 	seen := map[string]bool{}
 	for end := time.Now().Add(*outage); time.Now().Before(end); {
@@ -208,12 +220,15 @@ func runOutage(t *testing.T, mode int32, scenario string) {
 	recovered := time.Now()
 	c.waitDone(3*time.Minute, 0)
 	drain := time.Since(recovered)
-
-	if calls > 60 {
-		t.Errorf("%d calls while the provider was down for %s, want at most 60", calls, *outage)
+	if drain > recoveryBound {
+		t.Errorf("the last message was sent %s after the provider returned, want at most %s", drain.Round(100*time.Millisecond), recoveryBound)
 	}
-	if n := p.calls.Load(); n > 60 {
-		t.Errorf("the provider received %d calls while down, want at most 60", n)
+
+	if calls > maxCalls {
+		t.Errorf("%d calls while the provider was down for %s, want at most %d", calls, *outage, maxCalls)
+	}
+	if n := p.calls.Load(); n > int64(maxCalls) {
+		t.Errorf("the provider received %d calls while down, want at most %d", n, maxCalls)
 	}
 	if failedDuring != 0 {
 		t.Errorf("%d messages failed during the outage", failedDuring)
@@ -240,8 +255,8 @@ func runOutage(t *testing.T, mode int32, scenario string) {
 	if int64(lines) != trips {
 		t.Errorf("%d closed -> open log lines for %d trips", lines, trips)
 	}
-	c.report(start, scenario, fmt.Sprintf("outage %s: %d calls while down (provider saw %d), %d failed, breaker seen %v, %d trip(s); all sent %s after recovery",
-		*outage, calls, p.calls.Load(), failedDuring, keys(seen), trips, drain.Round(100*time.Millisecond)))
+	c.report(start, scenario, fmt.Sprintf("outage %s, cooldown %s: %d calls while down (provider saw %d), %d failed, breaker seen %v, %d trip(s); all sent %s after recovery",
+		*outage, cooldown, calls, p.calls.Load(), failedDuring, keys(seen), trips, drain.Round(100*time.Millisecond)))
 }
 
 func keys(m map[string]bool) []string {
@@ -256,17 +271,29 @@ func keys(m map[string]bool) []string {
 
 func TestBreakerOutage500(t *testing.T) {
 	t.Parallel()
-	runOutage(t, providerDown500, "7 breaker: provider answers 500")
+	runOutage(t, providerDown500, "7 breaker: provider answers 500", outageCooldown, callsWhileDown)
+}
+
+// With BREAKER_COOLDOWN=5s the provider's return is noticed within 5 s,
+// and the retries the outage scheduled are due the moment the breaker
+// closes: all 200 messages are sent within recoveryBound. Halving the
+// cooldown doubles the probes: the bound on calls grows by one probe per
+// 10 s of outage.
+func TestBreakerOutageRecovery(t *testing.T) {
+	t.Parallel()
+	const cooldown = 5 * time.Second
+	runOutage(t, providerDown500, "7b breaker: provider answers 500, 5s cooldown", cooldown,
+		callsWhileDown+int(*outage/(2*cooldown)))
 }
 
 func TestBreakerOutageRefused(t *testing.T) {
 	t.Parallel()
-	runOutage(t, providerRefused, "8 breaker: provider refuses connections")
+	runOutage(t, providerRefused, "8 breaker: provider refuses connections", outageCooldown, callsWhileDown)
 }
 
 func TestBreakerSlowProvider(t *testing.T) {
 	t.Parallel()
-	runOutage(t, providerSlow, "9 breaker: every call times out")
+	runOutage(t, providerSlow, "9 breaker: every call times out", outageCooldown, callsWhileDown)
 }
 
 // A mostly healthy provider rejects one number with 400 and accepts the

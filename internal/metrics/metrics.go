@@ -17,6 +17,8 @@ type Delivery struct {
 	claimed        prometheus.Counter
 	cacheErrors    prometheus.Counter
 	released       prometheus.Counter
+	recordFailures prometheus.Counter
+	recordFailing  prometheus.Gauge
 }
 
 // NewDelivery creates the delivery metrics and registers them on reg.
@@ -45,8 +47,17 @@ func NewDelivery(reg prometheus.Registerer) *Delivery {
 		released: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "messaging", Name: "released_total", Help: "Claimed messages handed back unsent at shutdown.",
 		}),
+		recordFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "messaging", Name: "record_failures_total",
+			Help: "Statements recording delivery outcomes that failed (each retry counts); while they fail the worker starts no call.",
+		}),
+		recordFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "messaging", Name: "record_failing",
+			Help: "1 while this worker cannot record outcomes and so starts no call (its /readyz answers 503), else 0.",
+		}),
 	}
-	reg.MustRegister(d.outcomes, d.webhookLatency, d.claimLatency, d.claimed, d.cacheErrors, d.released)
+	reg.MustRegister(d.outcomes, d.webhookLatency, d.claimLatency, d.claimed, d.cacheErrors, d.released,
+		d.recordFailures, d.recordFailing)
 	return d
 }
 
@@ -80,4 +91,23 @@ func (d *Delivery) Released(n int) {
 	if d != nil {
 		d.released.Add(float64(n))
 	}
+}
+
+// RecordFailure counts one failed record statement.
+func (d *Delivery) RecordFailure() {
+	if d != nil {
+		d.recordFailures.Inc()
+	}
+}
+
+// RecordFailing sets whether outcomes cannot be recorded now.
+func (d *Delivery) RecordFailing(failing bool) {
+	if d == nil {
+		return
+	}
+	v := 0.0
+	if failing {
+		v = 1
+	}
+	d.recordFailing.Set(v)
 }

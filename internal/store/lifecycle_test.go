@@ -24,7 +24,7 @@ func exec(t *testing.T, pool *pgxpool.Pool, q string, args ...any) {
 
 func claimIDs(t *testing.T, s *store.Store, n int) []string {
 	t.Helper()
-	got, err := s.Claim(context.Background(), n, time.Minute)
+	got, err := s.Claim(context.Background(), n, time.Minute, maxAttempts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ INSERT INTO messages (id, content, phone_number, send_at, expires_at)
 SELECT 'sched-' || g, 'x', '+905551111111', now() + interval '1 day', now() + interval '2 days' FROM generate_series(1, 20000) g;
 ANALYZE messages`)
 	setBudget(t, pool, 5)
-	rows, err := pool.Query(context.Background(), "EXPLAIN "+store.ClaimSQL, 32, 60.0)
+	rows, err := pool.Query(context.Background(), "EXPLAIN "+store.ClaimSQL, 32, 60.0, maxAttempts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestCancelRacesClaim(t *testing.T) {
 			cancelErr error
 		)
 		wg.Add(2)
-		go func() { defer wg.Done(); claimed, claimErr = s.Claim(ctx, 1, time.Minute) }()
+		go func() { defer wg.Done(); claimed, claimErr = s.Claim(ctx, 1, time.Minute, maxAttempts) }()
 		go func() { defer wg.Done(); canceled, cancelErr = s.Cancel(ctx, id) }()
 		wg.Wait()
 		if claimErr != nil {
@@ -245,7 +245,7 @@ func TestRecordWritesAttempts(t *testing.T) {
 	ctx := context.Background()
 	ids := testenv.InsertMessages(t, pool, 2)
 	setBudget(t, pool, 100)
-	c, err := s.Claim(ctx, 2, time.Minute)
+	c, err := s.Claim(ctx, 2, time.Minute, maxAttempts)
 	if err != nil || len(c) != 2 {
 		t.Fatalf("claim %v %v", c, err)
 	}
@@ -259,7 +259,7 @@ func TestRecordWritesAttempts(t *testing.T) {
 	if err != nil || len(done) != 2 {
 		t.Fatalf("record %v %v", done, err)
 	}
-	c2, err := s.Claim(ctx, 1, time.Minute)
+	c2, err := s.Claim(ctx, 1, time.Minute, maxAttempts)
 	if err != nil || len(c2) != 1 {
 		t.Fatalf("claim again %v %v", c2, err)
 	}
@@ -274,7 +274,7 @@ func TestRecordWritesAttempts(t *testing.T) {
 	if _, err := s.RetryFailed(ctx, ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	c3, err := s.Claim(ctx, 1, time.Minute)
+	c3, err := s.Claim(ctx, 1, time.Minute, maxAttempts)
 	if err != nil || len(c3) != 1 || c3[0].Attempt != 1 {
 		t.Fatalf("claim after retry %v %v", c3, err)
 	}

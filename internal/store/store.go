@@ -84,6 +84,23 @@ type Claimed struct {
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
+// leaseExpiredError is the last_error of a row whose lease ran out on its
+// last allowed attempt (SQL text: no quote in it).
+const leaseExpiredError = "lease expired on the last attempt: the worker stopped during delivery"
+
+// IsDataError tells whether err is PostgreSQL refusing the data of a
+// statement (SQLSTATE class 22, data exception, or 23, integrity
+// constraint), not the statement failing for a reason of its own: a
+// smaller batch without the offending value would succeed.
+func IsDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return false
+	}
+	class := pgErr.Code[:2]
+	return class == "22" || class == "23"
+}
+
 // ReserveTick starts a new tick: it resets the shared budget to budget when
 // sending is running and no tick started within minGap. Scheduler replicas
 // each enqueue a dispatch per interval; only the first of them in a window
@@ -106,8 +123,7 @@ WHERE id = 1 AND running
 	}
 	const expire = `
 UPDATE messages
-SET status = 'failed', lease_expires_at = NULL,
-    last_error = 'lease expired on the last attempt: the worker stopped during delivery'
+SET status = 'failed', lease_expires_at = NULL, last_error = '` + leaseExpiredError + `'
 WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $1`
 	if _, err := s.pool.Exec(ctx, expire, maxAttempts); err != nil {
 		return true, fmt.Errorf("fail expired leases: %w", err)
@@ -125,7 +141,11 @@ WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $1`
 // expiry, so it costs nothing when none is due to expire. The budget row is locked for
 // the statement only, which serializes claims across workers just long
 // enough to keep the count exact; SKIP LOCKED keeps workers off each other's
-// rows. Rows whose lease expired are due again: their worker died. The
+// rows. Rows whose lease expired are due again: their worker died. A row
+// whose lease expired on its last allowed attempt ($3) is never taken
+// again: the same statement fails it, as ReserveTick's cleanup does, so
+// no message gets more calls than MAX_ATTEMPTS. That search reads
+// messages_lease_idx, which holds only the rows in flight. The
 // update finds its rows by primary key (= ANY of an array): a join against
 // picked let the planner hash-join over a scan of the whole table once the
 // backlog was large, while every claim held the budget row.
@@ -138,9 +158,20 @@ WITH budget AS (
         OR (status = 'sending' AND lease_expires_at < now()))
       AND (send_at IS NULL OR send_at <= now())
       AND (expires_at IS NULL OR expires_at > now())
+      AND (status = 'pending' OR attempts < $3::int)
     ORDER BY priority DESC, created_at, id
     LIMIT GREATEST(LEAST($1::int, COALESCE((SELECT budget FROM budget), 0)), 0)
     FOR UPDATE SKIP LOCKED
+), exhausting AS (
+    SELECT id FROM messages
+    WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $3::int
+      AND (expires_at IS NULL OR expires_at > now())
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+), exhausted AS (
+    UPDATE messages m
+    SET status = 'failed', lease_expires_at = NULL, last_error = '` + leaseExpiredError + `'
+    WHERE m.id = ANY (ARRAY(SELECT id FROM exhausting))
 ), expiring AS (
     SELECT id FROM messages
     WHERE expires_at <= now()
@@ -166,9 +197,10 @@ WITH budget AS (
 SELECT id, content, phone_number, attempts FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
-// the current tick's budget and only while sending is running.
-func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]Claimed, error) {
-	rows, err := s.pool.Query(ctx, claimSQL, n, seconds(lease))
+// the current tick's budget and only while sending is running. A row whose
+// lease ran out after maxAttempts calls is failed, not claimed.
+func (s *Store) Claim(ctx context.Context, n int, lease time.Duration, maxAttempts int) ([]Claimed, error) {
+	rows, err := s.pool.Query(ctx, claimSQL, n, seconds(lease), maxAttempts)
 	if err != nil {
 		return nil, fmt.Errorf("claim messages: %w", err)
 	}

@@ -147,11 +147,14 @@ INSERT INTO messages VALUES ('old-sent', 'hi', '+905551111111', true), ('old-new
 	}
 }
 
+// maxAttempts is the MAX_ATTEMPTS the tests claim with.
+const maxAttempts = 3
+
 // claim runs Claim and fails the test on an error, so that a failing call
 // cannot pass for "claimed nothing".
 func claim(t *testing.T, s *store.Store, n int, lease time.Duration) []store.Claimed {
 	t.Helper()
-	got, err := s.Claim(context.Background(), n, lease)
+	got, err := s.Claim(context.Background(), n, lease, maxAttempts)
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
@@ -188,7 +191,7 @@ func TestClaimOldestFirstWithinBudget(t *testing.T) {
 	ids := testenv.InsertMessages(t, pool, 10)
 	setBudget(t, pool, 3)
 
-	got, err := s.Claim(ctx, 5, time.Minute)
+	got, err := s.Claim(ctx, 5, time.Minute, maxAttempts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,13 +247,13 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 	testenv.InsertMessages(t, pool, 1)
 	setBudget(t, pool, 10)
 
-	first, err := s.Claim(ctx, 1, time.Millisecond)
+	first, err := s.Claim(ctx, 1, time.Millisecond, maxAttempts)
 	if err != nil || len(first) != 1 {
 		t.Fatalf("claim: %v %v", first, err)
 	}
 	// The worker died; after its lease the row is due again.
 	testenv.Eventually(t, 5*time.Second, "lease to expire", func() bool {
-		again, err := s.Claim(ctx, 1, time.Minute)
+		again, err := s.Claim(ctx, 1, time.Minute, maxAttempts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +295,7 @@ func TestReleaseHandsBackAtOnce(t *testing.T) {
 	ctx := context.Background()
 	testenv.InsertMessages(t, pool, 3)
 	setBudget(t, pool, 10)
-	claimed, err := s.Claim(ctx, 3, time.Hour)
+	claimed, err := s.Claim(ctx, 3, time.Hour, maxAttempts)
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claim: %v %v", len(claimed), err)
 	}
@@ -300,7 +303,7 @@ func TestReleaseHandsBackAtOnce(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("release: %d %v", n, err)
 	}
-	again, err := s.Claim(ctx, 3, time.Hour)
+	again, err := s.Claim(ctx, 3, time.Hour, maxAttempts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,6 +330,41 @@ func TestExpiredLeaseOnLastAttemptFails(t *testing.T) {
 	}
 }
 
+// The claim itself never re-takes a row whose lease ran out on its last
+// allowed attempt: it fails it, with the cleanup's reason, in the same
+// statement; a row with attempts left is taken again.
+func TestClaimFailsExpiredLeaseOnLastAttempt(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ids := testenv.InsertMessages(t, pool, 3)
+	exec(t, pool, `UPDATE messages SET status = 'sending', attempts = $2, lease_expires_at = now() - interval '1 second' WHERE id = $1`, ids[0], maxAttempts)
+	exec(t, pool, `UPDATE messages SET status = 'sending', attempts = $2, lease_expires_at = now() - interval '1 second' WHERE id = $1`, ids[1], maxAttempts-1)
+	// In flight on its last attempt, lease still running: left alone.
+	exec(t, pool, `UPDATE messages SET status = 'sending', attempts = $2, lease_expires_at = now() + interval '1 hour' WHERE id = $1`, ids[2], maxAttempts)
+	setBudget(t, pool, 10)
+	got := claim(t, s, 10, time.Minute)
+	if len(got) != 1 || got[0].ID != ids[1] || got[0].Attempt != maxAttempts {
+		t.Fatalf("claimed %+v, want only %s on attempt %d", got, ids[1], maxAttempts)
+	}
+	if m := get(t, s, ids[0]); m.Status != store.StatusFailed || m.Attempts != maxAttempts ||
+		m.LastError != "lease expired on the last attempt: the worker stopped during delivery" {
+		t.Fatalf("exhausted row %+v, want failed with the cleanup's reason", m)
+	}
+	if m := get(t, s, ids[2]); m.Status != store.StatusSending || m.Attempts != maxAttempts {
+		t.Fatalf("row in flight %+v, want untouched", m)
+	}
+	var budget int
+	if err := pool.QueryRow(context.Background(), `SELECT budget FROM dispatch_control`).Scan(&budget); err != nil {
+		t.Fatal(err)
+	}
+	if budget != 9 {
+		t.Fatalf("budget %d after one claimed row, want 9: failing a row spends none", budget)
+	}
+	if again := claim(t, s, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("claimed %+v after the exhausted row was failed", again)
+	}
+}
+
 // The claim must never walk sent rows nor the whole backlog: with the partial
 // index the plan reads only the pending and sending rows it needs, however
 // much history and backlog the table holds.
@@ -345,7 +383,7 @@ INSERT INTO messages (id, content, phone_number)
 SELECT 'pending-' || g, 'x', '+905551111111' FROM generate_series(1, 50000) g;
 ANALYZE messages`)
 	setBudget(t, pool, 5)
-	rows, err := pool.Query(ctx, "EXPLAIN "+store.ClaimSQL, 32, 60.0)
+	rows, err := pool.Query(ctx, "EXPLAIN "+store.ClaimSQL, 32, 60.0, maxAttempts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +489,7 @@ func TestRecordOutcomesBatch(t *testing.T) {
 	ctx := context.Background()
 	ids := testenv.InsertMessages(t, pool, 3)
 	setBudget(t, pool, 10)
-	c, err := s.Claim(ctx, 3, time.Minute)
+	c, err := s.Claim(ctx, 3, time.Minute, maxAttempts)
 	if err != nil || len(c) != 3 {
 		t.Fatalf("claim: %v %v", c, err)
 	}
