@@ -201,8 +201,9 @@ grep -q '"delivery_status":"delivered"' "$tmp/body" || { cat "$tmp/body" >&2; fa
 
 # Ctrl-C: the signal reaches the script (make's child), which stops
 # everything; make then ends with status 0 and without an "Interrupt" line.
-# The bash that runs the script, not the sh -c that make starts it with.
-script_pid=$(pgrep -g "$make_pid" -f '^(/usr/bin/|/bin/)?bash .*scripts/run-local.sh' | head -n 1)
+# The bash that runs the script, not the sh -c that make starts it with
+# nor scripts/services.sh, which names the script among its arguments.
+script_pid=$(pgrep -g "$make_pid" -f '^(/usr/bin/|/bin/)?bash [^ ]*scripts/run-local.sh' | head -n 1)
 [ -n "$script_pid" ] || fail "run-local.sh is not running under make"
 kill -INT "$script_pid"
 status=0
