@@ -21,7 +21,8 @@ run:
 	GO="$(GO)" BIN="$(BIN)" ./scripts/services.sh with run ./scripts/run-local.sh
 
 ## newcomer: follow the README on a fresh clone: make run against a new
-## database, every curl example with its documented answer, then Ctrl-C.
+## database, what it prints, every command of the README's tour with the
+## answer the README shows, Ctrl-C; then make run against a missing database.
 newcomer:
 	./scripts/newcomer.sh
 
