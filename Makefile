@@ -5,27 +5,36 @@ BIN       := bin
 LINT      := $(shell $(GO) env GOPATH)/bin/golangci-lint
 LINT_VER  := v2.15.0
 
-.PHONY: all build test test-short lint fmt vet bench bench-slow docs run newcomer faults clean
+.PHONY: all build test test-suites test-short lint fmt vet bench bench-slow docs run newcomer faults clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-## run: build, then start a local webhook sink, the scheduler, the api and two
-## workers against PostgreSQL and Redis on localhost; Ctrl-C stops them all.
-## Try CRON_INTERVAL=5 make run.
+## run: a local demo: build, then start a local webhook receiver, the scheduler,
+## the api and two workers against PostgreSQL and Redis on localhost, with a
+## 5 s CRON_INTERVAL unless you set one; prints the api, console, Swagger UI,
+## asynqmon and metrics addresses; Ctrl-C stops them all. When PostgreSQL or
+## Redis does not answer, scripts/services.sh starts throwaway ones for the run.
 run:
-	GO="$(GO)" BIN="$(BIN)" ./scripts/run-local.sh
+	GO="$(GO)" BIN="$(BIN)" ./scripts/services.sh with run ./scripts/run-local.sh
 
 ## newcomer: follow the README on a fresh clone: make run against a new
-## database, every curl example with its documented answer, then Ctrl-C.
+## database, what it prints, every command of the README's tour with the
+## answer the README shows, Ctrl-C; then make run against a missing database.
 newcomer:
 	./scripts/newcomer.sh
 
 ## test: the full suite against the local PostgreSQL and Redis, with the race detector,
 ## then the Kubernetes manifests' tests (their own Go module, which ./... skips).
+## When PostgreSQL or Redis does not answer, scripts/services.sh starts
+## throwaway ones for the run.
 test:
+	./scripts/services.sh with test $(MAKE) --no-print-directory test-suites
+
+## test-suites: what make test runs once the servers answer.
+test-suites:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	cd deploy/kubernetes && $(GO) test -race -count=1 -timeout 5m ./...
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The newcomer path, as a test: clone this checkout, start the system with the
 # README's `make run` (against a database of its own, as the README's
-# POSTGRES_URI example shows), run every curl line of the README's API
-# example block against it, check each answer, then stop it as Ctrl-C does
-# and check that everything ended quietly with status 0.
+# POSTGRES_URI example shows), check what it prints (the demo interval and
+# every address), run every line of the README's API tour against it and
+# check each answer the README shows, stop it as Ctrl-C does and check that
+# everything ended quietly with status 0; then start it against a database
+# that does not exist and check that it stops at once and says how to
+# create it.
 #
 # Needs PostgreSQL and Redis on localhost (as `make test` does), psql and
 # curl. CI runs it after `make test` (.ci/run); run it by hand with
-# `make newcomer`. It leaves nothing behind: the clone and the database are
-# removed at the end.
+# `make newcomer`. It clones what is committed, and leaves nothing behind:
+# the clone and the database are removed at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 fail() { echo "newcomer: FAIL: $*" >&2; exit 1; }
@@ -70,13 +73,16 @@ cd "$tmp/repo"
 psql -X -q "$pg_admin" -c "CREATE DATABASE ${db}" >/dev/null
 
 # The README's command, in a process group of its own so that the test can
-# send Ctrl-C's signal to the script alone, as a terminal would.
-echo "newcomer: make run (HTTP_PORT=$http_port, SINK_ADDR=127.0.0.1:$sink_port, database $db)"
+# send Ctrl-C's signal to the script alone, as a terminal would. It keeps
+# make run's own CRON_INTERVAL, as a newcomer does, and takes a queue name
+# of its own, since the Redis here is shared.
+queue="newcomer_$$"
+echo "newcomer: make run (HTTP_PORT=$http_port, SINK_ADDR=127.0.0.1:$sink_port, database $db, QUEUE_NAME=$queue)"
 # Job control on while starting it gives it that group; without job control
 # bash also starts background commands with SIGINT ignored, and an ignored
 # signal cannot be trapped.
 set -m
-POSTGRES_URI="$uri" CRON_INTERVAL=2 HTTP_PORT="$http_port" METRICS_PORT="$metrics_port" \
+POSTGRES_URI="$uri" QUEUE_NAME="$queue" HTTP_PORT="$http_port" METRICS_PORT="$metrics_port" \
 	SINK_ADDR="127.0.0.1:$sink_port" make run >"$tmp/run.log" 2>&1 </dev/null &
 make_pid=$!
 set +m
@@ -95,114 +101,93 @@ wait_for() { # wait_for SECONDS WHAT COMMAND...
 	done
 }
 # The first build of a fresh clone can take minutes on a busy machine.
-wait_for 600 "loading the sample rows" grep -q "sample rows from init/02-sample-data.sql are in" "$tmp/run.log"
-grep -q "run-local: building the programs" "$tmp/run.log" || fail "make run did not say what it builds"
+wait_for 600 "make run being ready" grep -q "run-local: ready" "$tmp/run.log"
+for want in "run-local: building the programs" \
+	"sample rows from init/02-sample-data.sql are in" \
+	"CRON_INTERVAL=5s, a short tick for this local demo" \
+	"console     http://127.0.0.1:${http_port}/console/" \
+	"Swagger UI  http://127.0.0.1:${http_port}/swagger/index.html" \
+	"asynqmon    http://127.0.0.1:${http_port}/monitoring/" \
+	"metrics     http://127.0.0.1:${http_port}/metrics (api), http://127.0.0.1:${metrics_port}/metrics" \
+	"receiver    http://127.0.0.1:${sink_port}/ (content with fail-once: 500 once, then 202; with reject: 400)"; do
+	grep -qF -- "$want" "$tmp/run.log" || { cat "$tmp/run.log" >&2; fail "make run did not print: $want"; }
+done
 
 base="http://127.0.0.1:${http_port}"
 sample=3f1c2a7e-1b2d-4c5e-9f60-0a1b2c3d4e01
 sent() { curl -fsS "$base/api/v1/messages/$sample" | grep -q '"status":"sent"'; }
 wait_for 60 "the first sample row being sent" sent
 
-# Every curl line of the README's example block, with the answer the README
-# documents for it on this system (the sample row is sent, so retrying it is
-# the documented 409 not_failed).
-expect_for() {
-	case "$1" in
-	*'/healthz'*) echo 200 ;;
-	*'/readyz'*) echo 200 ;;
-	*'/api/v1/scheduler/stop'*) echo 200 ;;
-	*'/api/v1/scheduler/start'*) echo 200 ;;
-	*'/api/v1/scheduler'*) echo 200 ;;
-	*'/retry'*) echo 409 ;;
-	*'/api/v1/messages/sent'*) echo 200 ;;
-	*"/api/v1/messages/$sample"*) echo 200 ;;
-	*'-d '*'/api/v1/messages'*) echo 201 ;;
-	*'/api/v1/stats/counts'*) echo 200 ;;
-	*'/api/v1/stats/minutes'*) echo 200 ;;
-	*'/metrics'*) echo 200 ;;
-	*) echo unknown ;;
-	esac
-}
-block=$(awk '/^## HTTP API/{in_api=1} in_api && /^```sh/{on=1; next} on && /^```/{exit} on' README.md)
-[ -n "$block" ] || fail "no sh block under '## HTTP API' in README.md"
-# Join continuation lines, drop the variable line, run each curl with the
-# status code printed after the body.
-lines=$(printf '%s\n' "$block" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta' | grep -E '^curl ' || true)
-[ -n "$lines" ] || fail "no curl lines in the README's API block"
-checked=0
-# run_curl LINE CMD WANT: run CMD, the README's curl LINE made runnable
-# here, with the status code printed after the body, and check the code.
-run_curl() {
-	local line=$1 cmd=$2 want=$3 got
-	cmd="${cmd/curl -s/curl -sS -o $tmp/body -w %\{http_code\}}"
-	got=$(eval "$cmd") || fail "curl failed: $line"
-	if [ "$got" != "$want" ]; then
+# The README's tour, line by line as a newcomer pastes it (continuation
+# lines joined). Variable lines run as they are, then BASE is pointed at
+# this system; an `until` line (the README's own wait) runs with a bound;
+# each curl line runs with its status code captured, and its documented
+# answer - a `# -> CODE BODY` comment at the end of the line or on the
+# next line - is checked: the status code, and every "key":value pair the
+# shown body holds (values with "..." or <placeholders> are left out).
+block=$(awk '/^## A tour of the API/{in_tour=1} in_tour && /^```sh/{on=1; next} on && /^```/{exit} on' README.md)
+[ -n "$block" ] || fail "no sh block under '## A tour of the API' in README.md"
+checked=0 last_line= last_checked=1
+# check_answer LINE EXPECT: the status code in $tmp/code and the body in
+# $tmp/body against the README's `# -> ...` comment EXPECT.
+check_answer() {
+	local line=$1 expect=$2 want frag
+	want=$(sed -nE 's/^.*# -> ([0-9]{3}).*$/\1/p' <<<"$expect")
+	[ -n "$want" ] || fail "the README's answer has no status code: $expect"
+	if [ "$(cat "$tmp/code")" != "$want" ]; then
 		cat "$tmp/body" >&2
-		fail "$line: got $got, want $want"
+		fail "$line: got $(cat "$tmp/code"), want $want"
 	fi
-	echo "newcomer: $got  ${line%%#*}"
+	while IFS= read -r frag; do
+		[ -n "$frag" ] || continue
+		grep -qF -- "$frag" "$tmp/body" || { cat "$tmp/body" >&2; echo >&2; fail "$line: the answer lacks $frag, which the README shows"; }
+	done < <(grep -oE '"[A-Za-z_]+":("[^"<]*"|-?[0-9][0-9.]*|true|false|null)' <<<"${expect#*# -> }" | grep -vF '...' || true)
+	echo "newcomer: $want  ${line%%#*}"
 	checked=$((checked + 1))
 }
-while IFS= read -r line; do
-	want=$(expect_for "$line")
-	[ "$want" != unknown ] || fail "the README shows a curl line this test does not know; add its answer to expect_for: $line"
-	cmd=${line%%#*}
-	cmd=${cmd//\$BASE/$base}
-	cmd=${cmd//\"\$AUTH\"/\"X-Unused: 1\"}
-	cmd=${cmd//\$AUTH/X-Unused:1}
-	run_curl "$line" "$cmd" "$want"
-done <<<"$lines"
-
-# The README's lifecycle block, in order, as a newcomer pastes it: its
-# variable lines are run too (BASE and AUTH then pointed at this system),
-# and before the lines about otp-4711's calls it waits for otp-4711 to be
-# sent, as the block's comment says.
-lifecycle_expect() {
-	case "$1" in
-	*'/receipts'*) echo 200 ;;
-	*'/cancel'*) echo 200 ;;
-	*'/attempts'*) echo 200 ;;
-	*'/api/v1/messages/batch'*) echo 201 ;;
-	*'/api/v1/messages?'*) echo 200 ;;
-	*'/api/v1/messages -d '* | *'/api/v1/messages '*'-d '*) echo 201 ;;
-	*) echo unknown ;;
-	esac
-}
-block=$(awk '/^## Message lifecycle/{in_lc=1} in_lc && /^```sh/{on=1; next} on && /^```/{exit} on' README.md)
-[ -n "$block" ] || fail "no sh block under '## Message lifecycle' in README.md"
-otp_sent() { curl -fsS "$base/api/v1/messages/otp-4711" | grep -q '"status":"sent"'; }
-waited=
 API_KEY= # the README's AUTH line reads it; make run here sets none
 while IFS= read -r line; do
 	case "$line" in
-	'' | '#'*) continue ;;
-	*otp-4711/attempts* | REMOTE=*)
-		if [ -z "$waited" ]; then
-			wait_for 60 "otp-4711 being sent" otp_sent
-			waited=1
-		fi
+	'# -> '*)
+		[ -n "$last_line" ] && [ "$last_checked" = 0 ] || fail "the README shows an answer that follows no command: $line"
+		check_answer "$last_line" "$line"
+		last_checked=1
+		continue
 		;;
+	'' | '#'*) continue ;;
 	esac
+	[ "$last_checked" = 1 ] || fail "the README shows no answer for: $last_line"
 	case "$line" in
 	curl\ *)
-		want=$(lifecycle_expect "$line")
-		[ "$want" != unknown ] || fail "the README's lifecycle block shows a curl line this test does not know; add its answer to lifecycle_expect: $line"
-		run_curl "$line" "$line" "$want"
+		cmd=${line%%# -> *}
+		cmd="${cmd/curl -s/curl -sS -o $tmp/body -w %\{http_code\}}"
+		eval "$cmd" >"$tmp/code" || fail "curl failed: $line"
+		last_line=$line last_checked=0
+		if [[ $line == *'# -> '* ]]; then
+			check_answer "$line" "# -> ${line#*# -> }"
+			last_checked=1
+		fi
+		;;
+	until\ *)
+		export BASE
+		timeout 120 bash -c "$line" || fail "the README's wait did not end within 120 s: $line"
 		;;
 	*=*)
 		eval "$line" || fail "the README's line failed: $line"
-		BASE=$base AUTH="X-Unused: 1"
+		BASE=$base
 		;;
-	*) fail "the README's lifecycle block has a line this test cannot run: $line" ;;
+	*) fail "the README's tour has a line this test cannot run: $line" ;;
 	esac
 done < <(printf '%s\n' "$block" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+[ "$last_checked" = 1 ] || fail "the README shows no answer for: $last_line"
+[ "$checked" -ge 20 ] || fail "only $checked commands of the README's tour were checked"
 [ -n "$REMOTE" ] || fail "the README's REMOTE line found no remote_message_id for otp-4711"
-grep -q '"delivery_status":"delivered"' "$tmp/body" || { cat "$tmp/body" >&2; fail "the receipt did not mark otp-4711 delivered"; }
 
 # Ctrl-C: the signal reaches the script (make's child), which stops
 # everything; make then ends with status 0 and without an "Interrupt" line.
-# The bash that runs the script, not the sh -c that make starts it with.
-script_pid=$(pgrep -g "$make_pid" -f '^(/usr/bin/|/bin/)?bash .*scripts/run-local.sh' | head -n 1)
+# The bash that runs the script, not the sh -c that make starts it with
+# nor scripts/services.sh, which names the script among its arguments.
+script_pid=$(pgrep -g "$make_pid" -f '^(/usr/bin/|/bin/)?bash [^ ]*scripts/run-local.sh' | head -n 1)
 [ -n "$script_pid" ] || fail "run-local.sh is not running under make"
 kill -INT "$script_pid"
 status=0
@@ -221,4 +206,21 @@ fi
 for p in sink scheduler api worker-1 worker-2; do
 	grep -q "run-local: $p exited with status 0" "$tmp/run.log" || { tail -n 30 "$tmp/run.log" >&2; fail "$p did not exit 0"; }
 done
+
+# A database that does not exist: make run stops at the first program that
+# exits, shows its last lines and the command that creates the database.
+missing="${db}_missing"
+echo "newcomer: make run against the database $missing, which does not exist"
+started_at=$SECONDS
+status=0
+POSTGRES_URI="postgres://postgres@127.0.0.1:5432/${missing}?sslmode=disable" QUEUE_NAME="$queue" \
+	HTTP_PORT="$http_port" METRICS_PORT="$metrics_port" SINK_ADDR="127.0.0.1:$sink_port" \
+	timeout 120 make run >"$tmp/missing.log" 2>&1 </dev/null || status=$?
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || { cat "$tmp/missing.log" >&2; fail "make run against a missing database ended with status $status"; }
+grep -q "exited on its own with status 1; its last lines:" "$tmp/missing.log" &&
+	grep -q "does not exist" "$tmp/missing.log" &&
+	grep -qF "CREATE DATABASE \"$missing\"" "$tmp/missing.log" ||
+	{ cat "$tmp/missing.log" >&2; fail "make run did not show the missing database and how to create it"; }
+echo "newcomer: ok: stopped after $((SECONDS - started_at)) s with the program's last lines and the CREATE DATABASE command"
+
 echo "newcomer: ok: $checked README commands answered as documented; make run stopped cleanly with status 0"

@@ -1,7 +1,9 @@
 // Command sink is a stand-in webhook receiver for running the system on one
 // machine: it answers like the production webhook (202 with a messageId) and
 // logs every message it receives, so a developer can watch deliveries arrive
-// without an account on a public request bin.
+// without an account on a public request bin. A content containing
+// "fail-once" gets 500 on its first call and "reject" gets 400
+// (sink.Trigger), so a retry and a failure can be watched too.
 package main
 
 import (
@@ -54,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 // serve runs the HTTP server on ln until ctx ends, then lets requests in
 // flight finish (bounded, so a stuck client cannot hold the exit).
 func serve(ctx context.Context, ln net.Listener, log *slog.Logger, ready chan<- string) error {
-	srv := &http.Server{Handler: sink.New(nil, log), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: sink.New(sink.Triggers(log), log), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("sink listening", "addr", ln.Addr().String())

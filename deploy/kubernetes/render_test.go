@@ -292,30 +292,30 @@ func TestKEDAOverlayRenames(t *testing.T) {
 	}
 }
 
-// readmeOverlay is the operator's overlay the README shows under
-// "### Kubernetes": its first yaml block.
+// readmeOverlay is the operator's overlay docs/operations.md shows under
+// "## Kubernetes": its first yaml block.
 func readmeOverlay(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sec, ok := strings.Cut(string(b), "\n### Kubernetes\n")
+	_, sec, ok := strings.Cut(string(b), "\n## Kubernetes\n")
 	if !ok {
-		t.Fatal(`README.md has no "### Kubernetes" section`)
+		t.Fatal(`docs/operations.md has no "## Kubernetes" section`)
 	}
 	_, block, ok := strings.Cut(sec, "```yaml\n")
 	if !ok {
-		t.Fatal("README.md's Kubernetes section has no yaml block")
+		t.Fatal("docs/operations.md's Kubernetes section has no yaml block")
 	}
 	block, _, ok = strings.Cut(block, "```")
 	if !ok {
-		t.Fatal("README.md's yaml block does not end")
+		t.Fatal("docs/operations.md's yaml block does not end")
 	}
 	return block
 }
 
-// TestREADMEOverlay renders the overlay the README tells operators to write,
+// TestREADMEOverlay renders the overlay the documentation tells operators to write,
 // over the base and over the KEDA overlay, with a secret.env of its own: the
 // image, the namespace, the merged setting and the replaced secrets must
 // all arrive, and every rule must still hold.

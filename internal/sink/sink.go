@@ -1,7 +1,8 @@
 // Package sink is a webhook receiver that answers like the production one
 // (202 {"message":"Accepted","messageId":"<uuid>"}) and keeps a ledger of
 // what it received. It backs the local run (cmd/sink), the tests and the
-// benchmarks, so all three exercise the same receiver.
+// benchmarks, so all three exercise the same receiver. The local run adds
+// Triggers, so that a developer can watch a retry and a failure.
 package sink
 
 import (
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -96,4 +98,50 @@ func (s *Sink) Calls() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.byKey)
+}
+
+// The words in a message's content that make Triggers refuse it.
+const (
+	// TriggerFailOnce answers 500 to the first request for a message (per
+	// Idempotency-Key) and accepts the retry.
+	TriggerFailOnce = "fail-once"
+	// TriggerReject answers 400 to every request for a message, which
+	// fails it at once.
+	TriggerReject = "reject"
+)
+
+// Trigger decides the local receiver's answer to the nth request for a
+// message with this content: the status to refuse it with, or ok=false to
+// accept it. "reject" wins over "fail-once".
+func Trigger(content string, n int) (status int, refuse bool) {
+	switch {
+	case strings.Contains(content, TriggerReject):
+		return http.StatusBadRequest, true
+	case strings.Contains(content, TriggerFailOnce) && n == 1:
+		return http.StatusInternalServerError, true
+	}
+	return 0, false
+}
+
+// Triggers returns the Responder of the local receiver: it refuses what
+// Trigger says to refuse, with a short JSON error and a log line (log may be
+// nil), and lets the sink accept the rest.
+func Triggers(log *slog.Logger) Responder {
+	return func(w http.ResponseWriter, _ *http.Request, d Delivery, n int) bool {
+		status, refuse := Trigger(d.Content, n)
+		if !refuse {
+			return false
+		}
+		reason := "rejected: the content contains " + TriggerReject
+		if status == http.StatusInternalServerError {
+			reason = "failed once: the content contains " + TriggerFailOnce
+		}
+		if log != nil {
+			log.Info("webhook refused", "idempotency_key", d.IdempotencyKey, "status", status, "attempt", n, "reason", reason)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": reason})
+		return true
+	}
 }
