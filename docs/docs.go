@@ -17,6 +17,11 @@ const docTemplate = `{
     "paths": {
         "/api/v1/messages": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Every message, newest first (created_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. status and priority filter the list; keep them the same while you page.",
                 "produces": [
                     "application/json"
@@ -81,6 +86,20 @@ const docTemplate = `{
                                     "code": "invalid_parameter",
                                     "message": "status must be one of pending, sending, sent, failed, expired, canceled",
                                     "field": "status"
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
                                 }
                             }
                         }
@@ -482,6 +501,11 @@ const docTemplate = `{
         },
         "/api/v1/messages/sent": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Newest first (sent_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. Messages sent while you page do not shift later pages, so a walk neither repeats nor skips a message. Messages sent before sent_at was recorded come last with sent_at null.",
                 "produces": [
                     "application/json"
@@ -524,6 +548,20 @@ const docTemplate = `{
                                     "code": "invalid_parameter",
                                     "message": "limit must be a whole number from 1 (values above 100 are capped)",
                                     "field": "limit"
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
                                 }
                             }
                         }
@@ -575,6 +613,11 @@ const docTemplate = `{
         },
         "/api/v1/messages/{id}": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "PostgreSQL supplies the message; for a sent message, remote_message_id and sent_at come from the Redis record the worker cached at delivery when it is still there (header X-Sent-Record-Source: cache), else from PostgreSQL (database).",
                 "produces": [
                     "application/json"
@@ -604,6 +647,20 @@ const docTemplate = `{
                             "X-Sent-Record-Source": {
                                 "type": "string",
                                 "description": "cache or database; only for sent messages"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
                             }
                         }
                     },
@@ -668,6 +725,11 @@ const docTemplate = `{
         },
         "/api/v1/messages/{id}/attempts": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "One entry per webhook call, oldest first, written in the same statement as the call's outcome. Numbering continues across a manual retry. A message that failed without a call (an invalid row) or that expired has none.",
                 "produces": [
                     "application/json"
@@ -690,6 +752,20 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/api.AttemptList"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "404": {
@@ -1172,6 +1248,11 @@ const docTemplate = `{
         },
         "/api/v1/scheduler": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Whether automatic sending runs, its interval and batch size, the last and next tick, and the state of the circuit breaker the workers share.",
                 "produces": [
                     "application/json"
@@ -1185,6 +1266,20 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/api.SchedulerStatus"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
@@ -1394,8 +1489,94 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/sessions/revoke-all": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Deletes every console session, on every api replica at once: each browser signed in to the console or the dashboard (this one too, when called from the console) gets the sign-in page at its next request. Changing API_KEY ends every session as well. Idempotent: with no session it answers 200 with revoked 0.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "sessions"
+                ],
+                "summary": "End every console session",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.RevokedSessions"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong, or is the read key",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/stats/counts": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "How many messages are in each status now, every status present (0 when none). It counts the whole table, so poll it every few seconds at most.",
                 "produces": [
                     "application/json"
@@ -1409,6 +1590,20 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/api.StatusCounts"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
@@ -1444,6 +1639,11 @@ const docTemplate = `{
         },
         "/api/v1/stats/minutes": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Webhook calls of the last hour by the minute they started (from the attempts log): how many ended sent and how many failed the message for good. 60 entries, oldest first, the current minute last.",
                 "produces": [
                     "application/json"
@@ -1457,6 +1657,20 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/api.MinuteStats"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
                         }
                     },
                     "429": {
@@ -2210,6 +2424,19 @@ const docTemplate = `{
             },
             "additionalProperties": false
         },
+        "api.RevokedSessions": {
+            "type": "object",
+            "required": [
+                "revoked"
+            ],
+            "properties": {
+                "revoked": {
+                    "description": "Revoked is how many live (not yet expired) console sessions ended.",
+                    "type": "integer",
+                    "example": 3
+                }
+            }
+        },
         "api.SchedulerStatus": {
             "type": "object",
             "required": [
@@ -2426,7 +2653,7 @@ const docTemplate = `{
     },
     "securityDefinitions": {
         "BearerAuth": {
-            "description": "\"Bearer \" followed by the API_KEY value.",
+            "description": "\"Bearer \" followed by the API_KEY value (or, for reads only, the API_READ_KEY value).",
             "type": "apiKey",
             "name": "Authorization",
             "in": "header"
@@ -2441,7 +2668,7 @@ var SwaggerInfo = &swag.Spec{
 	BasePath:         "/",
 	Schemes:          []string{},
 	Title:            "Messaging Server API",
-	Description:      "Controls automatic message sending and reads messages.\nMutating endpoints need `Authorization: Bearer <API_KEY>` when API_KEY is set.\nPer-delivery counters and webhook latency histograms are served by each worker process on METRICS_PORT, not by this API's /metrics.",
+	Description:      "Controls automatic message sending and reads messages.\nWhen API_KEY is set, every /api/v1 endpoint needs `Authorization: Bearer <API_KEY>` (or the console's session), reads included; `Authorization: Bearer <API_READ_KEY>`, when that is set, may only read (GET). /healthz, /readyz, /metrics and this document stay open.\nPer-delivery counters and webhook latency histograms are served by each worker process on METRICS_PORT, not by this API's /metrics.",
 	InfoInstanceName: "swagger",
 	SwaggerTemplate:  docTemplate,
 	LeftDelim:        "{{",

@@ -123,3 +123,13 @@ INSERT INTO delivery_breaker (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
 
 -- Scheduler replicas stamp the control row every second (migration 00006).
 ALTER TABLE dispatch_control ADD COLUMN IF NOT EXISTS scheduler_seen_at TIMESTAMPTZ;
+
+-- Console sessions (migration 00008): the cookie carries a random id, the
+-- row its SHA-256 and the fingerprint of the API key that created it.
+CREATE TABLE IF NOT EXISTS console_sessions (
+    id_hash         BYTEA PRIMARY KEY,
+    key_fingerprint BYTEA NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    expires_at      TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_sessions_expires_idx ON console_sessions (expires_at);

@@ -10,24 +10,24 @@
 //	@title						Messaging Server API
 //	@version					1.0
 //	@description				Controls automatic message sending and reads messages.
-//	@description				Mutating endpoints need `Authorization: Bearer <API_KEY>` when API_KEY is set.
+//	@description				When API_KEY is set, every /api/v1 endpoint needs `Authorization: Bearer <API_KEY>` (or the console's session), reads included; `Authorization: Bearer <API_READ_KEY>`, when that is set, may only read (GET). /healthz, /readyz, /metrics and this document stay open.
 //	@description				Per-delivery counters and webhook latency histograms are served by each worker process on METRICS_PORT, not by this API's /metrics.
 //	@BasePath					/
 //	@securityDefinitions.apikey	BearerAuth
 //	@in							header
 //	@name						Authorization
-//	@description				"Bearer " followed by the API_KEY value.
+//	@description				"Bearer " followed by the API_KEY value (or, for reads only, the API_READ_KEY value).
 package api
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +35,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/middleware/recover"
-	"github.com/gofiber/swagger"
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -43,6 +42,7 @@ import (
 
 	// The generated OpenAPI document registers itself with swag.
 	_ "github.com/messaging-server/messaging-server/docs"
+	"github.com/messaging-server/messaging-server/internal/auth"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/console"
@@ -95,7 +95,9 @@ type Server struct {
 	cache   *cache.Cache
 	insp    *asynq.Inspector
 	console *console.Console
-	keyHash *[sha256.Size]byte // nil when API_KEY is unset
+	fullKey *auth.Key // API_KEY; nil when unset, and then everything is open
+	readKey *auth.Key // API_READ_KEY; nil when unset
+	trusted []netip.Prefix
 	closers []func() error
 }
 
@@ -110,19 +112,24 @@ func New(cfg config.Config, d *Deps) *Server {
 		// Shares the client, so it has nothing of its own to close.
 		insp: asynq.NewInspectorFromRedisClient(d.Redis),
 	}
-	if key := strings.TrimSpace(cfg.APIKey); key != "" {
-		// Comparing digests keeps the check constant-time even in the
-		// key's length.
-		sum := sha256.Sum256([]byte(key))
-		s.keyHash = &sum
-		if len(key) < 16 {
+	s.fullKey = auth.NewKey(cfg.APIKey)
+	s.readKey = auth.NewKey(cfg.APIReadKey)
+	s.trusted = auth.ParsePrefixes(cfg.TrustedProxies)
+	if s.fullKey != nil {
+		if len(strings.TrimSpace(cfg.APIKey)) < 16 {
 			s.log.Warn("API_KEY is shorter than 16 characters; use a long random key")
 		}
 	} else {
-		s.log.Warn("API_KEY is not set: mutating endpoints, the console and the dashboard are open to anyone who can reach the API")
+		s.log.Warn("API_KEY is not set: the API, the console and the dashboard are open to anyone who can reach the API")
 	}
 	s.console = console.New(console.Deps{
-		AppName: cfg.AppName, APIKey: cfg.APIKey, SessionTTL: cfg.SessionDuration(), Log: s.log,
+		AppName: cfg.AppName, APIKey: cfg.APIKey, SessionTTL: cfg.SessionDuration(),
+		Sessions: d.Store,
+		// Namespaced by QUEUE_NAME, like the deployment's asynq keys, so
+		// deployments that share one Redis keep counts of their own.
+		Throttle: auth.NewThrottle(auth.ThrottleDeps{Redis: d.Redis, Namespace: cfg.Queue}),
+		ClientIP: s.clientIP,
+		Log:      s.log,
 	})
 	s.app = fiber.New(fiber.Config{
 		AppName:               cfg.AppName,
@@ -138,7 +145,8 @@ func New(cfg config.Config, d *Deps) *Server {
 		// X-Forwarded-Proto and -Host are believed only from the proxies
 		// the operator lists; from anyone else they are ignored (they
 		// decide the session cookie's Secure flag and the CSRF origin
-		// check).
+		// check). X-Forwarded-For is read by clientIP, under the same
+		// list.
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          cfg.TrustedProxies,
 		// No route takes a form: a multipart body is left unread, so
@@ -161,6 +169,10 @@ func (s *Server) routes() {
 		a.Use(limiter.New(limiter.Config{
 			Max:        s.cfg.RateLimit,
 			Expiration: time.Minute,
+			// One bucket per client, behind trusted proxies too. The
+			// buckets live in this process: each api replica counts its
+			// own share of a client's requests.
+			KeyGenerator: s.clientIP,
 			// Probes come often from one address and must never be
 			// refused.
 			Next: func(c *fiber.Ctx) bool { return c.Path() == "/healthz" || c.Path() == "/readyz" },
@@ -169,6 +181,9 @@ func (s *Server) routes() {
 			},
 		}))
 	}
+	// Every request passes the guard before any route: the access rule,
+	// the path checks and the security headers (auth.go).
+	a.Use(s.guard)
 
 	a.Get("/healthz", s.healthz)
 	a.Get("/readyz", s.readyz)
@@ -176,26 +191,27 @@ func (s *Server) routes() {
 
 	v1 := a.Group("/api/v1")
 	v1.Get("/scheduler", s.getScheduler)
-	v1.Post("/scheduler/start", s.requireKey, s.startScheduler)
-	v1.Post("/scheduler/stop", s.requireKey, s.stopScheduler)
-	// Every route that reads a JSON body takes requireJSON after the key
-	// check, so a wrong Content-Type gets 415 before the body is read.
-	v1.Post("/messages", s.requireKey, requireJSON, s.createMessage)
+	v1.Post("/scheduler/start", s.startScheduler)
+	v1.Post("/scheduler/stop", s.stopScheduler)
+	// Every route that reads a JSON body takes requireJSON, so a wrong
+	// Content-Type gets 415 before the body is read.
+	v1.Post("/messages", requireJSON, s.createMessage)
 	v1.Get("/messages", s.listMessages)
-	v1.Post(strings.TrimPrefix(batchPath, "/api/v1"), s.requireKey, requireJSON, s.createBatch)
-	v1.Post("/receipts", s.requireKey, requireJSON, s.postReceipt)
+	v1.Post(strings.TrimPrefix(batchPath, "/api/v1"), requireJSON, s.createBatch)
+	v1.Post("/receipts", requireJSON, s.postReceipt)
 	// Registered before /messages/:id so that "sent" is not read as an id.
 	v1.Get("/messages/sent", s.listSent)
 	v1.Get("/messages/:id", s.getMessage)
-	v1.Post("/messages/:id/retry", s.requireKey, s.retryMessage)
-	v1.Post("/messages/:id/cancel", s.requireKey, s.cancelMessage)
+	v1.Post("/messages/:id/retry", s.retryMessage)
+	v1.Post("/messages/:id/cancel", s.cancelMessage)
 	v1.Get("/messages/:id/attempts", s.listAttempts)
 	v1.Get("/stats/counts", s.statusCounts)
 	v1.Get("/stats/minutes", s.minuteStats)
+	v1.Post("/sessions/revoke-all", s.revokeAllSessions)
 
 	s.console.Mount(a)
 
-	a.Get("/swagger/*", swagger.HandlerDefault)
+	a.Get("/swagger/*", openAPIPage())
 
 	mon := s.monitoring()
 	a.All(MonitoringPath, mon)
@@ -232,7 +248,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(ln) }()
-	s.log.Info("api listening", "addr", ln.Addr().String(), "auth", s.keyHash != nil)
+	s.log.Info("api listening", "addr", ln.Addr().String(), "auth", s.fullKey != nil, "read_key", s.readKey != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api: serve: %w", err)
@@ -286,6 +302,6 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 	}
 	s.log.Log(c.UserContext(), level, "request",
 		"method", c.Method(), "path", c.Path(), "status", status,
-		"took", time.Since(start), "ip", c.IP())
+		"took", time.Since(start), "ip", s.clientIP(c))
 	return nil
 }

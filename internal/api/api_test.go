@@ -369,8 +369,13 @@ func TestAuth(t *testing.T) {
 		if n := e.count("status = 'pending' AND content LIKE 'message %'"); n != 2 {
 			t.Fatalf("%d retried messages, want 2", n)
 		}
-		// Reads stay open.
-		for _, p := range []string{"/api/v1/scheduler", "/api/v1/messages/sent", "/healthz", "/readyz", "/metrics", "/swagger/doc.json"} {
+		// Reads of /api/v1 need the key too; health, metrics and the
+		// document stay open (TestAccessMatrix covers every route).
+		for _, p := range []string{"/api/v1/scheduler", "/api/v1/messages/sent"} {
+			status, h, b := e.get(p)
+			wantError(t, status, h, b, 401, "unauthorized")
+		}
+		for _, p := range []string{"/healthz", "/readyz", "/metrics", "/swagger/doc.json"} {
 			if status, _, b := e.get(p); status != 200 {
 				t.Fatalf("GET %s without key: %d %s", p, status, b)
 			}
@@ -440,9 +445,14 @@ func TestGetMessage(t *testing.T) {
 		t.Fatalf("failed: %d %s", status, b)
 	}
 
-	for _, p := range []string{uuid.NewString(), strings.Repeat("a", 37), "%00", "%ff", "a%2Fb", "sent%20x"} {
+	for _, p := range []string{uuid.NewString(), strings.Repeat("a", 37), "%ff", "sent%20x"} {
 		status, h, b := e.get("/api/v1/messages/" + p)
 		wantError(t, status, h, b, 404, "not_found")
+	}
+	// Paths that routers could read two ways are refused before any route.
+	for _, p := range []string{"%00", "a%2Fb"} {
+		status, h, b := e.get("/api/v1/messages/" + p)
+		wantError(t, status, h, b, 400, "bad_path")
 	}
 }
 

@@ -143,7 +143,7 @@ func TestRoutesAreDocumented(t *testing.T) {
 		"GET /api/v1/stats/counts", "GET /api/v1/stats/minutes", "GET /healthz",
 		"GET /metrics", "GET /readyz", "POST /api/v1/messages", "POST /api/v1/messages/batch",
 		"POST /api/v1/messages/{id}/cancel", "POST /api/v1/messages/{id}/retry", "POST /api/v1/receipts",
-		"POST /api/v1/scheduler/start", "POST /api/v1/scheduler/stop",
+		"POST /api/v1/scheduler/start", "POST /api/v1/scheduler/stop", "POST /api/v1/sessions/revoke-all",
 	}
 	if !slices.Equal(routes, want) {
 		t.Fatalf("routes %v, want %v", routes, want)

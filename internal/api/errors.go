@@ -103,6 +103,16 @@ var errTooLarge = &Error{Status: fiber.StatusRequestEntityTooLarge, Code: "too_l
 
 var errInternal = &Error{Status: fiber.StatusInternalServerError, Code: "internal", Message: "internal server error"}
 
+// The answers of the access guard (auth.go).
+var (
+	errReadOnly = &Error{Status: fiber.StatusUnauthorized, Code: "unauthorized",
+		Message: "the read key (API_READ_KEY) may only read /api/v1: send Authorization: Bearer <API_KEY> to change anything or to open the dashboard"}
+	errBadPath = &Error{Status: fiber.StatusBadRequest, Code: "bad_path",
+		Message: "the path has an encoded slash, backslash, dot or percent sign, a dot segment or an empty segment; send it as plain segments"}
+	errDispatchQueue = &Error{Status: fiber.StatusForbidden, Code: "dispatch_queue",
+		Message: "the dispatch queue cannot be deleted or paused from the dashboard: stop sending with POST /api/v1/scheduler/stop instead"}
+)
+
 // answerFor is the error map: the answer for every error a client may be
 // told about, or nil for an internal one.
 func answerFor(err error) *Error {

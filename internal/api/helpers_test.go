@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -57,7 +58,19 @@ func newEnv(t *testing.T, vars ...string) *env {
 	uri, pool, st := testenv.MigratedStore(t)
 	rdb := testenv.NewRedis(t)
 	cfg := testenv.Config(t, uri, testenv.Queue(t), vars...)
-	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: rdb, Store: st, Log: testenv.Logger(t)})
+	return newEnvFrom(t, cfg, pool, st, rdb, nil)
+}
+
+// newEnvFrom builds an API over connections the test already has (two
+// APIs over one database, say); logs, when not nil, receives its log as
+// JSON lines.
+func newEnvFrom(t *testing.T, cfg config.Config, pool *pgxpool.Pool, st *store.Store, rdb *redis.Client, logs io.Writer) *env {
+	t.Helper()
+	log := testenv.Logger(t)
+	if logs != nil {
+		log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: rdb, Store: st, Log: log})
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close server: %v", err)

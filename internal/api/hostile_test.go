@@ -228,21 +228,21 @@ func TestAccessLogRecordsTheStatusSent(t *testing.T) {
 
 	requests := []req{
 		{method: http.MethodGet, path: "/healthz"},
-		{method: http.MethodGet, path: "/api/v1/messages/unknown"},
+		{method: http.MethodGet, path: "/api/v1/messages/unknown", headers: []string{bearer(testKey)}},
 		{method: http.MethodPost, path: "/api/v1/messages/pending-1/retry", headers: []string{bearer(testKey)}},
 		jsonReq(http.MethodPost, "/api/v1/messages", `{"content": "\u200b", "phone_number": "+905551111111"}`, bearer(testKey)),
 		jsonReq(http.MethodPost, "/api/v1/messages", `{"content": "hi", "phone_number": "+905551111111"}`, bearer(testKey)),
 		jsonReq(http.MethodPost, "/api/v1/messages", `{"content": "hi"`, bearer(testKey)),
 		jsonReq(http.MethodPost, "/api/v1/messages", `{}`),
 		{method: http.MethodPost, path: "/api/v1/messages", body: "content=hi", headers: []string{"Content-Type: text/plain", bearer(testKey)}},
-		{method: http.MethodGet, path: "/api/v1/messages/sent?limit=x"},
+		{method: http.MethodGet, path: "/api/v1/messages/sent?limit=x", headers: []string{bearer(testKey)}},
 		{method: http.MethodGet, path: "/no/such/route"},
-		{method: http.MethodDelete, path: "/api/v1/scheduler"},
+		{method: http.MethodDelete, path: "/api/v1/scheduler", headers: []string{bearer(testKey)}},
 	}
 	// The rate limit (12 a minute; /healthz is exempt) answers the rest
 	// with 429.
 	for len(requests) < 15 {
-		requests = append(requests, req{method: http.MethodGet, path: "/api/v1/scheduler"})
+		requests = append(requests, req{method: http.MethodGet, path: "/api/v1/scheduler", headers: []string{bearer(testKey)}})
 	}
 	var sent []int
 	for _, r := range requests {

@@ -427,12 +427,14 @@ func ParseStatusFilter(s string) error {
 //	@Description	Every message, newest first (created_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. status and priority filter the list; keep them the same while you page.
 //	@Tags			messages
 //	@Produce		json
+//	@Security		BearerAuth
 //	@Param			status		query		string	false	"Only messages in this status"	Enums(pending, sending, sent, failed, expired, canceled)
 //	@Param			priority	query		int		false	"Only messages of this priority"	minimum(0)	maximum(9)
 //	@Param			limit		query		int		false	"Page size; values above 100 are capped"	minimum(1)	default(20)
 //	@Param			cursor		query		string	false	"next_cursor of the previous page"
 //	@Success		200			{object}	MessagePage
 //	@Failure		400			{object}	ErrorResponse	"Bad status, priority, limit or cursor"
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
 //	@Failure		429			{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500			{object}	ErrorResponse
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
@@ -536,9 +538,11 @@ type AttemptList struct {
 //	@Description	One entry per webhook call, oldest first, written in the same statement as the call's outcome. Numbering continues across a manual retry. A message that failed without a call (an invalid row) or that expired has none.
 //	@Tags			messages
 //	@Produce		json
+//	@Security		BearerAuth
 //	@Param			id	path		string	true	"Message id"
 //	@Success		200	{object}	AttemptList
 //	@Failure		404	{object}	ErrorResponse	"No such message"
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"

@@ -38,7 +38,7 @@ func TestServeListener(t *testing.T) {
 	if err := json.Unmarshal(b, &created); err != nil {
 		t.Fatal(err)
 	}
-	status, b = call(http.MethodGet, "/api/v1/messages/"+created.ID, "")
+	status, b = call(http.MethodGet, "/api/v1/messages/"+created.ID, "", bearer(testKey))
 	if status != 200 || !strings.Contains(string(b), `"status":"pending"`) {
 		t.Fatalf("get: %d %s", status, b)
 	}

@@ -122,10 +122,12 @@ func (s *Server) createMessage(c *fiber.Ctx) error {
 //	@Description	Newest first (sent_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. Messages sent while you page do not shift later pages, so a walk neither repeats nor skips a message. Messages sent before sent_at was recorded come last with sent_at null.
 //	@Tags			messages
 //	@Produce		json
+//	@Security		BearerAuth
 //	@Param			limit	query		int		false	"Page size; values above 100 are capped"	minimum(1)	default(20)
 //	@Param			cursor	query		string	false	"next_cursor of the previous page"
 //	@Success		200		{object}	SentPage
 //	@Failure		400		{object}	ErrorResponse	"Bad limit or cursor"
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
 //	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
@@ -168,10 +170,12 @@ func (s *Server) listSent(c *fiber.Ctx) error {
 //	@Description	PostgreSQL supplies the message; for a sent message, remote_message_id and sent_at come from the Redis record the worker cached at delivery when it is still there (header X-Sent-Record-Source: cache), else from PostgreSQL (database).
 //	@Tags			messages
 //	@Produce		json
+//	@Security		BearerAuth
 //	@Param			id	path		string	true	"Message id (1 to 36 characters)"	minlength(1)	maxlength(36)
 //	@Success		200	{object}	MessageDetail
 //	@Header			200	{string}	X-Sent-Record-Source	"cache or database; only for sent messages"
 //	@Failure		404	{object}	ErrorResponse			"No such message"
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
 //	@Failure		429	{object}	ErrorResponse			"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"

@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
-	"path"
+	"crypto/sha256"
+	"encoding/base64"
 	"regexp"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/swagger"
 	"github.com/hibiken/asynqmon"
 
 	"github.com/messaging-server/messaging-server/internal/console"
@@ -26,32 +28,96 @@ const (
 	monitoringMetricsPage = MonitoringPath + "/q/metrics"
 )
 
-// googleFonts matches the dashboard page's links to Google Fonts. The page
-// must work on a closed network, and the dashboard's icons are SVG, so the
-// links are dropped and the page falls back to system fonts.
-var googleFonts = regexp.MustCompile(`<link rel="stylesheet" href="https://fonts\.googleapis\.com/[^"]*"/?>`)
+// googleFonts matches links to Google Fonts (the dashboard's page and the
+// OpenAPI page have them). The pages must work on a closed network and
+// load nothing from outside (their CSP forbids it), so the links are
+// dropped and the pages fall back to system fonts.
+var googleFonts = regexp.MustCompile(`<link (?:rel="stylesheet" )?href="https://fonts\.googleapis\.com/[^"]*"(?: rel="stylesheet")?\s*/?>`)
 
-// isDashboardFile tells a GET of one of the dashboard's own files (its
-// scripts, icons and web manifest, the same for every installation) from a
-// page or a call that shows data. Browsers fetch the manifest without
-// cookies, so it must not need a session.
-func isDashboardFile(c *fiber.Ctx, isAPI bool) bool {
-	if isAPI || (c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead) {
-		return false
+// manifestLink is the dashboard page's link to its web manifest. Browsers
+// fetch a manifest without cookies unless the link asks for them, and
+// nothing under /monitoring answers without a session.
+var manifestLink = []byte(`<link rel="manifest" href=`)
+
+// The Content-Security-Policy of the dashboard and of the OpenAPI page.
+// Both pages load only what this server serves. Their inline scripts (the
+// dashboard's flags and loader, the OpenAPI page's start-up) are allowed by
+// their SHA-256, added to script-src per answer by withInlineScripts. Both
+// UIs set styles from script (Material-UI's JSS, swagger-ui's style
+// attributes), hence 'unsafe-inline' for styles only.
+const (
+	monitoringCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+		"font-src 'self' data:; connect-src 'self'; manifest-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+	swaggerCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+		"font-src 'self' data:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+// setSecurityHeaders sets the headers of the HTML areas on every answer
+// there (pages, files, redirects and errors alike): the area's CSP, no
+// framing, no type sniffing, no referrer to other sites.
+func setSecurityHeaders(c *fiber.Ctx, z zone) {
+	var csp string
+	switch z {
+	case zoneConsole:
+		csp = console.ContentSecurityPolicy
+	case zoneMonitoring:
+		csp = monitoringCSP
+	case zoneSwagger:
+		csp = swaggerCSP
+	default:
+		return
 	}
-	p := c.Path()
-	return strings.HasPrefix(p, MonitoringPath+"/static/") || path.Ext(p) != "" && !strings.Contains(strings.TrimPrefix(p, MonitoringPath+"/"), "/")
+	c.Set(fiber.HeaderContentSecurityPolicy, csp)
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "same-origin")
+}
+
+// inlineScript matches a script element without a src, capturing its text.
+var inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
+
+// withInlineScripts returns csp with the SHA-256 of each inline script of
+// page added to its script-src.
+func withInlineScripts(csp string, page []byte) string {
+	var hashes []string
+	for _, m := range inlineScript.FindAllSubmatch(page, -1) {
+		sum := sha256.Sum256(m[1])
+		hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	}
+	if len(hashes) == 0 {
+		return csp
+	}
+	return strings.Replace(csp, "script-src 'self'", "script-src 'self' "+strings.Join(hashes, " "), 1)
+}
+
+// fitPage adapts an HTML answer of a third-party UI to the area's CSP: no
+// outside fonts, and its own inline scripts allowed by hash.
+func fitPage(c *fiber.Ctx, csp string) {
+	if !bytes.HasPrefix(c.Response().Header.ContentType(), []byte("text/html")) {
+		return
+	}
+	body := googleFonts.ReplaceAll(c.Response().Body(), nil)
+	body = bytes.Replace(body, manifestLink, []byte(`<link rel="manifest" crossorigin="use-credentials" href=`), 1)
+	c.Response().SetBodyRaw(body)
+	c.Set(fiber.HeaderContentSecurityPolicy, withInlineScripts(csp, body))
+}
+
+// dispatchQueueChange tells whether a dashboard request (its cleaned path
+// p) would delete or pause the queue the scheduler fills and the workers
+// drain. Either stops delivery behind the sending switch's back (and a
+// deleted queue drops out of the api's asynq_* metrics until the scheduler
+// enqueues again); the switch is POST /api/v1/scheduler/stop.
+func (s *Server) dispatchQueueChange(method, p string) bool {
+	queue := MonitoringPath + "/api/queues/" + s.cfg.Queue
+	p = strings.TrimSuffix(p, "/")
+	return method == fiber.MethodDelete && strings.EqualFold(p, queue) ||
+		method == fiber.MethodPost && strings.EqualFold(p, queue+":pause")
 }
 
 // monitoring serves the asynqmon dashboard. asynqmon routes on the full
 // path (RootPath), so the handler is mounted without stripping the prefix.
-//
-// Without API_KEY the dashboard is open to anyone who reaches it. With
-// API_KEY it needs the bearer key or a console session: without one, its
-// pages redirect to the console's sign-in and its API answers 401, so
-// neither Redis INFO nor task payloads leak. A change made with the session
-// cookie must come from a page of this server (Origin check; the cookie is
-// SameSite=Strict too).
+// guard has decided who may reach it: with API_KEY, the bearer key or a
+// console session, for its pages, files and API alike.
 func (s *Server) monitoring() fiber.Handler {
 	// The same Redis mode (one server, Sentinel or Cluster; TLS) as every
 	// other program.
@@ -60,20 +126,6 @@ func (s *Server) monitoring() fiber.Handler {
 	dashboard := adaptor.HTTPHandler(h)
 	return func(c *fiber.Ctx) error {
 		p := strings.TrimSuffix(c.Path(), "/")
-		isAPI := strings.HasPrefix(p, MonitoringPath+"/api/")
-		if s.keyHash != nil && !s.authorized(c) && !isDashboardFile(c, isAPI) {
-			if !s.console.HasSession(c) {
-				if isAPI || (c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead) {
-					return errUnauthorized
-				}
-				return s.console.RedirectToSignIn(c)
-			}
-			if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
-				if err := console.CheckSameOrigin(c); err != nil {
-					return err
-				}
-			}
-		}
 		switch p {
 		case monitoringMetricsAPI:
 			return errMetricsOff
@@ -83,9 +135,22 @@ func (s *Server) monitoring() fiber.Handler {
 		if err := dashboard(c); err != nil {
 			return err
 		}
-		if !isAPI && bytes.HasPrefix(c.Response().Header.ContentType(), []byte("text/html")) {
-			c.Response().SetBodyRaw(googleFonts.ReplaceAll(c.Response().Body(), nil))
+		fitPage(c, monitoringCSP)
+		return nil
+	}
+}
+
+// openAPIPage serves the OpenAPI document and swagger-ui. The validator
+// badge is off: it would load an image from swagger.io.
+func openAPIPage() fiber.Handler {
+	cfg := swagger.ConfigDefault
+	cfg.ValidatorUrl = "none"
+	ui := swagger.New(cfg)
+	return func(c *fiber.Ctx) error {
+		if err := ui(c); err != nil {
+			return err
 		}
+		fitPage(c, swaggerCSP)
 		return nil
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
 var (
@@ -108,8 +110,8 @@ func TestMonitoringAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
-	paused := func() bool {
-		info, err := insp.GetQueueInfo(e.cfg.Queue)
+	paused := func(queue string) bool {
+		info, err := insp.GetQueueInfo(queue)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,13 +132,19 @@ func TestMonitoringAuth(t *testing.T) {
 		}
 	}
 
-	// The dashboard's own files hold no data; browsers fetch the manifest
-	// without cookies, so they need no session.
-	if status, _, b := e.get("/monitoring/manifest.json"); status != 200 || !strings.HasPrefix(string(b), "{") {
-		t.Fatalf("manifest without a session: %d %.100s", status, b)
+	// Nothing under /monitoring answers without a session or the key, its
+	// own files included (a missing one would be the page). The page asks
+	// the browser to send the cookie with its manifest fetch.
+	for _, p := range []string{"/monitoring/manifest.json", "/monitoring/x.js", "/monitoring/static/js/missing.js", "/monitoring/queues/x.json", "/monitoring/favicon.ico"} {
+		if status, h, b := e.get(p); status != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/console/signin?next=") {
+			t.Fatalf("GET %s without a session: %d %q %.100s", p, status, h.Get("Location"), b)
+		}
 	}
-	if status, _, b := e.get("/monitoring/queues/x.json"); status != http.StatusSeeOther {
-		t.Fatalf("a deeper path without a session: %d %.100s", status, b)
+	if status, _, b := e.get("/monitoring/manifest.json", bearer(testKey)); status != 200 || !strings.HasPrefix(string(b), "{") {
+		t.Fatalf("manifest with the key: %d %.100s", status, b)
+	}
+	if html := monitoringIndex(t, e, "/monitoring/", bearer(testKey)); !strings.Contains(html, `<link rel="manifest" crossorigin="use-credentials" href=`) {
+		t.Fatalf("the manifest link does not ask for the cookie")
 	}
 
 	if got := readOnly(t, monitoringIndex(t, e, "/monitoring/", bearer(testKey))); got != "false" {
@@ -150,7 +158,14 @@ func TestMonitoringAuth(t *testing.T) {
 		t.Fatalf("redis_info with a session: %d %.200s", status, b)
 	}
 
-	pause := "/monitoring/api/queues/" + e.cfg.Queue + ":pause"
+	// A queue of the test's own that is not the dispatch queue: the
+	// dashboard may pause it.
+	other := e.cfg.Queue + "-other"
+	if _, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(asynq.NewTask("test:noop", nil), asynq.Queue(other)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.DeleteQueueKeys(t, other) })
+	pause := "/monitoring/api/queues/" + other + ":pause"
 	for _, r := range []struct {
 		req
 		status int
@@ -158,7 +173,7 @@ func TestMonitoringAuth(t *testing.T) {
 	}{
 		{req{method: http.MethodPost, path: pause}, 401, "unauthorized"},
 		{req{method: http.MethodPost, path: pause, headers: []string{bearer("wrong")}}, 401, "unauthorized"},
-		{req{method: http.MethodDelete, path: "/monitoring/api/queues/" + e.cfg.Queue}, 401, "unauthorized"},
+		{req{method: http.MethodDelete, path: "/monitoring/api/queues/" + other}, 401, "unauthorized"},
 		// The cookie alone, or with another site as the origin, is refused.
 		{req{method: http.MethodPost, path: pause, headers: []string{cookie}}, 403, "cross_site"},
 		{req{method: http.MethodPost, path: pause, headers: []string{cookie, "Origin: https://evil.example"}}, 403, "cross_site"},
@@ -167,20 +182,62 @@ func TestMonitoringAuth(t *testing.T) {
 		status, h, b := e.do(r.req)
 		wantError(t, status, h, b, r.status, r.code)
 	}
-	if paused() {
+	if paused(other) {
 		t.Fatalf("an unauthorized request paused the queue")
 	}
 	if status, _, b := e.do(req{method: http.MethodPost, path: pause, headers: []string{cookie, sameOrigin}}); status >= 300 {
 		t.Fatalf("pause with a session from the dashboard: %d %s", status, b)
 	}
-	if !paused() {
+	if !paused(other) {
 		t.Fatalf("an authorized pause did not pause the queue")
 	}
-	if status, _, b := e.do(req{method: http.MethodPost, path: "/monitoring/api/queues/" + e.cfg.Queue + ":resume", headers: []string{bearer(testKey)}}); status >= 300 {
+	if status, _, b := e.do(req{method: http.MethodPost, path: "/monitoring/api/queues/" + other + ":resume", headers: []string{bearer(testKey)}}); status >= 300 {
 		t.Fatalf("resume with the key: %d %s", status, b)
 	}
-	if paused() {
+	if paused(other) {
 		t.Fatalf("an authorized resume did not resume the queue")
+	}
+}
+
+// The dispatch queue (QUEUE_NAME) cannot be deleted or paused from the
+// dashboard, by the key or a session, however the path is spelled; it
+// stays listed, unpaused, with its task.
+func TestMonitoringKeepsTheDispatchQueue(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"", testKey} {
+		var vars []string
+		if key != "" {
+			vars = append(vars, "API_KEY="+key)
+		}
+		e := newEnv(t, vars...)
+		if _, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(asynq.NewTask("test:noop", nil), asynq.Queue(e.cfg.Queue)); err != nil {
+			t.Fatal(err)
+		}
+		auth := []string{bearer(testKey)}
+		if key != "" {
+			auth = append(auth, e.signIn(testKey), sameOrigin)
+		}
+		q := "/monitoring/api/queues/" + e.cfg.Queue
+		for _, r := range []req{
+			{method: http.MethodDelete, path: q},
+			{method: http.MethodDelete, path: q + "?force=true"},
+			{method: http.MethodDelete, path: q + "/"},
+			{method: http.MethodDelete, path: "/monitoring/api/queues/" + strings.Replace(e.cfg.Queue, "q", "%71", 1)},
+			{method: http.MethodPost, path: q + ":pause"},
+			{method: http.MethodPost, path: q + "%3Apause"},
+		} {
+			r.headers = auth
+			status, h, b := e.do(r)
+			ans := wantError(t, status, h, b, 403, "dispatch_queue")
+			if !strings.Contains(ans.Message, "scheduler/stop") {
+				t.Fatalf("%s %s: the refusal gives no reason: %s", r.method, r.path, b)
+			}
+		}
+		insp := asynq.NewInspectorFromRedisClient(e.rdb)
+		info, err := insp.GetQueueInfo(e.cfg.Queue)
+		if err != nil || info.Paused || info.Size != 1 {
+			t.Fatalf("the dispatch queue after the refusals: %+v %v", info, err)
+		}
 	}
 }
 

@@ -63,7 +63,12 @@ func operations() []operation {
 	const ok = `, "phone_number": "+905551111111"}`
 	key := bearer(testKey)
 	post := func(path string) req { return req{method: http.MethodPost, path: path, headers: []string{key}} }
-	get := func(path string) req { return req{method: http.MethodGet, path: path} }
+	get := func(path string) req {
+		if strings.HasPrefix(path, "/api/v1/") {
+			return req{method: http.MethodGet, path: path, headers: []string{key}}
+		}
+		return req{method: http.MethodGet, path: path}
+	}
 	create := func(body string, headers ...string) req {
 		return jsonReq(http.MethodPost, "/api/v1/messages", body, append([]string{key}, headers...)...)
 	}
@@ -86,6 +91,7 @@ func operations() []operation {
 		{op: "GET /api/v1/stats/minutes", sample: opCase{"per minute", get("/api/v1/stats/minutes"), 200, false, "", false}},
 		{op: "POST /api/v1/scheduler/stop", sample: opCase{"stop", post("/api/v1/scheduler/stop"), 200, false, "", false}},
 		{op: "POST /api/v1/scheduler/start", sample: opCase{"start", post("/api/v1/scheduler/start"), 200, false, "", false}},
+		{op: "POST /api/v1/sessions/revoke-all", sample: opCase{"revoke", post("/api/v1/sessions/revoke-all"), 200, false, "", false}},
 		{
 			op:     "POST /api/v1/messages",
 			sample: opCase{"create", create(`{"content": "Your code is 123456"` + ok), 201, false, "", false},
@@ -291,7 +297,7 @@ func TestResponsesMatchTheDocument(t *testing.T) {
         ('sent-1', 1, '2025-03-04T05:06:00Z', 30000, NULL, 'retry', 'webhook call failed: timeout'),
         ('sent-1', 2, '2025-03-04T05:06:07Z', 42, 202, 'sent', NULL)`)
 	// Uses up the limited server's one request a minute.
-	if status, _, b := limited.get("/api/v1/scheduler"); status != http.StatusOK {
+	if status, _, b := limited.get("/api/v1/scheduler", bearer(testKey)); status != http.StatusOK {
 		t.Fatalf("warm-up: %d %s", status, b)
 	}
 

@@ -68,7 +68,9 @@ type BreakerStatus struct {
 //	@Description	Whether automatic sending runs, its interval and batch size, the last and next tick, and the state of the circuit breaker the workers share.
 //	@Tags			scheduler
 //	@Produce		json
+//	@Security		BearerAuth
 //	@Success		200	{object}	SchedulerStatus
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"

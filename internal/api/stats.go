@@ -45,7 +45,9 @@ const chartMinutes = 60
 //	@Description	How many messages are in each status now, every status present (0 when none). It counts the whole table, so poll it every few seconds at most.
 //	@Tags			stats
 //	@Produce		json
+//	@Security		BearerAuth
 //	@Success		200	{object}	StatusCounts
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
 //	@Router			/api/v1/stats/counts [get]
@@ -66,7 +68,9 @@ func (s *Server) statusCounts(c *fiber.Ctx) error {
 //	@Description	Webhook calls of the last hour by the minute they started (from the attempts log): how many ended sent and how many failed the message for good. 60 entries, oldest first, the current minute last.
 //	@Tags			stats
 //	@Produce		json
+//	@Security		BearerAuth
 //	@Success		200	{object}	MinuteStats
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
 //	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
 //	@Failure		500	{object}	ErrorResponse
 //	@Router			/api/v1/stats/minutes [get]

@@ -100,7 +100,11 @@ type Config struct {
 
 	// APIKey, when set, is the bearer token every mutating API request must
 	// carry (and that unlocks write access to /monitoring). Never logged.
-	APIKey string `env:"API_KEY" secret:"true" accepts:"any text; when set, mutating API requests need Authorization: Bearer <key>"`
+	APIKey string `env:"API_KEY" secret:"true" accepts:"any text; when set, every /api/v1 request needs Authorization: Bearer <key> or a console session"`
+	// APIReadKey, when set (only together with API_KEY, and different
+	// from it), is a second bearer token that may only read /api/v1 (GET
+	// and HEAD), for dashboards and support tools. Never logged.
+	APIReadKey string `env:"API_READ_KEY" secret:"true" accepts:"any text different from API_KEY, and only when API_KEY is set"`
 	// MaxContentLength bounds a message's content in characters (runes), so
 	// that what the API accepts always fits the VARCHAR(255) column and the
 	// provider's limit.
@@ -315,6 +319,7 @@ func (c *Config) validate(maxSet bool) error {
 		{"MetricsPort", between(c.MetricsPort, 0, 65535)},
 		{"MaxContentLength", between(c.MaxContentLength, 1, 255)},
 		{"RateLimit", between(c.RateLimit, 0, 1000000)},
+		{"APIReadKey", readKey(c.APIKey, c.APIReadKey)},
 		{"SessionTTL", between(c.SessionTTL, 60, 2592000)},
 		{"TrustedProxies", proxies(c.TrustedProxies)},
 		{"Queue", queueName(c.Queue)},
@@ -348,6 +353,14 @@ func oneOf(v string, allowed ...string) bool {
 		}
 	}
 	return false
+}
+
+// readKey accepts an unset API_READ_KEY, or one set together with a
+// different API_KEY: a read key alone would guard nothing (without API_KEY
+// everything is open), and one equal to API_KEY would grant full access.
+func readKey(full, read string) bool {
+	full, read = strings.TrimSpace(full), strings.TrimSpace(read)
+	return read == "" || full != "" && read != full
 }
 
 func between(v, lo, hi int) bool { return v >= lo && v <= hi }

@@ -5,29 +5,35 @@
 //
 // The page itself holds no logic the API does not have: it calls the same
 // endpoints curl users call. What this package owns is the session: a
-// sign-in page that takes the API key once, an HMAC-signed cookie
-// (HttpOnly, SameSite=Strict, Secure behind https, with an expiry), the
-// checks that make a cookie-authenticated change safe from cross-site
-// requests, and sign-out.
+// sign-in page that takes the API key once (throttled per client), a
+// session kept in PostgreSQL whose random id travels in a cookie (HttpOnly,
+// SameSite=Strict, Secure behind https, with an expiry), the checks that
+// make a cookie-authenticated change safe from cross-site requests, and
+// sign-out, which deletes the session.
 package console
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
+
+	"github.com/messaging-server/messaging-server/internal/auth"
+	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // Paths the console answers on.
@@ -53,6 +59,31 @@ var ErrCrossSite = errors.New("console: cross-site request refused")
 //go:embed web
 var webFS embed.FS
 
+// SessionStore keeps the sessions (internal/store implements it).
+type SessionStore interface {
+	CreateSession(ctx context.Context, idHash, keyFingerprint []byte, expires time.Time) error
+	SessionValid(ctx context.Context, idHash, keyFingerprint []byte) (bool, error)
+	DeleteSession(ctx context.Context, idHash []byte) error
+	PurgeExpiredSessions(ctx context.Context, limit int) (int64, error)
+}
+
+var _ SessionStore = (*store.Store)(nil)
+
+// Throttle counts sign-in attempts per client (internal/auth implements it
+// in Redis).
+type Throttle interface {
+	// Attempt counts one attempt and tells whether it may go on, or how
+	// long the client must wait.
+	Attempt(ctx context.Context, client string) (bool, time.Duration, error)
+	// Reset forgets the client's attempts after a successful sign-in.
+	Reset(ctx context.Context, client string) error
+}
+
+var _ Throttle = (*auth.Throttle)(nil)
+
+// purgeBatch bounds how many expired sessions one sign-in deletes.
+const purgeBatch = 100
+
 // Deps is what the console needs from the program.
 type Deps struct {
 	// AppName titles the pages.
@@ -61,31 +92,37 @@ type Deps struct {
 	APIKey string
 	// SessionTTL is how long a sign-in lasts.
 	SessionTTL time.Duration
-	// Now is the clock sessions are issued and checked against (default
-	// time.Now).
-	Now func() time.Time
-	Log *slog.Logger
+	// Sessions and Throttle are required when APIKey is set.
+	Sessions SessionStore
+	Throttle Throttle
+	// ClientIP names the client of a request for the sign-in throttle and
+	// the log (the api passes the address behind its trusted proxies;
+	// default: the peer).
+	ClientIP func(*fiber.Ctx) string
+	Log      *slog.Logger
 }
 
 // Console serves the pages and checks sessions.
 type Console struct {
-	appName string
-	keyHash *[sha256.Size]byte // nil: no sign-in
-	signKey []byte
-	ttl     time.Duration
-	now     func() time.Time
-	log     *slog.Logger
-	index   *template.Template
-	signin  *template.Template
-	static  fs.FS
+	appName  string
+	key      *auth.Key // nil: no sign-in
+	ttl      time.Duration
+	sessions SessionStore
+	throttle Throttle
+	clientIP func(*fiber.Ctx) string
+	log      *slog.Logger
+	index    *template.Template
+	signin   *template.Template
+	static   fs.FS
 }
 
 // New builds the console. It panics only if the embedded pages do not
-// parse, which every test of the package would catch.
+// parse, which every test of the package would catch, or when APIKey is set
+// without Sessions or Throttle, which every test of the api would.
 func New(d Deps) *Console {
-	c := &Console{appName: d.AppName, ttl: d.SessionTTL, now: d.Now, log: d.Log}
-	if c.now == nil {
-		c.now = time.Now
+	c := &Console{appName: d.AppName, ttl: d.SessionTTL, sessions: d.Sessions, throttle: d.Throttle, clientIP: d.ClientIP, log: d.Log}
+	if c.clientIP == nil {
+		c.clientIP = func(ctx *fiber.Ctx) string { return ctx.IP() }
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -93,10 +130,9 @@ func New(d Deps) *Console {
 	if c.ttl <= 0 {
 		c.ttl = 12 * time.Hour
 	}
-	if key := strings.TrimSpace(d.APIKey); key != "" {
-		sum := sha256.Sum256([]byte(key))
-		c.keyHash = &sum
-		c.signKey = sessionKey(key)
+	c.key = auth.NewKey(d.APIKey)
+	if c.key != nil && (c.sessions == nil || c.throttle == nil) {
+		panic("console: APIKey is set without Sessions and Throttle")
 	}
 	c.index = template.Must(template.ParseFS(webFS, "web/index.html"))
 	c.signin = template.Must(template.ParseFS(webFS, "web/signin.html"))
@@ -119,15 +155,30 @@ func (c *Console) Mount(r fiber.Router) {
 }
 
 // Protected tells whether a sign-in is needed (API_KEY is set).
-func (c *Console) Protected() bool { return c.keyHash != nil }
+func (c *Console) Protected() bool { return c.key != nil }
 
-// HasSession tells whether the request carries a valid session cookie.
-// Without API_KEY there are no sessions, and it is false.
-func (c *Console) HasSession(ctx *fiber.Ctx) bool {
-	if c.keyHash == nil {
-		return false
+// HasSession tells whether the request carries the cookie of a live
+// session: one stored, not ended, not expired, and made under the current
+// API_KEY. It reads the session's row on every call, so a session that was
+// ended is refused at once. Without API_KEY there are no sessions, and it
+// is false. An error means the store did not answer.
+func (c *Console) HasSession(ctx *fiber.Ctx) (bool, error) {
+	if c.key == nil {
+		return false, nil
 	}
-	return verifySession(c.signKey, ctx.Cookies(CookieName), c.now())
+	v := ctx.Cookies(CookieName)
+	if v == "" {
+		return false, nil
+	}
+	hash, ok := parseSession(v)
+	if !ok {
+		return false, nil
+	}
+	live, err := c.sessions.SessionValid(ctx.UserContext(), hash, c.key.Fingerprint())
+	if err != nil {
+		return false, fmt.Errorf("console: %w", err)
+	}
+	return live, nil
 }
 
 // RedirectToSignIn sends a browser to the sign-in page, which brings it
@@ -177,22 +228,38 @@ func (c *Console) page(ctx *fiber.Ctx) error {
 		// One address for the page, the one the sign-in returns to.
 		return ctx.Redirect(Path+"/", fiber.StatusMovedPermanently)
 	}
-	if c.Protected() && !c.HasSession(ctx) {
-		return c.RedirectToSignIn(ctx)
+	if c.Protected() {
+		live, err := c.HasSession(ctx)
+		if err != nil {
+			return err
+		}
+		if !live {
+			return c.RedirectToSignIn(ctx)
+		}
 	}
 	return c.render(ctx, fiber.StatusOK, c.index, pageData{AppName: c.appName, SignOut: c.Protected()})
 }
 
 func (c *Console) signInPage(ctx *fiber.Ctx) error {
 	next := safeNext(ctx.Query("next"))
-	if !c.Protected() || c.HasSession(ctx) {
+	if !c.Protected() {
+		return ctx.Redirect(next, fiber.StatusSeeOther)
+	}
+	live, err := c.HasSession(ctx)
+	if err != nil {
+		return err
+	}
+	if live {
 		return ctx.Redirect(next, fiber.StatusSeeOther)
 	}
 	return c.render(ctx, fiber.StatusOK, c.signin, pageData{AppName: c.appName, Next: next})
 }
 
-// signIn takes the key from the form, and on a match sets the session
-// cookie and sends the browser on.
+// signIn takes the key from the form, and on a match stores a session,
+// sets its cookie and sends the browser on. Each client gets
+// auth.SignInAttempts attempts per auth.SignInWindow; a success clears the
+// count, and the attempt after the last one gets 429 with Retry-After
+// without the key being looked at.
 func (c *Console) signIn(ctx *fiber.Ctx) error {
 	if !c.Protected() {
 		return ctx.Redirect(Path+"/", fiber.StatusSeeOther)
@@ -204,27 +271,63 @@ func (c *Console) signIn(ctx *fiber.Ctx) error {
 		return err
 	}
 	next := safeNext(ctx.FormValue("next"))
-	sum := sha256.Sum256([]byte(strings.TrimSpace(ctx.FormValue("key"))))
-	if subtle.ConstantTimeCompare(sum[:], c.keyHash[:]) != 1 {
-		c.log.Warn("console sign-in refused: wrong key", "ip", ctx.IP())
+	client := c.clientIP(ctx)
+	ok, wait, err := c.throttle.Attempt(ctx.UserContext(), client)
+	if err != nil {
+		return fmt.Errorf("console sign-in: %w", err)
+	}
+	if !ok {
+		minutes := int(math.Ceil(wait.Minutes()))
+		c.log.Warn("console sign-in refused: too many attempts", "ip", client, "retry_after", wait.Round(time.Second))
+		ctx.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return c.render(ctx, fiber.StatusTooManyRequests, c.signin, pageData{AppName: c.appName, Next: next,
+			Error: fmt.Sprintf("Too many failed sign-ins from this address. Try again in %d minute%s.", minutes, plural(minutes))})
+	}
+	if !c.key.Matches(ctx.FormValue("key")) {
+		c.log.Warn("console sign-in refused: wrong key", "ip", client)
 		return c.render(ctx, fiber.StatusUnauthorized, c.signin, pageData{AppName: c.appName, Next: next, Error: "That key is not the API key. Try again."})
 	}
-	expires := c.now().Add(c.ttl)
-	value, err := signSession(c.signKey, expires)
+	if err := c.throttle.Reset(ctx.UserContext(), client); err != nil {
+		return fmt.Errorf("console sign-in: %w", err)
+	}
+	// Expired rows go a bounded batch at a time, here rather than in a
+	// job of their own; a failure costs only a larger table.
+	if _, err := c.sessions.PurgeExpiredSessions(ctx.UserContext(), purgeBatch); err != nil {
+		c.log.Warn("console sign-in: purge expired sessions", "err", err)
+	}
+	value, hash, err := newSession()
 	if err != nil {
-		return err
+		return fmt.Errorf("console sign-in: %w", err)
+	}
+	expires := time.Now().Add(c.ttl)
+	if err := c.sessions.CreateSession(ctx.UserContext(), hash, c.key.Fingerprint(), expires); err != nil {
+		return fmt.Errorf("console sign-in: %w", err)
 	}
 	ctx.Cookie(c.cookie(ctx, value, expires))
-	c.log.Info("console sign-in", "ip", ctx.IP(), "expires", expires.UTC())
+	c.log.Info("console sign-in", "ip", client, "expires", expires.UTC())
 	return ctx.Redirect(next, fiber.StatusSeeOther)
 }
 
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// signOut deletes the session the cookie names and clears the cookie.
 func (c *Console) signOut(ctx *fiber.Ctx) error {
 	if err := CheckSameOrigin(ctx); err != nil {
 		return err
 	}
+	if hash, ok := parseSession(ctx.Cookies(CookieName)); ok && c.Protected() {
+		if err := c.sessions.DeleteSession(ctx.UserContext(), hash); err != nil {
+			return fmt.Errorf("console sign-out: %w", err)
+		}
+	}
 	ctx.Cookie(c.cookie(ctx, "", time.Unix(1, 0)))
 	if c.Protected() {
+		c.log.Info("console sign-out", "ip", c.clientIP(ctx))
 		return ctx.Redirect(SignInPath, fiber.StatusSeeOther)
 	}
 	return ctx.Redirect(Path+"/", fiber.StatusSeeOther)
@@ -246,19 +349,26 @@ func (c *Console) cookie(ctx *fiber.Ctx, value string, expires time.Time) *fiber
 	}
 }
 
-// contentSecurityPolicy lets a page load only what this server serves: no
-// inline script, no outside font, no framing.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// ContentSecurityPolicy lets a console page load only what this server
+// serves: no inline script or style, no outside font, no framing.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// SetSecurityHeaders sets the headers every console answer carries: the
+// CSP above, no framing, no type sniffing, no referrer to other sites.
+func SetSecurityHeaders(ctx *fiber.Ctx) {
+	ctx.Set(fiber.HeaderContentSecurityPolicy, ContentSecurityPolicy)
+	ctx.Set(fiber.HeaderXFrameOptions, "DENY")
+	ctx.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	ctx.Set(fiber.HeaderReferrerPolicy, "same-origin")
+}
 
 func (c *Console) render(ctx *fiber.Ctx, status int, t *template.Template, d pageData) error {
 	var b bytes.Buffer
 	if err := t.Execute(&b, d); err != nil {
 		return err
 	}
-	ctx.Set(fiber.HeaderContentSecurityPolicy, contentSecurityPolicy)
-	ctx.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	ctx.Set(fiber.HeaderReferrerPolicy, "same-origin")
+	SetSecurityHeaders(ctx)
 	ctx.Set(fiber.HeaderCacheControl, "no-store")
 	ctx.Type("html", "utf-8")
 	return ctx.Status(status).Send(b.Bytes())

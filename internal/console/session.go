@@ -1,76 +1,55 @@
 package console
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"strconv"
 	"strings"
-	"time"
 )
 
-// A session is a cookie the server signed and nobody else can forge:
+// A session is a random id the server keeps in PostgreSQL (only its
+// SHA-256) together with the fingerprint of the API key that created it and
+// its expiry. The cookie carries the id:
 //
-//	v1.<expiry, Unix seconds>.<random nonce>.<HMAC-SHA256 of what precedes>
+//	v2.<base64url of 32 random bytes>
 //
-// The signing key is derived from API_KEY, so every api replica accepts the
-// others' cookies, and rotating API_KEY ends every session. Nothing is kept
-// on the server; signing out removes the cookie from the browser.
+// Every request that uses the cookie looks the row up, so signing out,
+// revoking every session or changing API_KEY ends a session at once, on
+// every api replica.
 const (
-	sessionVersion = "v1"
-	// maxCookieLen bounds what the parser looks at; a real value is about
-	// 90 characters.
-	maxCookieLen = 256
+	sessionVersion = "v2"
+	sessionIDBytes = 32
+	// maxCookieLen bounds what the parser looks at; a real value is 46
+	// characters.
+	maxCookieLen = 128
 )
 
-// sessionKey derives the cookie-signing key from the API key, so that the
-// key itself never signs anything another protocol might also sign.
-func sessionKey(apiKey string) []byte {
-	m := hmac.New(sha256.New, []byte(apiKey))
-	m.Write([]byte("messaging-server console session " + sessionVersion))
-	return m.Sum(nil)
+// newSession returns a fresh cookie value and the digest of its id, the
+// key its row is stored under.
+func newSession() (string, []byte, error) {
+	id := make([]byte, sessionIDBytes)
+	if _, err := rand.Read(id); err != nil {
+		return "", nil, err
+	}
+	sum := sha256.Sum256(id)
+	return sessionVersion + "." + base64.RawURLEncoding.EncodeToString(id), sum[:], nil
 }
 
-// signSession returns a cookie value that is valid until expires.
-func signSession(key []byte, expires time.Time) (string, error) {
-	nonce := make([]byte, 16)
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
+// parseSession returns the digest of the id a cookie value carries, or
+// false when the value is not a session cookie of this version. It never
+// panics on any input (FuzzParseSession).
+func parseSession(value string) ([]byte, bool) {
+	if len(value) > maxCookieLen {
+		return nil, false
 	}
-	body := sessionVersion + "." + strconv.FormatInt(expires.Unix(), 10) + "." + base64.RawURLEncoding.EncodeToString(nonce)
-	return body + "." + base64.RawURLEncoding.EncodeToString(mac(key, body)), nil
-}
-
-// verifySession tells whether value is a session this key signed that has
-// not expired at now. It never panics on any input (FuzzVerifySession).
-func verifySession(key []byte, value string, now time.Time) bool {
-	if value == "" || len(value) > maxCookieLen {
-		return false
+	enc, ok := strings.CutPrefix(value, sessionVersion+".")
+	if !ok {
+		return nil, false
 	}
-	i := strings.LastIndexByte(value, '.')
-	if i < 0 {
-		return false
+	id, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(id) != sessionIDBytes {
+		return nil, false
 	}
-	body, sig := value[:i], value[i+1:]
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, mac(key, body)) {
-		return false
-	}
-	// Only now is the body ours; its fields still get checked.
-	parts := strings.Split(body, ".")
-	if len(parts) != 3 || parts[0] != sessionVersion {
-		return false
-	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return false
-	}
-	return now.Unix() < exp
-}
-
-func mac(key []byte, body string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(body))
-	return m.Sum(nil)
+	sum := sha256.Sum256(id)
+	return sum[:], true
 }
