@@ -138,7 +138,7 @@ func (s *Server) schedulerStatus(ctx context.Context, ctl store.Control) (Schedu
 	st := SchedulerStatus{
 		Breaker:         BreakerStatus{State: string(br.State), Since: br.Since, Reason: br.Reason, FailureRate: br.FailureRate},
 		Running:         ctl.Running,
-		IntervalSeconds: s.cfg.CronInterval,
+		IntervalSeconds: int(s.cfg.CronIntervalDuration() / time.Second),
 		BatchSize:       s.cfg.MessageFetchLimit,
 		PausedReason:    ctl.PausedReason,
 		LastRunAt:       utc(ctl.LastTickAt),

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -43,6 +45,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 	}
 	pcfg.MaxConns = int32(max(poolSize, 2))
 	pcfg.ConnConfig.RuntimeParams["application_name"] = cfg.AppName
+	if !setsQueryExecMode(cfg.PostgresURI) {
+		pcfg.ConnConfig.DefaultQueryExecMode = poolerSafeMode
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -65,6 +70,28 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 	return d, nil
 }
 
+// poolerSafeMode is how statements run unless the URI says otherwise. pgx's
+// own default (cache_statement) prepares named statements on the server
+// connection; behind PgBouncer in transaction pooling mode the next
+// transaction may land on another server connection, where the name is
+// unknown or already taken (SQLSTATE 26000, 42P05), and every failed
+// record is a message sent again. cache_describe keeps only the statements'
+// parameter and result types on the client and runs each statement
+// unnamed in one round trip, so it works through a transaction pooler and
+// still sends arrays and timestamps in binary, as the record statement
+// needs.
+const poolerSafeMode = pgx.QueryExecModeCacheDescribe
+
+// setsQueryExecMode reports whether the URI chooses pgx's
+// default_query_exec_mode itself: an operator's explicit choice wins.
+func setsQueryExecMode(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return false
+	}
+	return u.Query().Has("default_query_exec_mode")
+}
+
 // migrate applies the migrations on pool, or on a direct connection of its
 // own when POSTGRES_MIGRATE_URI is set: goose's session advisory lock needs
 // one server session from lock to unlock, which PgBouncer in transaction
@@ -79,6 +106,9 @@ func migrate(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *sl
 	}
 	mcfg.MaxConns = 2
 	mcfg.ConnConfig.RuntimeParams["application_name"] = cfg.AppName + " (migrate)"
+	if !setsQueryExecMode(cfg.PostgresMigrateURI) {
+		mcfg.ConnConfig.DefaultQueryExecMode = poolerSafeMode
+	}
 	mpool, err := pgxpool.NewWithConfig(ctx, mcfg)
 	if err != nil {
 		return fmt.Errorf("open postgres for migrations: %w", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -26,13 +27,13 @@ import (
 // environment variable, its default and, in `accepts`, the sentence an
 // operator sees when the value is rejected.
 type Config struct {
-	AppName           string `env:"APP_NAME" envDefault:"Messaging Server" accepts:"any text"`
-	LogLevel          string `env:"LOG_LEVEL" envDefault:"INFO" accepts:"one of DEBUG, INFO, WARN, ERROR"`
-	LogFormat         string `env:"LOG_FORMAT" envDefault:"text" accepts:"text or json"`
-	MessageFetchLimit int    `env:"MESSAGE_FETCH_LIMIT" envDefault:"2" accepts:"a whole number from 1 to 100000"`
-	CronInterval      int    `env:"CRON_INTERVAL" envDefault:"120" accepts:"whole seconds from 1 to 86400"`
-	MaxConcurrentJobs int    `env:"MAX_CONCURRENT_JOBS" envDefault:"5" accepts:"a whole number from 1 to 1000"`
-	ServerGracePeriod int    `env:"SERVER_GRACE_PERIOD" envDefault:"30" accepts:"whole seconds from 1 to 3600"`
+	AppName           string        `env:"APP_NAME" envDefault:"Messaging Server" accepts:"any text"`
+	LogLevel          string        `env:"LOG_LEVEL" envDefault:"INFO" accepts:"one of DEBUG, INFO, WARN, ERROR"`
+	LogFormat         string        `env:"LOG_FORMAT" envDefault:"text" accepts:"text or json"`
+	MessageFetchLimit int           `env:"MESSAGE_FETCH_LIMIT" envDefault:"2" accepts:"a whole number from 1 to 100000"`
+	CronInterval      time.Duration `env:"CRON_INTERVAL" envDefault:"120" accepts:"whole seconds or a Go duration, from 1s to 24h, in whole seconds"`
+	MaxConcurrentJobs int           `env:"MAX_CONCURRENT_JOBS" envDefault:"5" accepts:"a whole number from 1 to 1000"`
+	ServerGracePeriod time.Duration `env:"SERVER_GRACE_PERIOD" envDefault:"30" accepts:"whole seconds or a Go duration, from 1s to 1h, in whole seconds"`
 	// MaxAttempts is how many calls a message gets before it fails. Unset,
 	// it is the retry schedule's length + 1 (so every step is used): the
 	// empty envDefault leaves it 0 for Load to fill in, and still marks an
@@ -41,30 +42,30 @@ type Config struct {
 
 	// RetrySchedule is the delay before each retry, as the operator wrote
 	// it; Retry returns the parsed form.
-	RetrySchedule string `env:"RETRY_SCHEDULE" envDefault:"5s,30s,2m,10m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated Go durations, each above 0 and at most 168h, 1 to 99 of them"`
+	RetrySchedule string `env:"RETRY_SCHEDULE" envDefault:"5s,30s,2m,10m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated steps, each whole seconds or a Go duration, above 0 and at most 168h, 1 to 99 of them"`
 
 	// The circuit breaker shared by every worker (issue 13): it opens when,
 	// within BreakerWindow, at least BreakerMinCalls calls were made and at
 	// least BreakerFailureRate of them failed retryably; it probes after
 	// BreakerCooldown.
-	BreakerWindow      time.Duration `env:"BREAKER_WINDOW" envDefault:"30s" accepts:"a Go duration from 1s to 1h"`
+	BreakerWindow      time.Duration `env:"BREAKER_WINDOW" envDefault:"30s" accepts:"whole seconds or a Go duration, from 1s to 1h"`
 	BreakerMinCalls    int           `env:"BREAKER_MIN_CALLS" envDefault:"20" accepts:"a whole number from 1 to 100000"`
 	BreakerFailureRate float64       `env:"BREAKER_FAILURE_RATE" envDefault:"0.5" accepts:"a number above 0 and at most 1"`
-	BreakerCooldown    time.Duration `env:"BREAKER_COOLDOWN" envDefault:"30s" accepts:"a Go duration from 1s to 24h"`
+	BreakerCooldown    time.Duration `env:"BREAKER_COOLDOWN" envDefault:"30s" accepts:"whole seconds or a Go duration, from 1s to 24h"`
 
-	WebhookURL        string `env:"WEBHOOK_URL" secret:"true" accepts:"an absolute http or https URL (required)"`
-	WebhookTimeout    int    `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds from 1 to 300"`
-	WebhookAuthHeader string `env:"WEBHOOK_AUTH_HEADER" envDefault:"x-ins-auth-key" accepts:"an HTTP header name"`
-	WebhookAuthKey    string `env:"WEBHOOK_AUTH_KEY" secret:"true" accepts:"any text; the header is sent only when set"`
+	WebhookURL        string        `env:"WEBHOOK_URL" secret:"true" accepts:"an absolute http or https URL (required)"`
+	WebhookTimeout    time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds or a Go duration, from 1s to 5m, in whole seconds"`
+	WebhookAuthHeader string        `env:"WEBHOOK_AUTH_HEADER" envDefault:"x-ins-auth-key" accepts:"an HTTP header name"`
+	WebhookAuthKey    string        `env:"WEBHOOK_AUTH_KEY" secret:"true" accepts:"any text; the header is sent only when set"`
 	// WebhookSecret, when set, signs every call the Standard Webhooks way
 	// (webhook-id, webhook-timestamp, webhook-signature headers).
 	WebhookSecret string `env:"WEBHOOK_SECRET" secret:"true" accepts:"whsec_ followed by base64 (Standard Webhooks)"`
 
-	RedisHost     string `env:"REDIS_HOST" envDefault:"localhost" accepts:"a host name or address"`
-	RedisPort     int    `env:"REDIS_PORT" envDefault:"6379" accepts:"a port from 1 to 65535"`
-	RedisDB       int    `env:"REDIS_DB" envDefault:"0" accepts:"a database index from 0 to 15"`
-	RedisPassword string `env:"REDIS_PASSWORD" secret:"true" accepts:"any text"`
-	RedisTTL      int    `env:"REDIS_TTL" envDefault:"3600" accepts:"whole seconds from 1 to 31536000"`
+	RedisHost     string        `env:"REDIS_HOST" envDefault:"localhost" accepts:"a host name or address"`
+	RedisPort     int           `env:"REDIS_PORT" envDefault:"6379" accepts:"a port from 1 to 65535"`
+	RedisDB       int           `env:"REDIS_DB" envDefault:"0" accepts:"a database index from 0 to 15"`
+	RedisPassword string        `env:"REDIS_PASSWORD" secret:"true" accepts:"any text"`
+	RedisTTL      time.Duration `env:"REDIS_TTL" envDefault:"3600" accepts:"whole seconds or a Go duration, from 1s to 8760h (365 days), in whole seconds"`
 
 	// RedisSentinelAddrs, when set, selects Redis Sentinel: the programs ask
 	// these sentinels for the current master of RedisSentinelMaster, and
@@ -112,17 +113,16 @@ type Config struct {
 	// RateLimit is how many API requests one client IP may make per minute;
 	// 0 turns the limit off.
 	RateLimit int `env:"RATE_LIMIT" envDefault:"600" accepts:"a whole number from 0 to 1000000 (0 turns it off)"`
-	// SessionTTL is how long a console sign-in lasts, in seconds.
-	SessionTTL int `env:"SESSION_TTL" envDefault:"43200" accepts:"whole seconds from 60 to 2592000"`
+	// SessionTTL is how long a console sign-in lasts.
+	SessionTTL time.Duration `env:"SESSION_TTL" envDefault:"43200" accepts:"whole seconds or a Go duration, from 1m to 720h (30 days), in whole seconds"`
 	// TrustedProxies are the addresses (IPs or CIDRs) whose
 	// X-Forwarded-Proto and X-Forwarded-Host the api believes; from
 	// anyone else those headers are ignored.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" accepts:"comma-separated IP addresses or CIDR ranges"`
 
-	// DefaultValidityPeriod, in seconds, sets expires_at on a created
-	// message that gives no validity_period; 0 means such messages never
-	// expire.
-	DefaultValidityPeriod int `env:"DEFAULT_VALIDITY_PERIOD" envDefault:"0" accepts:"whole seconds from 0 to 2592000 (0 means no expiry)"`
+	// DefaultValidityPeriod sets expires_at on a created message that
+	// gives no validity_period; 0 means such messages never expire.
+	DefaultValidityPeriod time.Duration `env:"DEFAULT_VALIDITY_PERIOD" envDefault:"0" accepts:"whole seconds or a Go duration, from 0 to 720h (30 days), in whole seconds (0 means no expiry)"`
 
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
@@ -162,11 +162,16 @@ func Load(environ []string) (Config, error) {
 		return Config{}, err
 	}
 	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
+	opts := env.Options{
+		Environment: vars,
+		FuncMap: map[reflect.Type]env.ParserFunc{
+			reflect.TypeFor[time.Duration](): func(v string) (any, error) { return ParseDuration(v) },
+		},
+	}
+	if err := env.ParseWithOptions(&c, opts); err != nil {
 		return Config{}, translate(err, vars)
 	}
-	_, maxSet := vars["MAX_ATTEMPTS"]
-	if err := c.validate(maxSet); err != nil {
+	if err := c.validate(vars); err != nil {
 		return Config{}, err
 	}
 	_, c.MetricsPortSet = vars["METRICS_PORT"]
@@ -290,9 +295,36 @@ func translate(err error, vars map[string]string) error {
 	return fmt.Errorf("config: %w", err)
 }
 
-// validate checks every field; maxSet tells whether MAX_ATTEMPTS was set,
-// else it becomes the schedule's length + 1.
-func (c *Config) validate(maxSet bool) error {
+// ParseDuration reads a duration variable: whole seconds ("5", as every
+// such variable always took) or a Go duration ("5s", "2m", "1h30m").
+// Spaces around the value are allowed. Ranges are checked by Load.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s != "" && strings.Trim(s, "0123456789") == "" {
+		secs, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || secs > int64(math.MaxInt64/time.Second) {
+			return 0, fmt.Errorf("%q: too many seconds", s)
+		}
+		return time.Duration(secs) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want whole seconds or a Go duration: %w", s, err)
+	}
+	return d, nil
+}
+
+// seconds accepts a whole number of seconds from lo to hi: the variables
+// that always took seconds keep that unit (a tick, a TTL, a grace period),
+// so "1500ms" is refused rather than silently rounded.
+func seconds(d, lo, hi time.Duration) bool { return d%time.Second == 0 && d >= lo && d <= hi }
+
+// validate checks every field; vars tells whether MAX_ATTEMPTS was set
+// (else it becomes the schedule's length + 1), and what the operator wrote
+// for a value the error names.
+func (c *Config) validate(vars map[string]string) error {
+	_, maxSet := vars["MAX_ATTEMPTS"]
+	const day = 24 * time.Hour
 	sched, schedErr := retry.Parse(c.RetrySchedule)
 	checks := []struct {
 		field string
@@ -301,41 +333,44 @@ func (c *Config) validate(maxSet bool) error {
 		{"LogLevel", oneOf(strings.ToUpper(c.LogLevel), "DEBUG", "INFO", "WARN", "ERROR")},
 		{"LogFormat", oneOf(strings.ToLower(c.LogFormat), "text", "json")},
 		{"MessageFetchLimit", between(c.MessageFetchLimit, 1, 100000)},
-		{"CronInterval", between(c.CronInterval, 1, 86400)},
+		{"CronInterval", seconds(c.CronInterval, time.Second, day)},
 		{"MaxConcurrentJobs", between(c.MaxConcurrentJobs, 1, 1000)},
-		{"ServerGracePeriod", between(c.ServerGracePeriod, 1, 3600)},
+		{"ServerGracePeriod", seconds(c.ServerGracePeriod, time.Second, time.Hour)},
 		{"MaxAttempts", !maxSet || between(c.MaxAttempts, 1, 100)},
 		{"RetrySchedule", schedErr == nil},
 		{"WebhookURL", httpURL(c.WebhookURL)},
-		{"WebhookTimeout", between(c.WebhookTimeout, 1, 300)},
+		{"WebhookTimeout", seconds(c.WebhookTimeout, time.Second, 5*time.Minute)},
 		{"WebhookAuthHeader", headerName(c.WebhookAuthHeader)},
 		{"WebhookSecret", c.WebhookSecret == "" || webhookSecret(c.WebhookSecret)},
 		{"RedisHost", c.RedisHost != ""},
 		{"RedisPort", between(c.RedisPort, 1, 65535)},
 		{"RedisDB", between(c.RedisDB, 0, 15)},
-		{"RedisTTL", between(c.RedisTTL, 1, 31536000)},
+		{"RedisTTL", seconds(c.RedisTTL, time.Second, 365*day)},
 		{"PostgresURI", postgresURI(c.PostgresURI)},
 		{"HTTPPort", between(c.HTTPPort, 1, 65535)},
 		{"MetricsPort", between(c.MetricsPort, 0, 65535)},
 		{"MaxContentLength", between(c.MaxContentLength, 1, 255)},
 		{"RateLimit", between(c.RateLimit, 0, 1000000)},
 		{"APIReadKey", readKey(c.APIKey, c.APIReadKey)},
-		{"SessionTTL", between(c.SessionTTL, 60, 2592000)},
+		{"SessionTTL", seconds(c.SessionTTL, time.Minute, 30*day)},
 		{"TrustedProxies", proxies(c.TrustedProxies)},
 		{"Queue", queueName(c.Queue)},
-		{"DefaultValidityPeriod", between(c.DefaultValidityPeriod, 0, 2592000)},
+		{"DefaultValidityPeriod", seconds(c.DefaultValidityPeriod, 0, 30*day)},
 		{"BreakerWindow", c.BreakerWindow >= time.Second && c.BreakerWindow <= time.Hour},
 		{"BreakerMinCalls", between(c.BreakerMinCalls, 1, 100000)},
 		{"BreakerFailureRate", c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1}, // NaN fails both
-		{"BreakerCooldown", c.BreakerCooldown >= time.Second && c.BreakerCooldown <= 24*time.Hour},
+		{"BreakerCooldown", c.BreakerCooldown >= time.Second && c.BreakerCooldown <= day},
 	}
 	for _, ch := range checks {
 		if ch.ok {
 			continue
 		}
 		f, _ := reflect.TypeFor[Config]().FieldByName(ch.field)
-		v := reflect.ValueOf(*c).FieldByName(ch.field)
-		return fieldError(f, fmt.Sprint(v.Interface()))
+		v, set := vars[f.Tag.Get("env")]
+		if !set {
+			v = fmt.Sprint(reflect.ValueOf(*c).FieldByName(ch.field).Interface())
+		}
+		return fieldError(f, v)
 	}
 	c.LogLevel = strings.ToUpper(c.LogLevel)
 	c.LogFormat = strings.ToLower(c.LogFormat)
@@ -429,29 +464,23 @@ func queueName(s string) bool {
 }
 
 // CronIntervalDuration is the time between dispatch ticks.
-func (c Config) CronIntervalDuration() time.Duration {
-	return time.Duration(c.CronInterval) * time.Second
-}
+func (c Config) CronIntervalDuration() time.Duration { return c.CronInterval }
 
 // GracePeriod bounds how long a program waits for in-flight work at shutdown.
-func (c Config) GracePeriod() time.Duration { return time.Duration(c.ServerGracePeriod) * time.Second }
+func (c Config) GracePeriod() time.Duration { return c.ServerGracePeriod }
 
 // WebhookTimeoutDuration bounds one webhook call, connection to last byte.
-func (c Config) WebhookTimeoutDuration() time.Duration {
-	return time.Duration(c.WebhookTimeout) * time.Second
-}
+func (c Config) WebhookTimeoutDuration() time.Duration { return c.WebhookTimeout }
 
 // SessionDuration is how long a console sign-in lasts.
-func (c Config) SessionDuration() time.Duration { return time.Duration(c.SessionTTL) * time.Second }
+func (c Config) SessionDuration() time.Duration { return c.SessionTTL }
 
 // DefaultValidity is how long a created message stays sendable when its
 // create names no validity_period; 0 means forever.
-func (c Config) DefaultValidity() time.Duration {
-	return time.Duration(c.DefaultValidityPeriod) * time.Second
-}
+func (c Config) DefaultValidity() time.Duration { return c.DefaultValidityPeriod }
 
 // CacheTTL is how long a sent record stays in Redis.
-func (c Config) CacheTTL() time.Duration { return time.Duration(c.RedisTTL) * time.Second }
+func (c Config) CacheTTL() time.Duration { return c.RedisTTL }
 
 // LeaseDuration is how long a claimed message stays reserved for its worker.
 // It outlives one webhook call with room to record the outcome, so a live

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"strings"
@@ -30,14 +31,14 @@ func TestDefaultsMatchTheSeed(t *testing.T) {
 		got, want any
 	}{
 		{"MESSAGE_FETCH_LIMIT", c.MessageFetchLimit, 2},
-		{"CRON_INTERVAL", c.CronInterval, 120},
+		{"CRON_INTERVAL", c.CronInterval, 120 * time.Second},
 		{"MAX_CONCURRENT_JOBS", c.MaxConcurrentJobs, 5},
-		{"SERVER_GRACE_PERIOD", c.ServerGracePeriod, 30},
+		{"SERVER_GRACE_PERIOD", c.ServerGracePeriod, 30 * time.Second},
 		{"REDIS_PORT", c.RedisPort, 6379},
 		{"REDIS_DB", c.RedisDB, 0},
-		{"REDIS_TTL", c.RedisTTL, 3600},
+		{"REDIS_TTL", c.RedisTTL, time.Hour},
 		{"HTTP_PORT", c.HTTPPort, 8080},
-		{"WEBHOOK_TIMEOUT", c.WebhookTimeout, 10},
+		{"WEBHOOK_TIMEOUT", c.WebhookTimeout, 10 * time.Second},
 		{"WEBHOOK_AUTH_HEADER", c.WebhookAuthHeader, "x-ins-auth-key"},
 		{"MAX_ATTEMPTS", c.MaxAttempts, 11},
 		{"RETRY_SCHEDULE", c.Retry().String(), "5s,30s,2m0s,10m0s,30m0s,1h0m0s,2h0m0s,4h0m0s,8h0m0s,9h0m0s"},
@@ -47,7 +48,7 @@ func TestDefaultsMatchTheSeed(t *testing.T) {
 		{"BREAKER_COOLDOWN", c.BreakerCooldown, 30 * time.Second},
 		{"LOG_FORMAT", c.LogFormat, "text"},
 		{"LOG_LEVEL", c.LogLevel, "INFO"},
-		{"SESSION_TTL", c.SessionTTL, 43200},
+		{"SESSION_TTL", c.SessionTTL, 12 * time.Hour},
 		{"TRUSTED_PROXIES", len(c.TrustedProxies), 0},
 	}
 	for _, ch := range checks {
@@ -130,13 +131,12 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"attempts empty", append(base, "MAX_ATTEMPTS="), "MAX_ATTEMPTS"},
 		{"attempts huge", append(base, "MAX_ATTEMPTS=101"), "MAX_ATTEMPTS"},
 		{"schedule empty", append(base, "RETRY_SCHEDULE="), "RETRY_SCHEDULE"},
-		{"schedule no unit", append(base, "RETRY_SCHEDULE=5,30"), "RETRY_SCHEDULE"},
+		{"schedule bad unit", append(base, "RETRY_SCHEDULE=5,30x"), "RETRY_SCHEDULE"},
 		{"schedule zero step", append(base, "RETRY_SCHEDULE=5s,0s"), "RETRY_SCHEDULE"},
 		{"schedule negative step", append(base, "RETRY_SCHEDULE=-5s"), "RETRY_SCHEDULE"},
 		{"schedule empty step", append(base, "RETRY_SCHEDULE=5s,,1m"), "RETRY_SCHEDULE"},
 		{"schedule step too long", append(base, "RETRY_SCHEDULE=5s,200h"), "RETRY_SCHEDULE"},
 		{"schedule too many steps", append(base, "RETRY_SCHEDULE="+strings.Repeat("1s,", 99)+"1s"), "RETRY_SCHEDULE"},
-		{"window no unit", append(base, "BREAKER_WINDOW=30"), "BREAKER_WINDOW"},
 		{"window too short", append(base, "BREAKER_WINDOW=10ms"), "BREAKER_WINDOW"},
 		{"window too long", append(base, "BREAKER_WINDOW=2h"), "BREAKER_WINDOW"},
 		{"window empty", append(base, "BREAKER_WINDOW="), "BREAKER_WINDOW"},
@@ -201,6 +201,15 @@ func FuzzLoad(f *testing.F) {
 		f.Add("BREAKER_MIN_CALLS", s)
 		f.Add("BREAKER_FAILURE_RATE", s)
 		f.Add("BREAKER_COOLDOWN", s)
+		f.Add("SERVER_GRACE_PERIOD", s)
+		f.Add("WEBHOOK_TIMEOUT", s)
+		f.Add("REDIS_TTL", s)
+		f.Add("SESSION_TTL", s)
+		f.Add("DEFAULT_VALIDITY_PERIOD", s)
+	}
+	for _, s := range []string{"5s", "2m", "1500ms", "1.5m", "-5s", "9223372036854775807", "9223372036854775808", "24h0m1s"} {
+		f.Add("CRON_INTERVAL", s)
+		f.Add("BREAKER_WINDOW", s)
 	}
 	f.Add("REDIS_CLUSTER_ADDRS", "a:1,[::1]:2, b:3")
 	f.Add("REDIS_SENTINEL_ADDRS", "a:1,b:2,c:3")
@@ -215,6 +224,16 @@ func FuzzLoad(f *testing.F) {
 			if len(c.Retry()) == 0 || c.MaxAttempts < 1 || c.MaxAttempts > 100 || c.BreakerMinCalls < 1 ||
 				!(c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1) || c.BreakerWindow <= 0 || c.BreakerCooldown <= 0 {
 				t.Fatalf("%s=%q accepted into an unusable config %+v", name, value, c)
+			}
+			// Every duration is positive (or 0 for no expiry) and, where
+			// the unit was always seconds, whole.
+			for _, d := range []time.Duration{c.CronInterval, c.ServerGracePeriod, c.WebhookTimeout, c.RedisTTL, c.SessionTTL} {
+				if d < time.Second || d%time.Second != 0 {
+					t.Fatalf("%s=%q accepted as %s", name, value, d)
+				}
+			}
+			if c.DefaultValidityPeriod < 0 || c.DefaultValidityPeriod%time.Second != 0 {
+				t.Fatalf("%s=%q accepted as %s", name, value, c.DefaultValidityPeriod)
 			}
 			return
 		}
@@ -361,7 +380,7 @@ func TestMaxAttemptsFollowsTheSchedule(t *testing.T) {
 func TestBreakerSettingsLoad(t *testing.T) {
 	t.Parallel()
 	c, err := config.Load(append(append([]string{}, base...), "BREAKER_WINDOW=1m", "BREAKER_MIN_CALLS=5",
-		"BREAKER_FAILURE_RATE=1", "BREAKER_COOLDOWN=2s", "RETRY_SCHEDULE= 1s, 1m "))
+		"BREAKER_FAILURE_RATE=1", "BREAKER_COOLDOWN=2", "RETRY_SCHEDULE= 1, 1m "))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,4 +388,162 @@ func TestBreakerSettingsLoad(t *testing.T) {
 		c.BreakerCooldown != 2*time.Second || c.Retry().String() != "1s,1m0s" {
 		t.Fatalf("unexpected %+v", c)
 	}
+}
+
+// Every duration variable takes whole seconds ("5") or a Go duration ("5s",
+// "2m"), within its range; the variables whose unit was always seconds
+// refuse a fraction of a second.
+func TestDurations(t *testing.T) {
+	t.Parallel()
+	get := map[string]func(config.Config) time.Duration{
+		"CRON_INTERVAL":           func(c config.Config) time.Duration { return c.CronIntervalDuration() },
+		"SERVER_GRACE_PERIOD":     func(c config.Config) time.Duration { return c.GracePeriod() },
+		"WEBHOOK_TIMEOUT":         func(c config.Config) time.Duration { return c.WebhookTimeoutDuration() },
+		"REDIS_TTL":               func(c config.Config) time.Duration { return c.CacheTTL() },
+		"SESSION_TTL":             func(c config.Config) time.Duration { return c.SessionDuration() },
+		"DEFAULT_VALIDITY_PERIOD": func(c config.Config) time.Duration { return c.DefaultValidity() },
+		"BREAKER_WINDOW":          func(c config.Config) time.Duration { return c.BreakerWindow },
+		"BREAKER_COOLDOWN":        func(c config.Config) time.Duration { return c.BreakerCooldown },
+	}
+	const bad = -1
+	cases := []struct {
+		name, value string
+		want        time.Duration // bad: rejected
+	}{
+		{"CRON_INTERVAL", "5", 5 * time.Second},
+		{"CRON_INTERVAL", "5s", 5 * time.Second},
+		{"CRON_INTERVAL", "2m", 2 * time.Minute},
+		{"CRON_INTERVAL", " 2m ", 2 * time.Minute},
+		{"CRON_INTERVAL", "1.5m", 90 * time.Second},
+		{"CRON_INTERVAL", "86400", 24 * time.Hour},
+		{"CRON_INTERVAL", "24h", 24 * time.Hour},
+		{"CRON_INTERVAL", "24h0m1s", bad},
+		{"CRON_INTERVAL", "86401", bad},
+		{"CRON_INTERVAL", "1500ms", bad},
+		{"CRON_INTERVAL", "0", bad},
+		{"CRON_INTERVAL", "0s", bad},
+		{"CRON_INTERVAL", "-5s", bad},
+		{"CRON_INTERVAL", "5x", bad},
+		{"CRON_INTERVAL", "5 s", bad},
+		{"CRON_INTERVAL", "+5", bad},
+		{"CRON_INTERVAL", "9223372036854775807", bad},
+		{"SERVER_GRACE_PERIOD", "5", 5 * time.Second},
+		{"SERVER_GRACE_PERIOD", "5s", 5 * time.Second},
+		{"SERVER_GRACE_PERIOD", "2m", 2 * time.Minute},
+		{"SERVER_GRACE_PERIOD", "1h", time.Hour},
+		{"SERVER_GRACE_PERIOD", "61m", bad},
+		{"SERVER_GRACE_PERIOD", "2.5s", bad},
+		{"SERVER_GRACE_PERIOD", "abc", bad},
+		{"WEBHOOK_TIMEOUT", "5", 5 * time.Second},
+		{"WEBHOOK_TIMEOUT", "5s", 5 * time.Second},
+		{"WEBHOOK_TIMEOUT", "2m", 2 * time.Minute},
+		{"WEBHOOK_TIMEOUT", "300", 5 * time.Minute},
+		{"WEBHOOK_TIMEOUT", "301", bad},
+		{"WEBHOOK_TIMEOUT", "6m", bad},
+		{"WEBHOOK_TIMEOUT", "500ms", bad},
+		{"REDIS_TTL", "5", 5 * time.Second},
+		{"REDIS_TTL", "5s", 5 * time.Second},
+		{"REDIS_TTL", "2m", 2 * time.Minute},
+		{"REDIS_TTL", "31536000", 365 * 24 * time.Hour},
+		{"REDIS_TTL", "8761h", bad},
+		{"REDIS_TTL", "0", bad},
+		{"SESSION_TTL", "60", time.Minute},
+		{"SESSION_TTL", "2m", 2 * time.Minute},
+		{"SESSION_TTL", "720h", 30 * 24 * time.Hour},
+		{"SESSION_TTL", "5", bad},
+		{"SESSION_TTL", "5s", bad},
+		{"SESSION_TTL", "721h", bad},
+		{"DEFAULT_VALIDITY_PERIOD", "0", 0},
+		{"DEFAULT_VALIDITY_PERIOD", "5", 5 * time.Second},
+		{"DEFAULT_VALIDITY_PERIOD", "5s", 5 * time.Second},
+		{"DEFAULT_VALIDITY_PERIOD", "2m", 2 * time.Minute},
+		{"DEFAULT_VALIDITY_PERIOD", "2592000", 30 * 24 * time.Hour},
+		{"DEFAULT_VALIDITY_PERIOD", "2592001", bad},
+		{"DEFAULT_VALIDITY_PERIOD", "-1s", bad},
+		{"DEFAULT_VALIDITY_PERIOD", "100ms", bad},
+		{"BREAKER_WINDOW", "5", 5 * time.Second},
+		{"BREAKER_WINDOW", "5s", 5 * time.Second},
+		{"BREAKER_WINDOW", "2m", 2 * time.Minute},
+		{"BREAKER_WINDOW", "1500ms", 1500 * time.Millisecond},
+		{"BREAKER_WINDOW", "3600", time.Hour},
+		{"BREAKER_WINDOW", "3601", bad},
+		{"BREAKER_WINDOW", "0", bad},
+		{"BREAKER_WINDOW", "999ms", bad},
+		{"BREAKER_COOLDOWN", "5", 5 * time.Second},
+		{"BREAKER_COOLDOWN", "5s", 5 * time.Second},
+		{"BREAKER_COOLDOWN", "2m", 2 * time.Minute},
+		{"BREAKER_COOLDOWN", "86400", 24 * time.Hour},
+		{"BREAKER_COOLDOWN", "86401", bad},
+		{"BREAKER_COOLDOWN", "soon", bad},
+	}
+	for _, tc := range cases {
+		c, err := config.Load(append(append([]string{}, base...), tc.name+"="+tc.value))
+		if tc.want == bad {
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.Var != tc.name || !strings.Contains(err.Error(), "whole seconds or a Go duration, from ") {
+				t.Errorf("%s=%q: got %v, want an error naming it and what it accepts", tc.name, tc.value, err)
+			}
+			if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.value)) {
+				t.Errorf("%s=%q: the error does not quote the value as written: %v", tc.name, tc.value, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s=%q: %v", tc.name, tc.value, err)
+			continue
+		}
+		if got := get[tc.name](c); got != tc.want {
+			t.Errorf("%s=%q: %s, want %s", tc.name, tc.value, got, tc.want)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"5", 5 * time.Second, true},
+		{"0", 0, true},
+		{"007", 7 * time.Second, true},
+		{"5s", 5 * time.Second, true},
+		{"2m", 2 * time.Minute, true},
+		{"1h30m", 90 * time.Minute, true},
+		{"1500ms", 1500 * time.Millisecond, true},
+		{" 5 ", 5 * time.Second, true},
+		{"9223372036", 9223372036 * time.Second, true},
+		{"9223372037", 0, false},
+		{"99999999999999999999", 0, false},
+		{"", 0, false},
+		{"-5", 0, false},
+		{"+5", 0, false},
+		{"1.5", 0, false},
+		{"0x10", 0, false},
+		{"1e3", 0, false},
+		{"5 s", 0, false},
+		{"five", 0, false},
+	}
+	for _, tc := range cases {
+		got, err := config.ParseDuration(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseDuration(%q) = %s, %v; want %s, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"5", "5s", "2m", "9223372037", "1.5m", "-0", " 1 ", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := config.ParseDuration(s)
+		if err != nil && d != 0 {
+			t.Fatalf("ParseDuration(%q) = %s with error %v", s, d, err)
+		}
+		if err == nil && strings.Trim(strings.TrimSpace(s), "0123456789") == "" && (d < 0 || d%time.Second != 0) {
+			t.Fatalf("ParseDuration(%q) = %s: whole seconds read as something else", s, d)
+		}
+	})
 }

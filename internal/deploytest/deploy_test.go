@@ -328,7 +328,7 @@ func TestComposeAppServices(t *testing.T) {
 			}
 
 			if s.StopGracePeriod == nil {
-				t.Fatalf("stop_grace_period is unset; Docker's 10 s default is shorter than SERVER_GRACE_PERIOD=%d", cfg.ServerGracePeriod)
+				t.Fatalf("stop_grace_period is unset; Docker's 10 s default is shorter than SERVER_GRACE_PERIOD=%s", cfg.GracePeriod())
 			}
 			if got, least := time.Duration(*s.StopGracePeriod), cfg.GracePeriod()+shutdownMargin; got < least {
 				t.Errorf("stop_grace_period = %s, want at least SERVER_GRACE_PERIOD (%s) + %s", got, cfg.GracePeriod(), shutdownMargin)

@@ -7,6 +7,7 @@ package retry
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,9 +38,10 @@ var ErrInvalid = errors.New("invalid retry schedule")
 // Schedule is the delay before retry 1, 2, ...; the last step repeats.
 type Schedule []time.Duration
 
-// Parse reads a comma-separated list of Go durations ("5s,30s,2m"). Each
-// step must be above zero and at most MaxStep; there are 1 to MaxSteps of
-// them. Spaces around a step are allowed.
+// Parse reads a comma-separated list of steps, each whole seconds ("30")
+// or a Go duration ("5s,30,2m"). Each step must be above zero and at most
+// MaxStep; there are 1 to MaxSteps of them. Spaces around a step are
+// allowed.
 func Parse(s string) (Schedule, error) {
 	if len(s) > MaxText {
 		return nil, fmt.Errorf("%w: longer than %d characters", ErrInvalid, MaxText)
@@ -50,7 +52,7 @@ func Parse(s string) (Schedule, error) {
 	}
 	out := make(Schedule, 0, len(parts))
 	for i, p := range parts {
-		d, err := time.ParseDuration(strings.TrimSpace(p))
+		d, err := step(strings.TrimSpace(p))
 		if err != nil {
 			return nil, fmt.Errorf("%w: step %d: %w", ErrInvalid, i+1, err)
 		}
@@ -60,6 +62,23 @@ func Parse(s string) (Schedule, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// step reads one step: whole seconds, like every other duration setting,
+// or a Go duration.
+func step(s string) (time.Duration, error) {
+	if s != "" && strings.Trim(s, "0123456789") == "" {
+		secs, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || secs > int64(MaxStep/time.Second) {
+			return 0, fmt.Errorf("%q seconds is more than %s", s, MaxStep)
+		}
+		return time.Duration(secs) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("want whole seconds or a Go duration: %w", err)
+	}
+	return d, nil
 }
 
 // MustParse is Parse for constants known to be valid; it panics otherwise.

@@ -70,6 +70,10 @@ func TestParse(t *testing.T) {
 		"168h":            "168h0m0s",
 		retry.Default:     "5s,30s,2m0s,10m0s,30m0s,1h0m0s,2h0m0s,4h0m0s,8h0m0s,9h0m0s",
 		"500ms,1.5s":      "500ms,1.5s",
+		"5":               "5s",
+		"5, 30,2m":        "5s,30s,2m0s",
+		"604800":          "168h0m0s",
+		"007":             "7s",
 	}
 	for in, want := range good {
 		s, err := retry.Parse(in)
@@ -85,7 +89,7 @@ func TestParse(t *testing.T) {
 	for range retry.MaxSteps {
 		many += ",1s"
 	}
-	for _, in := range []string{"", " ", "5", "abc", "5s,", ",5s", "5s,,1m", "0s", "-5s", "169h", "5s;30s", "1e3s", many} {
+	for _, in := range []string{"", " ", "0", "604801", "99999999999999999999", "+5", "-5", "1.5", "abc", "5s,", ",5s", "5s,,1m", "0s", "-5s", "169h", "5s;30s", "1e3s", many} {
 		if _, err := retry.Parse(in); !errors.Is(err, retry.ErrInvalid) {
 			t.Errorf("Parse(%q) = %v, want ErrInvalid", in, err)
 		}

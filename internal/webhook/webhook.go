@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxResponseBytes bounds what is read of an answer. The receiver's answer is
@@ -156,6 +157,12 @@ func (c *Client) Send(ctx context.Context, r Request) (Response, error) {
 	if err != nil {
 		return Response{}, &Error{Reason: "build request", Err: err}
 	}
+	// Every call must be one recorded attempt. net/http treats a request
+	// carrying an Idempotency-Key as replayable and silently sends it again
+	// on a fresh connection when a reused one dies after the receiver read
+	// it; a request whose body cannot be rewound (no GetBody) is never
+	// replayed, not even when nothing was written.
+	req.GetBody = nil
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Idempotency-Key", r.ID)
@@ -171,7 +178,7 @@ func (c *Client) Send(ctx context.Context, r Request) (Response, error) {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return Response{}, &Error{Retryable: true, Reason: transportReason(err), Err: err}
+		return Response{}, failure(&Error{Retryable: true, Reason: transportReason(err), Err: err})
 	}
 	defer resp.Body.Close()
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
@@ -183,18 +190,26 @@ func (c *Client) Send(ctx context.Context, r Request) (Response, error) {
 		id, _ := ParseResponse(data)
 		return Response{Status: code, MessageID: id}, nil
 	case code >= 500 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests:
-		return Response{}, &Error{
+		return Response{}, failure(&Error{
 			Status:     code,
 			Retryable:  true,
 			RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now()),
 			Reason:     http.StatusText(code),
 			Err:        readErr,
-		}
+		})
 	case code >= 300 && code < 400:
-		return Response{}, &Error{Status: code, Reason: "redirect to " + strconv.Quote(resp.Header.Get("Location")) + " not followed"}
+		return Response{}, failure(&Error{Status: code, Reason: "redirect to " + strconv.Quote(resp.Header.Get("Location")) + " not followed"})
 	default:
-		return Response{}, &Error{Status: code, Reason: http.StatusText(code) + snippet(data)}
+		return Response{}, failure(&Error{Status: code, Reason: http.StatusText(code) + snippet(data)})
 	}
+}
+
+// failure makes e's Reason storable whatever the receiver sent: it ends up
+// in last_error and message_attempts.error, where one invalid byte would
+// fail the whole batch of outcomes it is recorded with.
+func failure(e *Error) *Error {
+	e.Reason, _ = Storable(e.Reason, MaxReasonBytes)
+	return e
 }
 
 func transportReason(err error) string {
@@ -221,10 +236,11 @@ func snippet(b []byte) string {
 	if s == "" {
 		return ""
 	}
-	if len(s) > 200 {
-		s = s[:200] + "..."
+	cut, intact := Storable(s, MaxSnippetBytes)
+	if !intact && len(cut) < len(s) {
+		cut += "..."
 	}
-	return ": " + s
+	return ": " + cut
 }
 
 // ParseResponse reads the receiver's answer {"message":"Accepted",
@@ -242,23 +258,22 @@ func ParseResponse(b []byte) (string, error) {
 		return "", errors.New("parse webhook answer: no messageId")
 	}
 	var s string
-	if err := json.Unmarshal(v.MessageID, &s); err == nil {
-		return limitID(s), nil
+	if err := json.Unmarshal(v.MessageID, &s); err != nil {
+		// Some receivers send numeric ids.
+		var n json.Number
+		if err := json.Unmarshal(v.MessageID, &n); err != nil {
+			return "", errors.New("parse webhook answer: messageId is neither a string nor a number")
+		}
+		s = n.String()
 	}
-	// Some receivers send numeric ids.
-	var n json.Number
-	if err := json.Unmarshal(v.MessageID, &n); err == nil {
-		return limitID(n.String()), nil
+	// An id that cannot be stored as sent (a NUL, invalid UTF-8, a control
+	// character, longer than the column takes) is no id at all: a cut or
+	// patched one would name some other message at the provider. The JSON
+	// decoder already turned invalid bytes and lone surrogates into U+FFFD.
+	if _, intact := Storable(s, MaxMessageIDBytes); !intact || s == "" || strings.ContainsRune(s, utf8.RuneError) {
+		return "", errors.New("parse webhook answer: messageId cannot be stored as sent")
 	}
-	return "", errors.New("parse webhook answer: messageId is neither a string nor a number")
-}
-
-func limitID(s string) string {
-	const max = 255
-	if len(s) > max {
-		return s[:max]
-	}
-	return s
+	return s, nil
 }
 
 // maxRetryAfter caps a receiver's hint so a bogus header cannot park a

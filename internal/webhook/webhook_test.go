@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 
@@ -225,7 +227,17 @@ func TestParseResponse(t *testing.T) {
 		{`{"messageId":{"a":1}}`, "", false},
 		{`not json`, "", false},
 		{``, "", false},
-		{`{"messageId":"` + strings.Repeat("a", 300) + `"}`, strings.Repeat("a", 255), true},
+		{`{"messageId":"` + strings.Repeat("a", 255) + `"}`, strings.Repeat("a", 255), true},
+		// An id that cannot be stored as sent is no id: too long, a NUL, a
+		// control character, invalid UTF-8, a lone surrogate, empty.
+		{`{"messageId":"` + strings.Repeat("a", 256) + `"}`, "", false},
+		{`{"messageId":"` + strings.Repeat("é", 200) + `"}`, "", false},
+		{`{"messageId":"a\u0000b"}`, "", false},
+		{`{"messageId":"a\tb"}`, "", false},
+		{"{\"messageId\":\"caf\xe9\"}", "", false},
+		{`{"messageId":"\ud800"}`, "", false},
+		{`{"messageId":""}`, "", false},
+		{`{"messageId":"müşteri-42"}`, "müşteri-42", true},
 	}
 	for _, tc := range cases {
 		got, err := webhook.ParseResponse([]byte(tc.in))
@@ -244,8 +256,8 @@ func FuzzParseResponse(f *testing.F) {
 		if err != nil && id != "" {
 			t.Fatalf("id %q with error %v", id, err)
 		}
-		if len(id) > 255 {
-			t.Fatalf("id of %d bytes", len(id))
+		if len(id) > webhook.MaxMessageIDBytes || !utf8.ValidString(id) || strings.ContainsFunc(id, unicode.IsControl) {
+			t.Fatalf("id %q cannot be stored", id)
 		}
 	})
 }
