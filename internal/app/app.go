@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -63,11 +65,88 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 		d.Close()
 		return nil, err
 	}
-	if err := migrate(ctx, cfg, pool, log); err != nil {
+	if !setsQueryExecMode(cfg.PostgresURI) {
+		if err := d.preferPreparedWhenDirect(ctx, pcfg); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	if err := migrate(ctx, cfg, d.Pool, log); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// preferPreparedWhenDirect swaps the pool for one that prepares named
+// statements (pgx's cache_statement) when nothing sits between this process
+// and PostgreSQL. Named statements save the server a parse and plan per
+// statement, which the claim and record statements pay on every call in
+// the pooler-safe mode; but behind a transaction pooler they break. The
+// check asks the server which address its own session sees as the client
+// and compares it with this end of the socket, on two connections at once:
+// through PgBouncer (or any proxy) the server sees the pooler's socket, and
+// two such coincidences are as good as impossible. When in doubt (a unix
+// socket, an answer it cannot read) it keeps the pooler-safe mode.
+func (d *Deps) preferPreparedWhenDirect(ctx context.Context, pcfg *pgxpool.Config) error {
+	direct, err := isDirect(ctx, d.Pool)
+	if err != nil {
+		return fmt.Errorf("open postgres: %w", err)
+	}
+	if !direct {
+		d.Log.Info("postgres: reached through a pooler or proxy; statements run unnamed (cache_describe)")
+		return nil
+	}
+	dcfg := pcfg.Copy()
+	dcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	pool, err := pgxpool.NewWithConfig(ctx, dcfg)
+	if err != nil {
+		return fmt.Errorf("open postgres: %w", err)
+	}
+	d.Pool.Close()
+	d.Pool, d.Store = pool, store.New(pool)
+	d.Log.Info("postgres: direct connection; statements are prepared (cache_statement)")
+	return nil
+}
+
+// isDirect tells whether two connections of pool, held at once, each reach
+// PostgreSQL directly (see preferPreparedWhenDirect).
+func isDirect(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	const whoAmI = `SELECT host(client_addr), client_port FROM pg_stat_activity WHERE pid = pg_backend_pid()`
+	for range 2 {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return false, fmt.Errorf("probe for a pooler: %w", err)
+		}
+		defer conn.Release() // held until both are checked, so the two are distinct sessions
+		var (
+			host *string
+			port *int32
+		)
+		if err := conn.QueryRow(ctx, whoAmI).Scan(&host, &port); err != nil {
+			return false, fmt.Errorf("probe for a pooler: %w", err)
+		}
+		if !sameEndpoint(conn.Conn().PgConn().Conn().LocalAddr(), host, port) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// sameEndpoint reports whether the server's view of its client (the host
+// and port pg_stat_activity shows, NULL for a unix socket) is local, this
+// end of a TCP connection.
+func sameEndpoint(local net.Addr, host *string, port *int32) bool {
+	tcp, ok := local.(*net.TCPAddr)
+	if !ok || host == nil || port == nil {
+		return false
+	}
+	seen, err := netip.ParseAddr(*host)
+	if err != nil {
+		return false
+	}
+	mine, ok := netip.AddrFromSlice(tcp.IP)
+	return ok && mine.Unmap() == seen.Unmap() && int32(tcp.Port) == *port
 }
 
 // poolerSafeMode is how statements run unless the URI says otherwise. pgx's

@@ -12,9 +12,11 @@ import (
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
-// A plain POSTGRES_URI gets a mode that works through a transaction pooler;
-// a default_query_exec_mode in the URI wins, on the pool and on the
-// migrations' own pool alike (the migrations must succeed with either).
+// A plain POSTGRES_URI to a direct server gets prepared statements (the
+// tests reach PostgreSQL over TCP with nothing between; through PgBouncer
+// the scaleout tests see the pooler-safe mode); a default_query_exec_mode
+// in the URI wins, on the pool and on the migrations' own pool alike (the
+// migrations must succeed with either).
 func TestQueryExecMode(t *testing.T) {
 	t.Parallel()
 	with := func(uri, mode string) string {
@@ -33,8 +35,9 @@ func TestQueryExecMode(t *testing.T) {
 		migrate bool   // POSTGRES_MIGRATE_URI set too
 		want    pgx.QueryExecMode
 	}{
-		{"plain URI", "", false, pgx.QueryExecModeCacheDescribe},
-		{"plain URI, separate migrations", "", true, pgx.QueryExecModeCacheDescribe},
+		{"plain URI, direct", "", false, pgx.QueryExecModeCacheStatement},
+		{"plain URI, direct, separate migrations", "", true, pgx.QueryExecModeCacheStatement},
+		{"explicit cache_describe", "cache_describe", false, pgx.QueryExecModeCacheDescribe},
 		{"explicit cache_statement", "cache_statement", false, pgx.QueryExecModeCacheStatement},
 		{"explicit exec", "exec", true, pgx.QueryExecModeExec},
 		{"explicit simple_protocol", "simple_protocol", false, pgx.QueryExecModeSimpleProtocol},

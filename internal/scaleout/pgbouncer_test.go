@@ -151,6 +151,10 @@ func TestPgBouncerDrain(t *testing.T) {
 		if err := p.WaitForOutput(ctx, "worker started"); err != nil {
 			t.Fatal(err)
 		}
+		// The programs see the pooler and keep named statements off.
+		if !strings.Contains(p.Output(), "reached through a pooler") {
+			t.Fatalf("the worker did not detect PgBouncer:\n%s", e2e.Tail(p.Output(), 20))
+		}
 	}
 	r.ids = testenv.InsertMessages(t, pool, 2000)
 	r.waitSent(60 * time.Second)
@@ -182,8 +186,12 @@ func TestPgBouncerKillWorker(t *testing.T) {
 	slowTest(t)
 	start := time.Now()
 	bouncer := startPgBouncer(t)
+	// WEBHOOK_TIMEOUT is the default, so the lease is the default 30 s and
+	// outlasts the pause: a worker that cannot reach its database for
+	// longer than its lease is, to the others, a dead worker, and its rows
+	// are theirs to send again.
 	r := newRun(t, 3000, e2e.Slow(20*time.Millisecond), map[string]string{
-		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8",
+		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8", "WEBHOOK_TIMEOUT": "10",
 	})
 	r.env["POSTGRES_URI"] = viaPgBouncer(t, r.uri, bouncer)
 	r.env["POSTGRES_MIGRATE_URI"] = r.uri
@@ -246,8 +254,12 @@ func TestPgBouncerKillWorker(t *testing.T) {
 func TestPgBouncerPause(t *testing.T) {
 	slowTest(t)
 	bouncer := startPgBouncer(t)
+	// WEBHOOK_TIMEOUT is the default, so the lease is the default 30 s and
+	// outlasts the pause: a worker that cannot reach its database for
+	// longer than its lease is, to the others, a dead worker, and its rows
+	// are theirs to send again.
 	r := newRun(t, 3000, e2e.Slow(20*time.Millisecond), map[string]string{
-		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8",
+		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8", "WEBHOOK_TIMEOUT": "10",
 	})
 	r.env["POSTGRES_URI"] = viaPgBouncer(t, r.uri, bouncer)
 	r.env["POSTGRES_MIGRATE_URI"] = r.uri
