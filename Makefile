@@ -24,10 +24,11 @@ newcomer:
 	./scripts/newcomer.sh
 
 ## test: the full suite against the local PostgreSQL and Redis, with the race detector,
-## then the Kubernetes manifests' tests (their own Go module, which ./... skips).
+## then the deployment's tests (deploy/: the Kubernetes manifests,
+## docker-compose.yaml and the Dockerfile; its own Go module, which ./... skips).
 test:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
-	cd deploy/kubernetes && $(GO) test -race -count=1 -timeout 5m ./...
+	cd deploy && $(GO) test -race -count=1 -timeout 5m ./...
 
 ## test-short: skip the slow end-to-end process tests.
 test-short:
