@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 
 # One image holds every program; each compose service picks its binary with
-# `command:`. internal/deploytest checks the rules noted below.
+# `command:`. deploy/deploytest checks the rules noted below.
 
 # Build stage. The Go version must equal go.mod's `go` line, so the image
 # builds with exactly the toolchain the tests ran with.

@@ -27,7 +27,9 @@ newcomer:
 	./scripts/newcomer.sh
 
 ## test: the full suite against the local PostgreSQL and Redis, with the race detector,
-## then the Kubernetes manifests' tests (their own Go module, which ./... skips).
+## then the modules that ./... skips: the deployment's tests (deploy/: the
+## Kubernetes manifests, docker-compose.yaml and the Dockerfile) and the
+## benchmark's (bench/; its baseline build is left to make bench).
 ## When PostgreSQL or Redis does not answer, scripts/services.sh starts
 ## throwaway ones for the run.
 test:
@@ -36,7 +38,8 @@ test:
 ## test-suites: what make test runs once the servers answer.
 test-suites:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
-	cd deploy/kubernetes && $(GO) test -race -count=1 -timeout 5m ./...
+	cd deploy && $(GO) test -race -count=1 -timeout 5m ./...
+	cd bench && $(GO) test -race -count=1 -timeout 5m -skip TestBuildBaseline ./...
 
 ## test-short: skip the slow end-to-end process tests.
 test-short:
@@ -46,20 +49,22 @@ test-short:
 faults:
 	$(GO) test -count=1 -timeout 30m -v -run . ./internal/faults -args -soak -outage 75s | grep -E '^(\||--- |ok|FAIL|PASS)'
 
-## bench: the end-to-end benchmark of issues 6, 9 and 10 against the local
-## PostgreSQL and Redis (several minutes): this project's drains, the River
-## peer (bench/river, its own module, built here; the first build downloads
-## River), the baseline drain of the engine before the lifecycle columns
-## (git revision 5324d75 plus bench/baseline/5324d75.patch) and the claim
-## timing; prints Markdown tables, see docs/benchmarks.md.
+## bench: the end-to-end benchmark against the local PostgreSQL and Redis
+## (several minutes): this project's drains, the River peer (bench/river,
+## its own module, built here; the first build downloads River), the
+## baseline drain of the engine before the lifecycle columns (git revision
+## 5324d75 plus bench/baseline/5324d75.patch) and the claim timing; prints
+## Markdown tables, see docs/benchmarks.md. The benchmark is a module of its
+## own (bench/go.mod) and runs in bench/, so a relative -cpuprofile path is
+## relative to bench/.
 ## BENCH_FLAGS=-quick for a smoke run; BENCH_FLAGS=-help lists the flags.
 bench:
-	$(GO) run ./cmd/bench $(BENCH_FLAGS)
+	cd bench && $(GO) run . $(BENCH_FLAGS)
 
-## bench-slow: the slow receiver mode (issue 9): the sink holds every answer
-## 20 ms; 1, 2 and 4 workers of 16 calls, 20,000 messages each.
+## bench-slow: the slow receiver mode: the sink holds every answer 20 ms;
+## 1, 2 and 4 workers of 16 calls, 20,000 messages each.
 bench-slow:
-	$(GO) run ./cmd/bench -receiver-delay 20ms -concurrency 16 $(BENCH_FLAGS)
+	cd bench && $(GO) run . -receiver-delay 20ms -concurrency 16 $(BENCH_FLAGS)
 
 vet:
 	$(GO) vet $(PKGS)

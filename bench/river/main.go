@@ -1,10 +1,10 @@
-// Command river-peer is the River peer of `make bench` (issue 9): it drains
+// Command river-peer is the River peer of `make bench`: it drains
 // the bench's messages rows to the same webhook sink with River
 // (github.com/riverqueue/river), so that the project's drain can be compared
 // with a maintained PostgreSQL job queue on the same machine, in the same
 // run. It lives in its own Go module so that the product's go.mod never gains
-// River; cmd/bench builds it into a temporary directory and runs it as a
-// child process, twice per drain:
+// River; the bench (bench/internal/bench) builds it into a temporary
+// directory and runs it as a child process, twice per drain:
 //
 //	river-peer setup -postgres URI
 //	    migrates River's tables into the bench database and inserts one River

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// statementStat is the JSON the bench reads (internal/bench.StatementStat):
+// statementStat is the JSON the bench reads (bench/internal/bench.StatementStat):
 // how often one statement was sent and the time its round trips took.
 type statementStat struct {
 	Count   int64   `json:"count"`
@@ -43,7 +43,7 @@ func newStatementCounter() *statementCounter {
 }
 
 // label names a statement by its first seven words, whitespace collapsed
-// (internal/bench.StatementLabel), splitting each SQL text once.
+// (bench/internal/bench.StatementLabel), splitting each SQL text once.
 func (s *statementCounter) label(sql string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -668,7 +668,7 @@ func checkResources(t *testing.T, name string, c *corev1.Container) {
 }
 
 // shutdownMargin is how much longer than SERVER_GRACE_PERIOD Kubernetes must
-// wait before SIGKILL (the same margin internal/deploytest asks of compose):
+// wait before SIGKILL (the same margin deploytest asks of compose):
 // a worker cuts webhook calls at the grace period and then still records
 // their outcomes in PostgreSQL.
 const shutdownMargin = 10

@@ -12,20 +12,30 @@ import (
 	"time"
 
 	"github.com/messaging-server/messaging-server/internal/e2e"
-	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
-// buildPrograms compiles cmd/worker and cmd/scheduler into dir, so the
-// drain runs the binaries that ship, each in a process of its own.
-func buildPrograms(_ context.Context, dir string) error {
-	return e2e.Build(dir, "worker", "scheduler")
+// buildPrograms compiles cmd/worker and cmd/scheduler of the repository
+// into dir, so the drain runs the binaries that ship, each in a process of
+// its own. The build runs in the repository root, with the product's own
+// go.mod, not the bench's.
+func buildPrograms(ctx context.Context, dir string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "./cmd/worker", "./cmd/scheduler")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build cmd/worker and cmd/scheduler: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // codeRevision says which code the programs were built from: the commit,
 // and the tracked files under cmd/ and internal/ that differ from it. A
 // result is only comparable with another of the same code.
 func codeRevision(ctx context.Context) string {
-	root, err := testenv.ModuleRoot()
+	root, err := repoRoot()
 	if err != nil {
 		return "unknown"
 	}

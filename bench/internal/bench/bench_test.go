@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/messaging-server/messaging-server/internal/testenv"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
 
@@ -347,7 +346,7 @@ func TestBuildBaseline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an earlier revision")
 	}
-	root, err := testenv.ModuleRoot()
+	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +410,7 @@ func TestRiverVersion(t *testing.T) {
 		t.Fatal("a go.mod without River was accepted")
 	}
 	// The module the bench builds requires River, and the product does not.
-	root, err := testenv.ModuleRoot()
+	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

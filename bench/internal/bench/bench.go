@@ -1,5 +1,5 @@
-// Package bench is the end-to-end benchmark behind `make bench` (GitHub issue
-// 6). On one machine it drains a backlog through the real programs (the
+// Package bench is the end-to-end benchmark behind `make bench`. On one
+// machine it drains a backlog through the real programs (the
 // scheduler and worker binaries built from cmd/, each a process of its own,
 // each run in a fresh database) into the project's webhook sink, and in the
 // same run measures the wire limit: the same POSTs, bodies and concurrency
@@ -67,7 +67,7 @@ type Options struct {
 	River bool
 	// Baseline, when set, adds a 1-worker drain by the programs of that git
 	// revision, on a schema built by its own migrations, right after this
-	// code's 1-worker drain (issue 10: the cost of the lifecycle columns).
+	// code's 1-worker drain: the cost of the lifecycle columns.
 	Baseline string
 	// BaselinePairs is how many (this code, baseline) pairs of 1-worker
 	// drains run, alternating; the first pair's drain of this code is the
@@ -197,7 +197,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
-	rep.Command = "go run ./cmd/bench " + strings.Join(args, " ")
+	rep.Command = "cd bench && go run . " + strings.Join(args, " ")
 	if err := rep.Markdown(stdout); err != nil {
 		_, _ = fmt.Fprintln(stderr, "bench:", err)
 		return 1

@@ -13,10 +13,9 @@ import (
 	"golang.org/x/mod/modfile"
 
 	"github.com/messaging-server/messaging-server/internal/e2e"
-	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
-// The River peer (issue 9): River drains the same rows to the same sink, in
+// The River peer: River drains the same rows to the same sink, in
 // the same run, so the project's drain is compared with a maintained
 // PostgreSQL job queue on the same machine at the same moment. River lives
 // in its own module, bench/river, so the product's go.mod never gains it;
@@ -52,7 +51,7 @@ func riverVariantName(v string) string {
 // build downloads River through the Go module proxy; later ones use the
 // module cache.
 func buildRiver(ctx context.Context, dir string) (bin, version string, err error) {
-	root, err := testenv.ModuleRoot()
+	root, err := repoRoot()
 	if err != nil {
 		return "", "", err
 	}

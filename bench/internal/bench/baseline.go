@@ -8,15 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-
-	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
 // DefaultBaseline is the revision the baseline drain is built from by
-// default: the delivery engine of issue 9 just before the lifecycle
-// columns of issue 10 (send_at, expires_at, priority, the receipt columns,
-// message_attempts and their indexes). Issue 10 asks that the drain lose
-// no more than 10% against the same run without them. The engine fixes
+// default: the delivery engine just before the lifecycle columns
+// (send_at, expires_at, priority, the receipt columns, message_attempts and
+// their indexes). The drain should lose no more than 10% against the same
+// run without them. The engine fixes
 // made after that revision that do not depend on those columns are carried
 // to it by bench/baseline/5324d75.patch (see baselinePatchDir), so that the
 // two drains differ by the lifecycle, not by those fixes.
@@ -26,7 +24,7 @@ const DefaultBaseline = "5324d75"
 // to the exported revision before it is built, when it exists.
 const baselinePatchDir = "bench/baseline"
 
-// targetVsBaseline is issue 10's bound: this code's drain / the baseline's.
+// targetVsBaseline is the lower bound of this code's drain / the baseline's.
 const targetVsBaseline = 0.9
 
 // baseline is an earlier revision's programs and schema.
@@ -41,7 +39,7 @@ type baseline struct {
 // baselinePatchDir if there is one, and builds its worker and scheduler
 // there; the drain migrates with the revision's own migrations.
 func buildBaseline(ctx context.Context, rev, dir string) (*baseline, error) {
-	root, err := testenv.ModuleRoot()
+	root, err := repoRoot()
 	if err != nil {
 		return nil, err
 	}
