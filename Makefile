@@ -79,6 +79,8 @@ lint: $(LINT)
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 	$(LINT) run $(PKGS)
+	cd deploy && $(GO) vet ./... && $(LINT) run --config ../.golangci.yml ./...
+	cd bench && $(GO) vet ./... && $(LINT) run --config ../.golangci.yml ./...
 
 ## docs: regenerate the OpenAPI document in docs/ from the handler annotations
 ## in internal/api, then add what swag cannot say (additionalProperties: false,

@@ -49,7 +49,7 @@ export WEBHOOK_URL="http://${SINK_ADDR}/"
 metrics1=${METRICS_PORT:-9090}
 metrics2=$((metrics1 + 1))
 
-echo "run-local: building the programs in cmd/ (api, worker, scheduler, sink, bench) into ${BIN}/;"
+echo "run-local: building the programs in cmd/ (api, worker, scheduler, sink) into ${BIN}/;"
 echo "run-local: the first build compiles every dependency and takes a minute or two"
 "$GO" build -trimpath -o "${BIN}/" ./cmd/...
 echo "run-local: built"
