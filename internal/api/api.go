@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net"
 	"net/netip"
 	"strconv"
@@ -262,20 +261,6 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("api stopped")
 	return nil
-}
-
-// requireJSON guards a route that reads a JSON body: the Content-Type must
-// be application/json, with no charset or charset=utf-8 (RFC 8259: JSON
-// text is UTF-8), or the answer is 415 and the handler does not run.
-func requireJSON(c *fiber.Ctx) error {
-	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
-	if err != nil || mt != fiber.MIMEApplicationJSON {
-		return errUnsupportedMedia
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return errUnsupportedCharset
-	}
-	return c.Next()
 }
 
 // accessLog records each request without its headers (which may carry the

@@ -2,12 +2,13 @@ package api
 
 import (
 	"bytes"
-	"encoding/base64"
 	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,10 +17,25 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
+
+// requireJSON guards a route that reads a JSON body: the Content-Type must
+// be application/json, with no charset or charset=utf-8 (RFC 8259: JSON
+// text is UTF-8), or the answer is 415 and the handler does not run.
+func requireJSON(c *fiber.Ctx) error {
+	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != fiber.MIMEApplicationJSON {
+		return errUnsupportedMedia
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errUnsupportedCharset
+	}
+	return c.Next()
+}
 
 // CreateMessageRequest is the body of POST /api/v1/messages. It is decoded
 // strictly (decodeStrict): names match exactly, unknown or repeated names
@@ -48,12 +64,192 @@ type CreateMessageRequest struct {
 // answer.
 const createFields = "content, phone_number, id, send_at, validity_period and priority"
 
+// LifecycleFields are the optional fields of a create. swag reads no
+// pattern from struct tags: internal/api/apidoc writes IDPattern for id.
+type LifecycleFields struct {
+	// ID is the message id to use, so that a producer's retry is safe:
+	// 1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or
+	// digit, and not "sent" or "batch" in any case (route words under
+	// /api/v1/messages/). Without it the server picks a UUID.
+	ID *string `json:"id,omitempty" example:"order-4711-otp" minLength:"1" maxLength:"36"`
+	// SendAt is the earliest time to send (RFC 3339), not in the past and
+	// at most 366 days ahead. Without it the message is due at once.
+	SendAt *string `json:"send_at,omitempty" format:"date-time" example:"2026-12-01T09:00:00Z"`
+	// ValidityPeriod is how many seconds (1 to 2592000) the message stays
+	// sendable, counted from send_at or else from creation; it sets
+	// expires_at. Without it DEFAULT_VALIDITY_PERIOD applies. A JSON
+	// integer: a string, fraction or exponent is refused.
+	ValidityPeriod *int `json:"validity_period,omitempty" minimum:"1" maximum:"2592000" example:"7200"`
+	// Priority 0 (default) to 9: among due messages a higher one is sent
+	// first. A JSON integer: a string, fraction, exponent or boolean is
+	// refused.
+	Priority *int `json:"priority,omitempty" minimum:"0" maximum:"9" example:"9"`
+}
+
+// Limits of the lifecycle fields.
+const (
+	MaxIDLength      = 36
+	MaxScheduleAhead = 366 * 24 * time.Hour
+	MaxValidity      = 2_592_000 // seconds: 30 days
+	MaxPriority      = 9
+	MaxBatch         = 1000
+)
+
 // ValidateNewMessage checks a new message against the rules the database
 // and the provider impose (message.Validate), so that a message the API
 // accepts can always be stored and sent. It returns nil or a
 // *ValidationError naming the first bad field.
 func ValidateNewMessage(r CreateMessageRequest, maxContent int) error {
 	return message.Validate(r.Content, r.PhoneNumber, maxContent)
+}
+
+// IDPattern is the form of an id a create may choose, as the OpenAPI
+// document states it: a letter or digit, then up to 35 more of letters,
+// digits and _ . : ~ -, so it fits the column, any header and a URL path
+// segment unescaped, and is never "." or "..", which clients that tidy URLs
+// cannot reach. ParseID also refuses RouteWords.
+const IDPattern = `^[A-Za-z0-9][A-Za-z0-9_.:~-]{0,35}$`
+
+// RouteWords are the fixed path segments directly under
+// /api/v1/messages/. A message with such an id could not be read at
+// /api/v1/messages/{id} (GET /api/v1/messages/sent is the sent list), so a
+// create refuses them, in any case, since routes match without regard to
+// case. A test checks the list against the router.
+var RouteWords = []string{"sent", "batch"}
+
+var idForm = regexp.MustCompile(IDPattern)
+
+// ParseID checks a client-chosen message id: IDPattern, and not one of
+// RouteWords in any case. Ids of rows other systems inserted are not
+// checked here: reads and delivery take any id the column holds.
+func ParseID(id string) error {
+	if !idForm.MatchString(id) {
+		return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or digit")
+	}
+	for _, w := range RouteWords {
+		if strings.EqualFold(id, w) {
+			return invalid("id", fmt.Sprintf("id must not be %q, in any case: /api/v1/messages/%s is another route", w, w))
+		}
+	}
+	return nil
+}
+
+// errSendAtPast is returned by ParseSendAt, wrapped in its validation
+// error's place, when send_at is well formed but already past: a replay of
+// an earlier create may still match.
+var errSendAtPast = invalid("send_at", "send_at must not be in the past")
+
+// ParseSendAt reads send_at: RFC 3339, not before now, at most 366 days
+// after now. It is kept to the microsecond, PostgreSQL's precision.
+func ParseSendAt(s string, now time.Time) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, invalid("send_at", "send_at must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z")
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	if t.After(now.Add(MaxScheduleAhead)) {
+		return time.Time{}, invalid("send_at", "send_at must be at most 366 days ahead")
+	}
+	if t.Before(now.Truncate(time.Second)) {
+		return t, errSendAtPast
+	}
+	return t, nil
+}
+
+// ParseWhole reads an optional integer field within [lo, hi]: digits only,
+// no fraction or exponent. Absent (nil) gives ok false.
+func ParseWhole(num *stdjson.Number, field string, lo, hi int) (n int, ok bool, err error) {
+	if num == nil {
+		return 0, false, nil
+	}
+	raw := string(*num)
+	bad := invalid(field, fmt.Sprintf("%s must be a whole number from %d to %d", field, lo, hi))
+	for i, c := range raw {
+		digit := c >= '0' && c <= '9'
+		if !digit && (c != '-' || i > 0) {
+			return 0, false, bad
+		}
+	}
+	v, err := strconv.Atoi(raw)
+	if raw == "" || err != nil || v < lo || v > hi {
+		return 0, false, bad
+	}
+	return v, true, nil
+}
+
+// CheckWhole checks an optional integer field against [lo, hi]. Absent
+// (nil) gives ok false.
+func CheckWhole(v *int, field string, lo, hi int) (n int, ok bool, err error) {
+	if v == nil {
+		return 0, false, nil
+	}
+	if *v < lo || *v > hi {
+		return 0, false, invalid(field, fmt.Sprintf("%s must be a whole number from %d to %d", field, lo, hi))
+	}
+	return *v, true, nil
+}
+
+// ParseValidity reads validity_period in seconds (1 to 2592000).
+func ParseValidity(v *int) (time.Duration, bool, error) {
+	n, ok, err := CheckWhole(v, "validity_period", 1, MaxValidity)
+	return time.Duration(n) * time.Second, ok, err
+}
+
+// CreateLimits are the settings a create is checked and completed with:
+// MAX_CONTENT_LENGTH and DEFAULT_VALIDITY_PERIOD.
+type CreateLimits struct {
+	MaxContent      int
+	DefaultValidity time.Duration
+}
+
+// BuildNewMessage turns a decoded create into what the store inserts, with
+// content, phone number and id exactly as sent, or the *ValidationError of
+// its first bad field. past reports that the only fault was a send_at
+// already past (a replay may still match). Without an id it picks a
+// version 7 UUID.
+func BuildNewMessage(r CreateMessageRequest, now time.Time, lim CreateLimits) (n store.NewMessage, past bool, err error) {
+	if err := ValidateNewMessage(r, lim.MaxContent); err != nil {
+		return n, false, err
+	}
+	n = store.NewMessage{Content: r.Content, PhoneNumber: r.PhoneNumber, Validity: lim.DefaultValidity}
+	if r.ID != nil {
+		if err := ParseID(*r.ID); err != nil {
+			return n, false, err
+		}
+		n.ID = *r.ID
+	}
+	if r.SendAt != nil {
+		t, err := ParseSendAt(*r.SendAt, now)
+		if err != nil && !errors.Is(err, errSendAtPast) {
+			return n, false, err
+		}
+		n.SendAt, past = &t, err != nil
+	}
+	v, ok, err := ParseValidity(r.ValidityPeriod)
+	if err != nil {
+		return n, false, err
+	}
+	if ok {
+		n.Validity = v
+	}
+	p, _, err := CheckWhole(r.Priority, "priority", 0, MaxPriority)
+	if err != nil {
+		return n, false, err
+	}
+	n.Priority = p
+	if n.ID == "" {
+		// Version 7: time-ordered, so new ids land at the end of the
+		// primary key index instead of all over it.
+		id, err := uuid.NewV7()
+		if err != nil {
+			return n, false, err
+		}
+		n.ID = id.String()
+	}
+	if past {
+		return n, true, errSendAtPast
+	}
+	return n, false, nil
 }
 
 // DecodeNewMessage parses a POST /api/v1/messages body strictly (see
@@ -208,30 +404,6 @@ func badJSON(msg string) *Error {
 	return &Error{Status: fiber.StatusBadRequest, Code: "invalid_json", Message: msg}
 }
 
-// Page sizes of the sent list.
-const (
-	DefaultPageSize = 20
-	MaxPageSize     = 100
-)
-
-// ParseLimit reads the limit query parameter: empty means DefaultPageSize,
-// larger than MaxPageSize is capped, anything but a positive whole number
-// is a 400.
-func ParseLimit(s string) (int, error) {
-	if s == "" {
-		return DefaultPageSize, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		if err != nil && isDigits(s) {
-			return MaxPageSize, nil // too large for an int: capped like any other
-		}
-		return 0, &Error{Status: fiber.StatusBadRequest, Code: "invalid_parameter", Field: "limit",
-			Message: fmt.Sprintf("limit must be a whole number from 1 (values above %d are capped)", MaxPageSize)}
-	}
-	return min(n, MaxPageSize), nil
-}
-
 func isDigits(s string) bool {
 	for _, r := range s {
 		if r < '0' || r > '9' {
@@ -239,45 +411,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// The cursor is opaque to clients: base64url (no padding) of
-// "<sent_at RFC 3339 with nanoseconds, UTC>|<id>", with an empty time for
-// rows sent before sent_at was recorded. The id goes last because it may
-// hold any character, '|' included.
-var cursorEncoding = base64.RawURLEncoding
-
-// EncodeCursor turns the last row of a page into the next page's cursor.
-func EncodeCursor(c store.SentCursor) string {
-	t := ""
-	if c.SentAt != nil {
-		t = c.SentAt.UTC().Format(time.RFC3339Nano)
-	}
-	return cursorEncoding.EncodeToString([]byte(t + "|" + c.ID))
-}
-
-var errBadCursor = &Error{Status: fiber.StatusBadRequest, Code: "invalid_cursor", Field: "cursor",
-	Message: "cursor is not one this API issued; start again without it"}
-
-// DecodeCursor parses a cursor from EncodeCursor; anything else is a 400,
-// never a database error.
-func DecodeCursor(s string) (store.SentCursor, error) {
-	b, err := cursorEncoding.Strict().DecodeString(s)
-	if err != nil || !utf8.Valid(b) {
-		return store.SentCursor{}, errBadCursor
-	}
-	t, id, ok := strings.Cut(string(b), "|")
-	if !ok || id == "" || utf8.RuneCountInString(id) > 36 || strings.ContainsRune(id, 0) {
-		return store.SentCursor{}, errBadCursor
-	}
-	c := store.SentCursor{ID: id}
-	if t != "" {
-		at, err := time.Parse(time.RFC3339Nano, t)
-		if err != nil || at.Year() < 1 || at.Year() > 9999 {
-			return store.SentCursor{}, errBadCursor
-		}
-		at = at.UTC()
-		c.SentAt = &at
-	}
-	return c, nil
 }
