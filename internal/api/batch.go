@@ -42,13 +42,13 @@ func (e *BatchError) Error() string { return fmt.Sprintf("%d invalid items", len
 // answer.
 const batchFields = "messages"
 
-// DecodeBatch parses a batch body strictly (decodeStrict), so a malformed
+// decodeBatch parses a batch body strictly (decodeStrict), so a malformed
 // body, a duplicate name anywhere in it, or an unknown name outside the
 // items refuses the whole batch with 400. Each item is then decoded like a
 // single create, and a malformed item or a field of the wrong type is
 // reported as that item's entry in bad (its slot in the requests stays
 // empty).
-func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err error) {
+func decodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err error) {
 	var raw struct {
 		Messages []jsontext.Value `json:"messages"`
 	}
@@ -64,7 +64,7 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 			bad = append(bad, ItemError{Index: i, Message: "each item of messages must be a JSON object"})
 			continue
 		}
-		r, err := DecodeNewMessage(item)
+		r, err := decodeNewMessage(item)
 		var (
 			ae *Error
 			ve *ValidationError
@@ -104,7 +104,7 @@ func DecodeBatch(body []byte) (reqs []CreateMessageRequest, bad []ItemError, err
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/batch [post]
 func (s *Server) createBatch(c *fiber.Ctx) error {
-	reqs, bad, err := DecodeBatch(c.Body())
+	reqs, bad, err := decodeBatch(c.Body())
 	if err != nil {
 		return err
 	}

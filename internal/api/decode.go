@@ -95,11 +95,11 @@ const (
 	MaxBatch         = 1000
 )
 
-// ValidateNewMessage checks a new message against the rules the database
+// validateNewMessage checks a new message against the rules the database
 // and the provider impose (message.Validate), so that a message the API
 // accepts can always be stored and sent. It returns nil or a
 // *ValidationError naming the first bad field.
-func ValidateNewMessage(r CreateMessageRequest, maxContent int) error {
+func validateNewMessage(r CreateMessageRequest, maxContent int) error {
 	return message.Validate(r.Content, r.PhoneNumber, maxContent)
 }
 
@@ -107,7 +107,7 @@ func ValidateNewMessage(r CreateMessageRequest, maxContent int) error {
 // document states it: a letter or digit, then up to 35 more of letters,
 // digits and _ . : ~ -, so it fits the column, any header and a URL path
 // segment unescaped, and is never "." or "..", which clients that tidy URLs
-// cannot reach. ParseID also refuses RouteWords.
+// cannot reach. parseID also refuses RouteWords.
 const IDPattern = `^[A-Za-z0-9][A-Za-z0-9_.:~-]{0,35}$`
 
 // RouteWords are the fixed path segments directly under
@@ -119,10 +119,10 @@ var RouteWords = []string{"sent", "batch"}
 
 var idForm = regexp.MustCompile(IDPattern)
 
-// ParseID checks a client-chosen message id: IDPattern, and not one of
+// parseID checks a client-chosen message id: IDPattern, and not one of
 // RouteWords in any case. Ids of rows other systems inserted are not
 // checked here: reads and delivery take any id the column holds.
-func ParseID(id string) error {
+func parseID(id string) error {
 	if !idForm.MatchString(id) {
 		return invalid("id", "id must be 1 to 36 characters from A-Z a-z 0-9 _ . : ~ -, the first a letter or digit")
 	}
@@ -134,14 +134,14 @@ func ParseID(id string) error {
 	return nil
 }
 
-// errSendAtPast is returned by ParseSendAt, wrapped in its validation
+// errSendAtPast is returned by parseSendAt, wrapped in its validation
 // error's place, when send_at is well formed but already past: a replay of
 // an earlier create may still match.
 var errSendAtPast = invalid("send_at", "send_at must not be in the past")
 
-// ParseSendAt reads send_at: RFC 3339, not before now, at most 366 days
+// parseSendAt reads send_at: RFC 3339, not before now, at most 366 days
 // after now. It is kept to the microsecond, PostgreSQL's precision.
-func ParseSendAt(s string, now time.Time) (time.Time, error) {
+func parseSendAt(s string, now time.Time) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil || t.Year() < 1 || t.Year() > 9999 {
 		return time.Time{}, invalid("send_at", "send_at must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z")
@@ -156,9 +156,9 @@ func ParseSendAt(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// ParseWhole reads an optional integer field within [lo, hi]: digits only,
+// parseWhole reads an optional integer field within [lo, hi]: digits only,
 // no fraction or exponent. Absent (nil) gives ok false.
-func ParseWhole(num *stdjson.Number, field string, lo, hi int) (n int, ok bool, err error) {
+func parseWhole(num *stdjson.Number, field string, lo, hi int) (n int, ok bool, err error) {
 	if num == nil {
 		return 0, false, nil
 	}
@@ -177,9 +177,9 @@ func ParseWhole(num *stdjson.Number, field string, lo, hi int) (n int, ok bool, 
 	return v, true, nil
 }
 
-// CheckWhole checks an optional integer field against [lo, hi]. Absent
+// checkWhole checks an optional integer field against [lo, hi]. Absent
 // (nil) gives ok false.
-func CheckWhole(v *int, field string, lo, hi int) (n int, ok bool, err error) {
+func checkWhole(v *int, field string, lo, hi int) (n int, ok bool, err error) {
 	if v == nil {
 		return 0, false, nil
 	}
@@ -189,50 +189,50 @@ func CheckWhole(v *int, field string, lo, hi int) (n int, ok bool, err error) {
 	return *v, true, nil
 }
 
-// ParseValidity reads validity_period in seconds (1 to 2592000).
-func ParseValidity(v *int) (time.Duration, bool, error) {
-	n, ok, err := CheckWhole(v, "validity_period", 1, MaxValidity)
+// parseValidity reads validity_period in seconds (1 to 2592000).
+func parseValidity(v *int) (time.Duration, bool, error) {
+	n, ok, err := checkWhole(v, "validity_period", 1, MaxValidity)
 	return time.Duration(n) * time.Second, ok, err
 }
 
-// CreateLimits are the settings a create is checked and completed with:
+// createLimits are the settings a create is checked and completed with:
 // MAX_CONTENT_LENGTH and DEFAULT_VALIDITY_PERIOD.
-type CreateLimits struct {
+type createLimits struct {
 	MaxContent      int
 	DefaultValidity time.Duration
 }
 
-// BuildNewMessage turns a decoded create into what the store inserts, with
+// buildNewMessage turns a decoded create into what the store inserts, with
 // content, phone number and id exactly as sent, or the *ValidationError of
 // its first bad field. past reports that the only fault was a send_at
 // already past (a replay may still match). Without an id it picks a
 // version 7 UUID.
-func BuildNewMessage(r CreateMessageRequest, now time.Time, lim CreateLimits) (n store.NewMessage, past bool, err error) {
-	if err := ValidateNewMessage(r, lim.MaxContent); err != nil {
+func buildNewMessage(r CreateMessageRequest, now time.Time, lim createLimits) (n store.NewMessage, past bool, err error) {
+	if err := validateNewMessage(r, lim.MaxContent); err != nil {
 		return n, false, err
 	}
 	n = store.NewMessage{Content: r.Content, PhoneNumber: r.PhoneNumber, Validity: lim.DefaultValidity}
 	if r.ID != nil {
-		if err := ParseID(*r.ID); err != nil {
+		if err := parseID(*r.ID); err != nil {
 			return n, false, err
 		}
 		n.ID = *r.ID
 	}
 	if r.SendAt != nil {
-		t, err := ParseSendAt(*r.SendAt, now)
+		t, err := parseSendAt(*r.SendAt, now)
 		if err != nil && !errors.Is(err, errSendAtPast) {
 			return n, false, err
 		}
 		n.SendAt, past = &t, err != nil
 	}
-	v, ok, err := ParseValidity(r.ValidityPeriod)
+	v, ok, err := parseValidity(r.ValidityPeriod)
 	if err != nil {
 		return n, false, err
 	}
 	if ok {
 		n.Validity = v
 	}
-	p, _, err := CheckWhole(r.Priority, "priority", 0, MaxPriority)
+	p, _, err := checkWhole(r.Priority, "priority", 0, MaxPriority)
 	if err != nil {
 		return n, false, err
 	}
@@ -252,11 +252,11 @@ func BuildNewMessage(r CreateMessageRequest, now time.Time, lim CreateLimits) (n
 	return n, false, nil
 }
 
-// DecodeNewMessage parses a POST /api/v1/messages body strictly (see
+// decodeNewMessage parses a POST /api/v1/messages body strictly (see
 // decodeStrict): a 400 *Error for a body that is not one JSON object of
 // known, distinct names, a 422 *ValidationError for a field of the wrong
 // JSON type. Neither echoes the body beyond a field name.
-func DecodeNewMessage(body []byte) (CreateMessageRequest, error) {
+func decodeNewMessage(body []byte) (CreateMessageRequest, error) {
 	var r CreateMessageRequest
 	if err := decodeStrict(body, &r, createFields); err != nil {
 		return CreateMessageRequest{}, err
@@ -318,7 +318,7 @@ func decodeError(body []byte, err error, fields string) error {
 		// Text encoding/json reads but JSON v2 refuses, apart from a
 		// duplicate name, is an escaped lone surrogate: say so.
 		if stdjson.Valid(body) {
-			if e := CheckJSONText(body); e != nil {
+			if e := checkJSONText(body); e != nil {
 				return e
 			}
 		}
@@ -375,7 +375,7 @@ func jsonTypeOf(t reflect.Type) string {
 	return "of its documented JSON type"
 }
 
-// Sentinel answers of CheckJSONText.
+// Sentinel answers of checkJSONText.
 var (
 	errNotUTF8 = &Error{Status: fiber.StatusBadRequest, Code: "invalid_json",
 		Message: "request body is not valid UTF-8 (JSON text must be UTF-8; overlong and surrogate encodings are invalid)"}
@@ -383,14 +383,14 @@ var (
 		Message: "a JSON string holds an escaped lone surrogate (\\ud800 to \\udfff without its pair), which is not a character"}
 )
 
-// CheckJSONText refuses JSON text that encoding/json would alter while
+// checkJSONText refuses JSON text that encoding/json would alter while
 // decoding it: bytes that are not UTF-8 (raw invalid bytes, overlong forms,
 // encoded surrogates) and \u escapes of lone surrogates, all of which it
 // silently turns into U+FFFD. decodeError calls it on a body encoding/json
 // reads but JSON v2 refuses, to name the fault; jsontext (the JSON v2
 // tokenizer) validates by RFC 7493. Duplicate names are allowed here:
 // decodeStrict refuses them itself, with their name.
-func CheckJSONText(body []byte) error {
+func checkJSONText(body []byte) error {
 	if !utf8.Valid(body) {
 		return errNotUTF8
 	}

@@ -134,7 +134,7 @@ func lifecycle(m store.Message) Lifecycle {
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages [post]
 func (s *Server) createMessage(c *fiber.Ctx) error {
-	req, err := DecodeNewMessage(c.Body())
+	req, err := decodeNewMessage(c.Body())
 	if err != nil {
 		return err
 	}
@@ -151,9 +151,9 @@ func (s *Server) createMessage(c *fiber.Ctx) error {
 }
 
 // newMessage turns a decoded create into what the store inserts; see
-// BuildNewMessage.
+// buildNewMessage.
 func (s *Server) newMessage(r CreateMessageRequest, now time.Time) (store.NewMessage, bool, error) {
-	return BuildNewMessage(r, now, CreateLimits{MaxContent: s.cfg.MaxContentLength, DefaultValidity: s.cfg.DefaultValidity()})
+	return buildNewMessage(r, now, createLimits{MaxContent: s.cfg.MaxContentLength, DefaultValidity: s.cfg.DefaultValidity()})
 }
 
 // replayOf answers whether a create whose send_at is already past is a
@@ -251,20 +251,20 @@ func (s *Server) getMessage(c *fiber.Ctx) error {
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages [get]
 func (s *Server) listMessages(c *fiber.Ctx) error {
-	limit, err := ParseLimit(c.Query("limit"))
+	limit, err := parseLimit(c.Query("limit"))
 	if err != nil {
 		return err
 	}
 	var f store.ListFilter
 	if st := c.Query("status"); st != "" {
-		if err := ParseStatusFilter(st); err != nil {
+		if err := parseStatusFilter(st); err != nil {
 			return err
 		}
 		f.Status = st
 	}
 	if p := c.Query("priority"); p != "" {
 		num := json.Number(p)
-		n, _, err := ParseWhole(&num, "priority", 0, MaxPriority)
+		n, _, err := parseWhole(&num, "priority", 0, MaxPriority)
 		if err != nil {
 			return &Error{Status: fiber.StatusBadRequest, Code: "invalid_parameter", Field: "priority", Message: "priority must be a whole number from 0 to 9"}
 		}
@@ -272,7 +272,7 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 	}
 	var after *store.ListCursor
 	if raw := c.Query("cursor"); raw != "" {
-		cur, err := DecodeCursor(raw)
+		cur, err := decodeCursor(raw)
 		if err != nil {
 			return err
 		}
@@ -291,14 +291,14 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 	}
 	if more {
 		last := rows[len(rows)-1]
-		next := EncodeCursor(store.SentCursor{SentAt: &last.CreatedAt, ID: last.ID})
+		next := encodeCursor(store.SentCursor{SentAt: &last.CreatedAt, ID: last.ID})
 		page.NextCursor = &next
 	}
 	return c.JSON(page)
 }
 
-// ParseStatusFilter checks the status query parameter.
-func ParseStatusFilter(s string) error {
+// parseStatusFilter checks the status query parameter.
+func parseStatusFilter(s string) error {
 	for _, st := range store.Statuses {
 		if s == st {
 			return nil
@@ -325,13 +325,13 @@ func ParseStatusFilter(s string) error {
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages/sent [get]
 func (s *Server) listSent(c *fiber.Ctx) error {
-	limit, err := ParseLimit(c.Query("limit"))
+	limit, err := parseLimit(c.Query("limit"))
 	if err != nil {
 		return err
 	}
 	var after *store.SentCursor
 	if raw := c.Query("cursor"); raw != "" {
-		cur, err := DecodeCursor(raw)
+		cur, err := decodeCursor(raw)
 		if err != nil {
 			return err
 		}
@@ -350,7 +350,7 @@ func (s *Server) listSent(c *fiber.Ctx) error {
 	}
 	if more {
 		last := rows[len(rows)-1]
-		next := EncodeCursor(store.SentCursor{SentAt: last.SentAt, ID: last.ID})
+		next := encodeCursor(store.SentCursor{SentAt: last.SentAt, ID: last.ID})
 		page.NextCursor = &next
 	}
 	return c.JSON(page)
@@ -362,10 +362,10 @@ const (
 	MaxPageSize     = 100
 )
 
-// ParseLimit reads the limit query parameter: empty means DefaultPageSize,
+// parseLimit reads the limit query parameter: empty means DefaultPageSize,
 // larger than MaxPageSize is capped, anything but a positive whole number
 // is a 400.
-func ParseLimit(s string) (int, error) {
+func parseLimit(s string) (int, error) {
 	if s == "" {
 		return DefaultPageSize, nil
 	}
@@ -386,8 +386,8 @@ func ParseLimit(s string) (int, error) {
 // hold any character, '|' included.
 var cursorEncoding = base64.RawURLEncoding
 
-// EncodeCursor turns the last row of a page into the next page's cursor.
-func EncodeCursor(c store.SentCursor) string {
+// encodeCursor turns the last row of a page into the next page's cursor.
+func encodeCursor(c store.SentCursor) string {
 	t := ""
 	if c.SentAt != nil {
 		t = c.SentAt.UTC().Format(time.RFC3339Nano)
@@ -398,9 +398,9 @@ func EncodeCursor(c store.SentCursor) string {
 var errBadCursor = &Error{Status: fiber.StatusBadRequest, Code: "invalid_cursor", Field: "cursor",
 	Message: "cursor is not one this API issued; start again without it"}
 
-// DecodeCursor parses a cursor from EncodeCursor; anything else is a 400,
+// decodeCursor parses a cursor from encodeCursor; anything else is a 400,
 // never a database error.
-func DecodeCursor(s string) (store.SentCursor, error) {
+func decodeCursor(s string) (store.SentCursor, error) {
 	b, err := cursorEncoding.Strict().DecodeString(s)
 	if err != nil || !utf8.Valid(b) {
 		return store.SentCursor{}, errBadCursor
