@@ -35,17 +35,15 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	// The generated OpenAPI document registers itself with swag.
 	_ "github.com/messaging-server/messaging-server/docs"
+	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/auth"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/console"
-	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // BodyLimit is the largest request body the API reads on every route but
@@ -75,20 +73,10 @@ func bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	return fasthttp.RequestConfig{MaxRequestBodySize: BodyLimit}
 }
 
-// Deps are the shared connections the API uses. The program that runs the
-// API (internal/app's wiring in cmd/api) owns and closes them; api never
-// imports app.
-type Deps struct {
-	Pool  *pgxpool.Pool
-	Redis redis.UniversalClient
-	Store *store.Store
-	Log   *slog.Logger
-}
-
 // Server is the api program: a fiber app over the shared connections.
 type Server struct {
 	cfg     config.Config
-	deps    *Deps
+	deps    *app.Deps
 	log     *slog.Logger
 	app     *fiber.App
 	cache   *cache.Cache
@@ -100,9 +88,10 @@ type Server struct {
 	closers []func() error
 }
 
-// New builds the routes over d. Call Close when done with the Server: the
-// dashboard holds Redis connections of its own.
-func New(cfg config.Config, d *Deps) *Server {
+// New builds the routes over d, the connections every program shares (the
+// program that runs the API owns and closes them). Call Close when done with
+// the Server: the dashboard holds Redis connections of its own.
+func New(cfg config.Config, d *app.Deps) *Server {
 	s := &Server{
 		cfg:   cfg,
 		deps:  d,
@@ -221,7 +210,7 @@ func (s *Server) routes() {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Close releases the dashboard's Redis connections. The shared connections
-// in Deps belong to the caller.
+// in app.Deps belong to the caller.
 func (s *Server) Close() error {
 	var errs []error
 	for _, f := range s.closers {

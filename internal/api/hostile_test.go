@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -200,7 +201,7 @@ func TestAccessLogRecordsTheStatusSent(t *testing.T) {
 	cfg := testenv.Config(t, uri, testenv.Queue(t), "API_KEY="+testKey, "RATE_LIMIT=12")
 	var logs lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: rdb, Store: st, Log: log})
+	srv := api.New(cfg, &app.Deps{Pool: pool, Redis: rdb, Store: st, Log: log})
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close server: %v", err)
