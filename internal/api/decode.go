@@ -56,7 +56,7 @@ type CreateMessageRequest struct {
 	// PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,
 	// the first not 0.
 	PhoneNumber string `json:"phone_number" example:"+905551111111" maxLength:"16"`
-	// The optional lifecycle fields (lifecycle.go).
+	// The optional lifecycle fields (LifecycleFields, below).
 	LifecycleFields
 }
 
@@ -266,8 +266,8 @@ func decodeNewMessage(body []byte) (CreateMessageRequest, error) {
 
 // strictJSON are the options of every request body the API decodes, stated
 // even where they are JSON v2's defaults, since they are the contract:
-// object names match exactly (encoding/json matched them without regard to
-// case, so "Content" overwrote "content"), a name may appear once, an
+// object names match exactly (encoding/json matches them without regard to
+// case, so "Content" would overwrite "content"), a name may appear once, an
 // unknown name is refused, and strings must be valid UTF-8 without escaped
 // lone surrogates. JSON v2 also refuses a string for a number, a number for
 // a string, and a fraction, exponent or boolean for an integer.

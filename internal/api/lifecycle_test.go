@@ -352,9 +352,9 @@ func TestReceiptNeedsTheKey(t *testing.T) {
 	}
 }
 
-// Ids that worked before the id rule keep working; a client-chosen id is
+// Ids of the accepted form, look-alikes of the route words included, are
 // stored and read back as sent.
-func TestIDsThatWorkToday(t *testing.T) {
+func TestChosenIDsAreStoredAsSent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, id := range []string{"otp-4711", "lc_x.i:y-1", "0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de", "a~b", "x", strings.Repeat("z", 36), "sent-1", "batch2", "a..b"} {
