@@ -23,7 +23,7 @@ func main() {
 		// statement.
 		PoolSize: func(config.Config) int { return 10 },
 		Run: func(ctx context.Context, cfg config.Config, d *app.Deps) error {
-			srv := api.New(cfg, &api.Deps{Pool: d.Pool, Redis: d.Redis, Store: d.Store, Log: d.Log})
+			srv := api.New(cfg, d)
 			defer func() {
 				if err := srv.Close(); err != nil {
 					d.Log.Warn("close api", "err", err)

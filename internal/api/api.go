@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net"
 	"net/netip"
 	"strconv"
@@ -36,17 +35,15 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/hibiken/asynq"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	// The generated OpenAPI document registers itself with swag.
 	_ "github.com/messaging-server/messaging-server/docs"
+	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/auth"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/console"
-	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // BodyLimit is the largest request body the API reads on every route but
@@ -76,20 +73,10 @@ func bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	return fasthttp.RequestConfig{MaxRequestBodySize: BodyLimit}
 }
 
-// Deps are the shared connections the API uses. The program that runs the
-// API (internal/app's wiring in cmd/api) owns and closes them; api never
-// imports app.
-type Deps struct {
-	Pool  *pgxpool.Pool
-	Redis redis.UniversalClient
-	Store *store.Store
-	Log   *slog.Logger
-}
-
 // Server is the api program: a fiber app over the shared connections.
 type Server struct {
 	cfg     config.Config
-	deps    *Deps
+	deps    *app.Deps
 	log     *slog.Logger
 	app     *fiber.App
 	cache   *cache.Cache
@@ -101,9 +88,10 @@ type Server struct {
 	closers []func() error
 }
 
-// New builds the routes over d. Call Close when done with the Server: the
-// dashboard holds Redis connections of its own.
-func New(cfg config.Config, d *Deps) *Server {
+// New builds the routes over d, the connections every program shares (the
+// program that runs the API owns and closes them). Call Close when done with
+// the Server: the dashboard holds Redis connections of its own.
+func New(cfg config.Config, d *app.Deps) *Server {
 	s := &Server{
 		cfg:   cfg,
 		deps:  d,
@@ -222,7 +210,7 @@ func (s *Server) routes() {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Close releases the dashboard's Redis connections. The shared connections
-// in Deps belong to the caller.
+// in app.Deps belong to the caller.
 func (s *Server) Close() error {
 	var errs []error
 	for _, f := range s.closers {
@@ -262,20 +250,6 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("api stopped")
 	return nil
-}
-
-// requireJSON guards a route that reads a JSON body: the Content-Type must
-// be application/json, with no charset or charset=utf-8 (RFC 8259: JSON
-// text is UTF-8), or the answer is 415 and the handler does not run.
-func requireJSON(c *fiber.Ctx) error {
-	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
-	if err != nil || mt != fiber.MIMEApplicationJSON {
-		return errUnsupportedMedia
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return errUnsupportedCharset
-	}
-	return c.Next()
 }
 
 // accessLog records each request without its headers (which may carry the

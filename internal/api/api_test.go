@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
@@ -53,11 +54,11 @@ func TestReadinessNamesTheFailedDependency(t *testing.T) {
 
 	cases := []struct {
 		name     string
-		deps     api.Deps
+		deps     app.Deps
 		pg, rdis string
 	}{
-		{"postgres down", api.Deps{Pool: deadPool, Redis: liveRedis, Store: store.New(deadPool)}, "unavailable", "ok"},
-		{"redis down", api.Deps{Pool: pool, Redis: deadRedis, Store: st}, "ok", "unavailable"},
+		{"postgres down", app.Deps{Pool: deadPool, Redis: liveRedis, Store: store.New(deadPool)}, "unavailable", "ok"},
+		{"redis down", app.Deps{Pool: pool, Redis: deadRedis, Store: st}, "ok", "unavailable"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -463,7 +464,7 @@ func TestGetMessageWithoutRedis(t *testing.T) {
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = dead.Close() })
 	cfg := testenv.Config(t, uri, testenv.Queue(t))
-	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: dead, Store: st, Log: testenv.Logger(t)})
+	srv := api.New(cfg, &app.Deps{Pool: pool, Redis: dead, Store: st, Log: testenv.Logger(t)})
 	t.Cleanup(func() { _ = srv.Close() })
 	e := &env{t: t, srv: srv, pool: pool, st: st}
 	id := testenv.InsertMessages(t, pool, 1)[0]

@@ -43,7 +43,7 @@ func docsConfig(out string) *gen.Config {
 }
 
 // docs/ must be what make docs (swag, then apidoc.Finish) makes of the
-// annotations today.
+// annotations as they are.
 func TestDocsAreUpToDate(t *testing.T) {
 	t.Parallel()
 	out := t.TempDir()

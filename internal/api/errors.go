@@ -35,6 +35,10 @@ func (e *Error) Error() string {
 // with the workers; handleError turns it into a 422.
 type ValidationError = message.InvalidError
 
+func invalid(field, msg string) *ValidationError {
+	return &ValidationError{Field: field, Message: msg}
+}
+
 // Sentinel answers shared by several handlers.
 var (
 	errUnauthorized = &Error{Status: fiber.StatusUnauthorized, Code: "unauthorized",

@@ -28,18 +28,18 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 	case fiber.StatusBadRequest:
 		switch op {
 		case "POST /api/v1/messages":
-			_, err := DecodeNewMessage([]byte(`{"content": "hi",}`))
+			_, err := decodeNewMessage([]byte(`{"content": "hi",}`))
 			return body(answerFor(err))
 		case "GET /api/v1/messages/sent":
-			_, err := ParseLimit("ten")
+			_, err := parseLimit("ten")
 			return body(answerFor(err))
 		case "GET /api/v1/messages":
-			return of(ParseStatusFilter("done"))
+			return of(parseStatusFilter("done"))
 		case "POST /api/v1/messages/batch":
-			_, _, err := DecodeBatch([]byte(`{"messages": [{"content": "hi"}],}`))
+			_, _, err := decodeBatch([]byte(`{"messages": [{"content": "hi"}],}`))
 			return of(err)
 		case "POST /api/v1/receipts":
-			_, err := DecodeReceipt([]byte(`{"message_id": "67f2f8a8",}`))
+			_, err := decodeReceipt([]byte(`{"message_id": "67f2f8a8",}`))
 			return of(err)
 		}
 	case fiber.StatusUnauthorized:
@@ -64,17 +64,17 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 	case fiber.StatusUnprocessableEntity:
 		switch op {
 		case "POST /api/v1/messages":
-			return body(answerFor(ValidateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160)))
+			return body(answerFor(validateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160)))
 		case "POST /api/v1/messages/batch":
 			// Item 1 of a batch whose item 0 is valid, as createBatch
 			// reports it.
 			var ve *ValidationError
-			if !errors.As(ValidateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160), &ve) {
+			if !errors.As(validateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160), &ve) {
 				return nil, false
 			}
 			return of(&BatchError{Items: []ItemError{{Index: 1, Field: ve.Field, Message: ve.Message}}})
 		case "POST /api/v1/receipts":
-			_, err := DecodeReceipt([]byte(`{"message_id": "67f2f8a8", "status": "read"}`))
+			_, err := decodeReceipt([]byte(`{"message_id": "67f2f8a8", "status": "read"}`))
 			return of(err)
 		}
 	case fiber.StatusTooManyRequests:

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
@@ -70,7 +71,7 @@ func newEnvFrom(t *testing.T, cfg config.Config, pool *pgxpool.Pool, st *store.S
 	if logs != nil {
 		log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: rdb, Store: st, Log: log})
+	srv := api.New(cfg, &app.Deps{Pool: pool, Redis: rdb, Store: st, Log: log})
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close server: %v", err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/messaging-server/messaging-server/internal/api"
+	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -168,22 +168,6 @@ func TestUnusualButValidBodiesAreStoredExactly(t *testing.T) {
 	}
 }
 
-func TestCheckJSONText(t *testing.T) {
-	t.Parallel()
-	for body, ok := range map[string]bool{
-		`{"a": "plain"}`: true, `{"a": "\ud83d\ude00"}`: true, `{"a": "\\ud800"}`: true, `{"a": "\\\ud83d\ude00"}`: true,
-		`{"a": "x", "a": "y"}`: true, `{"a": "\u00e9\ufffd"}`: true,
-		`{"a": "\ud800"}`: false, `{"a": "\\\ud800"}`: false, `{"a": "\ude00\ud83d"}`: false, `{"\udfff": 1}`: false,
-		"{\"a\": \"\xff\"}": false, "{\"a\": \"\xc0\xaf\"}": false, "{\"a\": \"\xed\xbf\xbf\"}": false,
-	} {
-		err := api.CheckJSONText([]byte(body))
-		var ae *api.Error
-		if ok != (err == nil) || !ok && (!errors.As(err, &ae) || ae.Status != 400 || ae.Code != "invalid_json") {
-			t.Errorf("%s: %v", body, err)
-		}
-	}
-}
-
 // lockedBuffer collects log output written from fiber's goroutines.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -217,7 +201,7 @@ func TestAccessLogRecordsTheStatusSent(t *testing.T) {
 	cfg := testenv.Config(t, uri, testenv.Queue(t), "API_KEY="+testKey, "RATE_LIMIT=12")
 	var logs lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := api.New(cfg, &api.Deps{Pool: pool, Redis: rdb, Store: st, Log: log})
+	srv := api.New(cfg, &app.Deps{Pool: pool, Redis: rdb, Store: st, Log: log})
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close server: %v", err)
@@ -284,77 +268,6 @@ func equalInts(a, b []int) bool {
 	for i := range a {
 		if a[i] != b[i] {
 			return false
-		}
-	}
-	return true
-}
-
-// FuzzCheckJSONText compares the check with an independent reading of the
-// rules on any body encoding/json accepts: it passes exactly when the bytes
-// are UTF-8 and every \u escape of a surrogate is a high one directly
-// followed by an escaped low one.
-func FuzzCheckJSONText(f *testing.F) {
-	for _, s := range []string{`{"a":"b"}`, `{"a":"\ud800"}`, `{"a":"\ud83d\ude00"}`, `"\\ud800"`, `"\\\ud800"`,
-		`["\udc00\ud800"]`, "\"\xff\"", "\"\xed\xa0\x80\"", `{"\ud800\udc00":"\uDBFF\uDFFF"}`, `"\ud800\ud800\udc00"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		if !json.Valid(body) {
-			return
-		}
-		err := api.CheckJSONText(body)
-		want := utf8.Valid(body) && surrogatesPaired(body)
-		if (err == nil) != want {
-			t.Fatalf("CheckJSONText(%q) = %v, want ok %v", body, err, want)
-		}
-		if err == nil {
-			var v any
-			if err := json.Unmarshal(body, &v); err != nil {
-				t.Fatalf("%q: %v", body, err)
-			}
-		}
-	})
-}
-
-// surrogatesPaired scans the \u escapes of syntactically valid JSON.
-func surrogatesPaired(b []byte) bool {
-	hex := func(i int) (rune, bool) {
-		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
-			return 0, false
-		}
-		var r rune
-		for _, c := range b[i+2 : i+6] {
-			switch {
-			case c >= '0' && c <= '9':
-				r = r<<4 | rune(c-'0')
-			case c >= 'a' && c <= 'f':
-				r = r<<4 | rune(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				r = r<<4 | rune(c-'A'+10)
-			}
-		}
-		return r, true
-	}
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' {
-			continue
-		}
-		r, isU := hex(i)
-		if !isU {
-			i++ // skip the escaped character, which may be a backslash
-			continue
-		}
-		switch {
-		case r >= 0xd800 && r <= 0xdbff:
-			lo, ok := hex(i + 6)
-			if !ok || lo < 0xdc00 || lo > 0xdfff {
-				return false
-			}
-			i += 11
-		case r >= 0xdc00 && r <= 0xdfff:
-			return false
-		default:
-			i += 5
 		}
 	}
 	return true

@@ -2,8 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -65,6 +69,13 @@ type MessageDetail struct {
 	Lifecycle
 }
 
+// MessagePage is one page of the list of every message, newest first.
+type MessagePage struct {
+	Data []MessageDetail `json:"data"`
+	// NextCursor fetches the following page; null on the last one.
+	NextCursor *string `json:"next_cursor" extensions:"x-nullable" example:"MjAyNS0wMS0wMlQwMzowNDowNS4xMjM0NTZafDAxOTJmMGM0"`
+}
+
 // Where GET /api/v1/messages/{id} took remote_message_id and sent_at from,
 // in the X-Sent-Record-Source header of a sent message's answer.
 const (
@@ -76,6 +87,29 @@ const (
 // cacheTimeout bounds the Redis read of GET /api/v1/messages/{id}: a slow
 // cache must not slow a read PostgreSQL can answer alone.
 const cacheTimeout = 500 * time.Millisecond
+
+// Lifecycle is the lifecycle state every message answer shows.
+type Lifecycle struct {
+	// SendAt is the earliest send time; null: at once.
+	SendAt *time.Time `json:"send_at" extensions:"x-nullable" format:"date-time" example:"2026-12-01T09:00:00Z"`
+	// ExpiresAt is the latest time a call may start; null: never.
+	ExpiresAt *time.Time `json:"expires_at" extensions:"x-nullable" format:"date-time" example:"2026-12-01T11:00:00Z"`
+	Priority  int        `json:"priority" example:"0" minimum:"0" maximum:"9"`
+	// DeliveryStatus is the latest delivery receipt; null without one.
+	DeliveryStatus *string `json:"delivery_status" extensions:"x-nullable" enums:"delivered,undelivered" example:"delivered"`
+	// DeliveredAt is the time of the latest receipt.
+	DeliveredAt *time.Time `json:"delivered_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:07Z"`
+	// DeliveryError is the provider's error code of an undelivered
+	// receipt.
+	DeliveryError *string `json:"delivery_error" extensions:"x-nullable" example:"30003"`
+}
+
+func lifecycle(m store.Message) Lifecycle {
+	return Lifecycle{
+		SendAt: utc(m.SendAt), ExpiresAt: utc(m.ExpiresAt), Priority: m.Priority,
+		DeliveryStatus: nullable(m.DeliveryStatus), DeliveredAt: utc(m.DeliveredAt), DeliveryError: nullable(m.DeliveryError),
+	}
+}
 
 // createMessage stores a new pending message.
 //
@@ -100,7 +134,7 @@ const cacheTimeout = 500 * time.Millisecond
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/messages [post]
 func (s *Server) createMessage(c *fiber.Ctx) error {
-	req, err := DecodeNewMessage(c.Body())
+	req, err := decodeNewMessage(c.Body())
 	if err != nil {
 		return err
 	}
@@ -116,52 +150,41 @@ func (s *Server) createMessage(c *fiber.Ctx) error {
 	return c.Status(status).JSON(created(m.Message))
 }
 
-// listSent pages through sent messages, newest first.
-//
-//	@Summary		List sent messages
-//	@Description	Newest first (sent_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. Messages sent while you page do not shift later pages, so a walk neither repeats nor skips a message. Messages sent before sent_at was recorded come last with sent_at null.
-//	@Tags			messages
-//	@Produce		json
-//	@Security		BearerAuth
-//	@Param			limit	query		int		false	"Page size; values above 100 are capped"	minimum(1)	default(20)
-//	@Param			cursor	query		string	false	"next_cursor of the previous page"
-//	@Success		200		{object}	SentPage
-//	@Failure		400		{object}	ErrorResponse	"Bad limit or cursor"
-//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
-//	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
-//	@Failure		500		{object}	ErrorResponse
-//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
-//	@Router			/api/v1/messages/sent [get]
-func (s *Server) listSent(c *fiber.Ctx) error {
-	limit, err := ParseLimit(c.Query("limit"))
+// newMessage turns a decoded create into what the store inserts; see
+// buildNewMessage.
+func (s *Server) newMessage(r CreateMessageRequest, now time.Time) (store.NewMessage, bool, error) {
+	return buildNewMessage(r, now, createLimits{MaxContent: s.cfg.MaxContentLength, DefaultValidity: s.cfg.DefaultValidity()})
+}
+
+// replayOf answers whether a create whose send_at is already past is a
+// replay of an earlier create with the same id and body: then it is not
+// an error. Only a client-chosen id can be replayed.
+func (s *Server) replayOf(c *fiber.Ctx, r CreateMessageRequest, n store.NewMessage) bool {
+	if r.ID == nil {
+		return false
+	}
+	m, err := s.deps.Store.Get(c.UserContext(), n.ID)
+	return err == nil && store.SameMessage(m, n)
+}
+
+// createOne validates and stores one create; see createMessage.
+func (s *Server) createOne(c *fiber.Ctx, r CreateMessageRequest) (store.Created, error) {
+	n, past, err := s.newMessage(r, time.Now())
+	if err != nil && (!past || !s.replayOf(c, r, n)) {
+		return store.Created{}, err
+	}
+	out, err := s.deps.Store.Create(c.UserContext(), []store.NewMessage{n})
 	if err != nil {
-		return err
+		return store.Created{}, err
 	}
-	var after *store.SentCursor
-	if raw := c.Query("cursor"); raw != "" {
-		cur, err := DecodeCursor(raw)
-		if err != nil {
-			return err
-		}
-		after = &cur
+	return out[0], nil
+}
+
+func created(m store.Message) MessageCreated {
+	return MessageCreated{
+		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, CreatedAt: m.CreatedAt.UTC(),
+		Lifecycle: lifecycle(m),
 	}
-	rows, more, err := s.deps.Store.ListSent(c.UserContext(), after, limit)
-	if err != nil {
-		return err
-	}
-	page := SentPage{Data: make([]SentMessage, len(rows))}
-	for i, r := range rows {
-		page.Data[i] = SentMessage{
-			ID: r.ID, Content: r.Content, PhoneNumber: r.PhoneNumber,
-			RemoteMessageID: nullable(r.RemoteMessageID), SentAt: utc(r.SentAt), Lifecycle: lifecycle(r),
-		}
-	}
-	if more {
-		last := rows[len(rows)-1]
-		next := EncodeCursor(store.SentCursor{SentAt: last.SentAt, ID: last.ID})
-		page.NextCursor = &next
-	}
-	return c.JSON(page)
 }
 
 // getMessage reads one message.
@@ -207,6 +230,223 @@ func (s *Server) getMessage(c *fiber.Ctx) error {
 		c.Set(HeaderSentRecordSource, source)
 	}
 	return c.JSON(d)
+}
+
+// listMessages pages through every message, newest first.
+//
+//	@Summary		List messages
+//	@Description	Every message, newest first (created_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. status and priority filter the list; keep them the same while you page.
+//	@Tags			messages
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			status		query		string	false	"Only messages in this status"	Enums(pending, sending, sent, failed, expired, canceled)
+//	@Param			priority	query		int		false	"Only messages of this priority"	minimum(0)	maximum(9)
+//	@Param			limit		query		int		false	"Page size; values above 100 are capped"	minimum(1)	default(20)
+//	@Param			cursor		query		string	false	"next_cursor of the previous page"
+//	@Success		200			{object}	MessagePage
+//	@Failure		400			{object}	ErrorResponse	"Bad status, priority, limit or cursor"
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
+//	@Failure		429			{object}	ErrorResponse	"Rate limit reached"
+//	@Failure		500			{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
+//	@Router			/api/v1/messages [get]
+func (s *Server) listMessages(c *fiber.Ctx) error {
+	limit, err := parseLimit(c.Query("limit"))
+	if err != nil {
+		return err
+	}
+	var f store.ListFilter
+	if st := c.Query("status"); st != "" {
+		if err := parseStatusFilter(st); err != nil {
+			return err
+		}
+		f.Status = st
+	}
+	if p := c.Query("priority"); p != "" {
+		num := json.Number(p)
+		n, _, err := parseWhole(&num, "priority", 0, MaxPriority)
+		if err != nil {
+			return &Error{Status: fiber.StatusBadRequest, Code: "invalid_parameter", Field: "priority", Message: "priority must be a whole number from 0 to 9"}
+		}
+		f.Priority = &n
+	}
+	var after *store.ListCursor
+	if raw := c.Query("cursor"); raw != "" {
+		cur, err := decodeCursor(raw)
+		if err != nil {
+			return err
+		}
+		if cur.SentAt == nil {
+			return errBadCursor
+		}
+		after = &store.ListCursor{CreatedAt: *cur.SentAt, ID: cur.ID}
+	}
+	rows, more, err := s.deps.Store.ListMessages(c.UserContext(), f, after, limit)
+	if err != nil {
+		return err
+	}
+	page := MessagePage{Data: make([]MessageDetail, len(rows))}
+	for i, m := range rows {
+		page.Data[i] = detail(m)
+	}
+	if more {
+		last := rows[len(rows)-1]
+		next := encodeCursor(store.SentCursor{SentAt: &last.CreatedAt, ID: last.ID})
+		page.NextCursor = &next
+	}
+	return c.JSON(page)
+}
+
+// parseStatusFilter checks the status query parameter.
+func parseStatusFilter(s string) error {
+	for _, st := range store.Statuses {
+		if s == st {
+			return nil
+		}
+	}
+	return &Error{Status: fiber.StatusBadRequest, Code: "invalid_parameter", Field: "status",
+		Message: "status must be one of pending, sending, sent, failed, expired, canceled"}
+}
+
+// listSent pages through sent messages, newest first.
+//
+//	@Summary		List sent messages
+//	@Description	Newest first (sent_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. Messages sent while you page do not shift later pages, so a walk neither repeats nor skips a message. Messages sent before sent_at was recorded come last with sent_at null.
+//	@Tags			messages
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			limit	query		int		false	"Page size; values above 100 are capped"	minimum(1)	default(20)
+//	@Param			cursor	query		string	false	"next_cursor of the previous page"
+//	@Success		200		{object}	SentPage
+//	@Failure		400		{object}	ErrorResponse	"Bad limit or cursor"
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request"
+//	@Failure		429		{object}	ErrorResponse	"Rate limit reached"
+//	@Failure		500		{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
+//	@Router			/api/v1/messages/sent [get]
+func (s *Server) listSent(c *fiber.Ctx) error {
+	limit, err := parseLimit(c.Query("limit"))
+	if err != nil {
+		return err
+	}
+	var after *store.SentCursor
+	if raw := c.Query("cursor"); raw != "" {
+		cur, err := decodeCursor(raw)
+		if err != nil {
+			return err
+		}
+		after = &cur
+	}
+	rows, more, err := s.deps.Store.ListSent(c.UserContext(), after, limit)
+	if err != nil {
+		return err
+	}
+	page := SentPage{Data: make([]SentMessage, len(rows))}
+	for i, r := range rows {
+		page.Data[i] = SentMessage{
+			ID: r.ID, Content: r.Content, PhoneNumber: r.PhoneNumber,
+			RemoteMessageID: nullable(r.RemoteMessageID), SentAt: utc(r.SentAt), Lifecycle: lifecycle(r),
+		}
+	}
+	if more {
+		last := rows[len(rows)-1]
+		next := encodeCursor(store.SentCursor{SentAt: last.SentAt, ID: last.ID})
+		page.NextCursor = &next
+	}
+	return c.JSON(page)
+}
+
+// Page sizes of the sent list.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// parseLimit reads the limit query parameter: empty means DefaultPageSize,
+// larger than MaxPageSize is capped, anything but a positive whole number
+// is a 400.
+func parseLimit(s string) (int, error) {
+	if s == "" {
+		return DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		if err != nil && isDigits(s) {
+			return MaxPageSize, nil // too large for an int: capped like any other
+		}
+		return 0, &Error{Status: fiber.StatusBadRequest, Code: "invalid_parameter", Field: "limit",
+			Message: fmt.Sprintf("limit must be a whole number from 1 (values above %d are capped)", MaxPageSize)}
+	}
+	return min(n, MaxPageSize), nil
+}
+
+// The cursor is opaque to clients: base64url (no padding) of
+// "<sent_at RFC 3339 with nanoseconds, UTC>|<id>", with an empty time for
+// rows sent before sent_at was recorded. The id goes last because it may
+// hold any character, '|' included.
+var cursorEncoding = base64.RawURLEncoding
+
+// encodeCursor turns the last row of a page into the next page's cursor.
+func encodeCursor(c store.SentCursor) string {
+	t := ""
+	if c.SentAt != nil {
+		t = c.SentAt.UTC().Format(time.RFC3339Nano)
+	}
+	return cursorEncoding.EncodeToString([]byte(t + "|" + c.ID))
+}
+
+var errBadCursor = &Error{Status: fiber.StatusBadRequest, Code: "invalid_cursor", Field: "cursor",
+	Message: "cursor is not one this API issued; start again without it"}
+
+// decodeCursor parses a cursor from encodeCursor; anything else is a 400,
+// never a database error.
+func decodeCursor(s string) (store.SentCursor, error) {
+	b, err := cursorEncoding.Strict().DecodeString(s)
+	if err != nil || !utf8.Valid(b) {
+		return store.SentCursor{}, errBadCursor
+	}
+	t, id, ok := strings.Cut(string(b), "|")
+	if !ok || id == "" || utf8.RuneCountInString(id) > 36 || strings.ContainsRune(id, 0) {
+		return store.SentCursor{}, errBadCursor
+	}
+	c := store.SentCursor{ID: id}
+	if t != "" {
+		at, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil || at.Year() < 1 || at.Year() > 9999 {
+			return store.SentCursor{}, errBadCursor
+		}
+		at = at.UTC()
+		c.SentAt = &at
+	}
+	return c, nil
+}
+
+// cancelMessage cancels a pending message.
+//
+//	@Summary		Cancel a message
+//	@Description	Cancels a pending message (scheduled, due, or waiting for a retry): it will never be sent, even if a worker is claiming it at the same moment (then one of the two wins: the cancel, or the claim and the cancel answers 409). Canceling a canceled message answers 200 again.
+//	@Tags			messages
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id	path		string	true	"Message id"
+//	@Success		200	{object}	MessageDetail
+//	@Failure		401	{object}	ErrorResponse	"API_KEY is set and the bearer key is missing or wrong"
+//	@Failure		404	{object}	ErrorResponse	"No such message"
+//	@Failure		409	{object}	ErrorResponse	"not_cancelable: the message is sending, sent, failed or expired"
+//	@Failure		429	{object}	ErrorResponse	"Rate limit reached"
+//	@Failure		500	{object}	ErrorResponse
+//	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
+//	@Router			/api/v1/messages/{id}/cancel [post]
+func (s *Server) cancelMessage(c *fiber.Ctx) error {
+	id, err := messageID(c)
+	if err != nil {
+		return err
+	}
+	m, err := s.deps.Store.Cancel(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(detail(m))
 }
 
 // retryMessage puts a failed message back in line.

@@ -30,13 +30,13 @@ const maxReceiptText = 255
 // receiptFields lists the names of a receipt, for the unknown-field answer.
 const receiptFields = "message_id, status, error_code and timestamp"
 
-// DecodeReceipt parses and checks a receipt body: strict JSON (decodeStrict:
+// decodeReceipt parses and checks a receipt body: strict JSON (decodeStrict:
 // 400 for malformed JSON, an unknown or repeated name, 422 for a field of
 // the wrong type), then 422 for a missing or bad field. A delivered receipt
 // carries no error_code: one that does is refused (422 on error_code)
 // rather than stored with it, so delivery_error only ever explains an
 // undelivered message.
-func DecodeReceipt(body []byte) (store.Receipt, error) {
+func decodeReceipt(body []byte) (store.Receipt, error) {
 	var r ReceiptRequest
 	if err := decodeStrict(body, &r, receiptFields); err != nil {
 		return store.Receipt{}, err
@@ -75,7 +75,7 @@ func printable(s string) bool {
 		return false
 	}
 	// A body the JSON decoder would alter (a bad byte, a lone surrogate)
-	// is refused before, by CheckJSONText; a U+FFFD sent as such stays
+	// is refused before, by checkJSONText; a U+FFFD sent as such stays
 	// refused here.
 	for _, r := range s {
 		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == utf8.RuneError {
@@ -107,7 +107,7 @@ func printable(s string) bool {
 //	@Failure		431	{object}	ErrorResponse	"Request headers larger than 4 KiB"
 //	@Router			/api/v1/receipts [post]
 func (s *Server) postReceipt(c *fiber.Ctx) error {
-	r, err := DecodeReceipt(c.Body())
+	r, err := decodeReceipt(c.Body())
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ func TestSentPaginationIsStableUnderConcurrentSends(t *testing.T) {
 	for _, id := range ids[30:36] {
 		rows = append(rows, sentRow{id, &tie})
 	}
-	// Sent before sent_at existed (is_sent from the seed era).
+	// Sent rows without sent_at (only is_sent set): they come last.
 	e.exec(`UPDATE messages SET status = 'sent', is_sent = TRUE WHERE id = ANY($1)`, ids[36:41])
 	for _, id := range ids[36:41] {
 		rows = append(rows, sentRow{id, nil})

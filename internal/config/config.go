@@ -44,7 +44,7 @@ type Config struct {
 	// it; Retry returns the parsed form.
 	RetrySchedule string `env:"RETRY_SCHEDULE" envDefault:"5s,30s,2m,10m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated steps, each whole seconds or a Go duration, above 0 and at most 168h, 1 to 99 of them"`
 
-	// The circuit breaker shared by every worker (issue 13): it opens when,
+	// The circuit breaker shared by every worker: it opens when,
 	// within BreakerWindow, at least BreakerMinCalls calls were made and at
 	// least BreakerFailureRate of them failed retryably; it probes after
 	// BreakerCooldown.

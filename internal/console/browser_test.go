@@ -96,7 +96,7 @@ func startSystem(t *testing.T) *system {
 	}
 	s.base = "http://" + ln.Addr().String()
 	d := s.open()
-	srv := api.New(s.cfg, &api.Deps{Pool: d.Pool, Redis: d.Redis, Store: d.Store, Log: d.Log})
+	srv := api.New(s.cfg, d)
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close api: %v", err)
