@@ -223,7 +223,7 @@ func TestBase(t *testing.T) {
 		t.Fatalf("no HorizontalPodAutoscaler messaging-worker; have %v", keys(r.hpas))
 	}
 	checkHPA(t, r, hpa)
-	// The base's Secret lists every secret issue 12 names, empty where
+	// The base's Secret lists every secret variable, empty where
 	// optional, so that an operator sees where each one goes.
 	for _, sec := range r.secrets {
 		for _, k := range []string{"WEBHOOK_URL", "WEBHOOK_AUTH_KEY", "WEBHOOK_SECRET", "API_KEY", "REDIS_PASSWORD", "POSTGRES_URI"} {
