@@ -2477,7 +2477,7 @@ const docTemplate = `{
                     "example": "2025-01-02T03:04:05.123456Z"
                 },
                 "next_run_at": {
-                    "description": "NextRunAt is the next tick the live scheduler replicas have\nplanned, never in the past; null while stopped or when no scheduler\nis alive.",
+                    "description": "NextRunAt is the next tick the live scheduler replicas have\nplanned, never in the past. In the seconds after a start, before a\nreplica has published its plan, it is the switch's change (or the\nlast tick, if later) plus CRON_INTERVAL. Null while stopped, when no\nscheduler is alive, or when Redis does not answer.",
                     "type": "string",
                     "format": "date-time",
                     "x-nullable": true,

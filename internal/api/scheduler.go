@@ -29,8 +29,10 @@ type SchedulerStatus struct {
 	// first.
 	LastRunAt *time.Time `json:"last_run_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
 	// NextRunAt is the next tick the live scheduler replicas have
-	// planned, never in the past; null while stopped or when no scheduler
-	// is alive.
+	// planned, never in the past. In the seconds after a start, before a
+	// replica has published its plan, it is the switch's change (or the
+	// last tick, if later) plus CRON_INTERVAL. Null while stopped, when no
+	// scheduler is alive, or when Redis does not answer.
 	NextRunAt *time.Time `json:"next_run_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:06:05Z"`
 	// SchedulerAlive tells whether a scheduler process read the switch in
 	// the last few seconds (each does every second). While it is false no
@@ -146,7 +148,7 @@ func (s *Server) schedulerStatus(ctx context.Context, ctl store.Control) (Schedu
 	}
 	st.SchedulerAlive = ctl.SchedulerAlive(schedulerAliveWithin)
 	if ctl.Running && st.SchedulerAlive {
-		st.NextRunAt = s.nextRun(ctl.Now)
+		st.NextRunAt = s.nextRun(ctl)
 	}
 	return st, nil
 }
@@ -156,28 +158,47 @@ func (s *Server) schedulerStatus(ctx context.Context, ctl store.Control) (Schedu
 const schedulerAliveWithin = 5 * time.Second
 
 // nextRun is the earliest next enqueue of our dispatch task among the live
-// scheduler replicas' entries in Redis, or nil when there is none or Redis
-// does not answer (the status is still worth returning). An entry is a
-// snapshot written every heartbeat, so its next run may already have
-// passed: it is carried forward by the interval (the entry is "@every
-// CRON_INTERVAL") to the first one after now.
-func (s *Server) nextRun(now time.Time) *time.Time {
+// scheduler replicas' entries in Redis, or nil when Redis does not answer
+// (the status is still worth returning). An entry is a snapshot written
+// every heartbeat, so its next run may already have passed: it is carried
+// forward by the interval (the entry is "@every CRON_INTERVAL") to the first
+// one after now. A replica publishes its entry only after it has seen the
+// switch on and its next heartbeat has passed (about 3 s); until then the
+// next run is estimated by expectedRun.
+func (s *Server) nextRun(ctl store.Control) *time.Time {
 	entries, err := s.insp.SchedulerEntries()
 	if err != nil {
 		s.log.Warn("read scheduler entries", "err", err)
 		return nil
 	}
+	interval := s.cfg.CronIntervalDuration()
 	var next *time.Time
 	for _, e := range entries {
 		if e.Task == nil || e.Task.Type() != task.Dispatch || queueOf(e.Opts) != s.cfg.Queue || e.Next.IsZero() {
 			continue
 		}
-		n := nextAfter(e.Next, s.cfg.CronIntervalDuration(), now)
+		n := nextAfter(e.Next, interval, ctl.Now)
 		if next == nil || n.Before(*next) {
 			next = &n
 		}
 	}
+	if next == nil {
+		n := expectedRun(ctl.LastTickAt, ctl.UpdatedAt, interval, ctl.Now)
+		next = &n
+	}
 	return next
+}
+
+// expectedRun estimates the next tick while no replica has published its
+// entry: a replica adds its "@every CRON_INTERVAL" entry when it sees the
+// switch on, so ticks follow the later of the last tick and the switch's
+// last change by whole intervals.
+func expectedRun(lastTick *time.Time, switched time.Time, interval time.Duration, now time.Time) time.Time {
+	from := switched
+	if lastTick != nil && lastTick.After(from) {
+		from = *lastTick
+	}
+	return nextAfter(from.Add(interval), interval, now)
 }
 
 // nextAfter carries a planned run forward by whole intervals until it is

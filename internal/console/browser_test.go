@@ -388,6 +388,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("after start: %+v %v", ctl, err)
 	}
 
+	failedWithoutCall(t, b, s)
+
 	// Create a message in the form and watch it reach sent.
 	b.run(t, "create a message",
 		chromedp.SendKeys(css(tid("create-form")+` input[name="phone_number"]`), "+905551234567"),
@@ -462,6 +464,86 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(t, "the sign-in page", chromedp.WaitVisible(css(tid("signin-key"))))
 	b.run(t, "the dashboard after sign-out", chromedp.Navigate(s.base+"/monitoring/"), chromedp.WaitVisible(css(tid("signin-key"))))
 	b.check(t, "at the end")
+}
+
+// failedWithoutCall inserts a row the API would refuse (its number is not
+// E.164), as another system may, and lets the running worker fail it
+// without a webhook call. The console must not contradict itself about it:
+// the Failed tile counts messages failed now, the chart's legend counts
+// failed calls and says so, and the detail, opened in a 1000 px window, is
+// in view and claims no call.
+func failedWithoutCall(t *testing.T, b *browser, s *system) {
+	t.Helper()
+	const id = "row-with-a-bad-number"
+	if _, err := s.deps.Pool.Exec(context.Background(),
+		`INSERT INTO messages (id, content, phone_number) VALUES ($1, 'Inserted around the API', '12345')`, id); err != nil {
+		t.Fatalf("insert an invalid row: %v", err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the invalid row to fail", func() bool { return s.status(id) == "failed" })
+	var calls int
+	if err := s.deps.Pool.QueryRow(context.Background(), `SELECT count(*) FROM message_attempts WHERE message_id = $1`, id).Scan(&calls); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 {
+		t.Fatalf("the invalid row has %d webhook calls, want none", calls)
+	}
+
+	// The tile counts failed messages; the legend counts the failed calls
+	// the chart draws, which the invalid row is not among; both say what
+	// they count.
+	failedMessages := s.counts()["failed"]
+	var minutes api.MinuteStats
+	if err := getJSON(s.base+"/api/v1/stats/minutes", &minutes); err != nil {
+		t.Fatalf("GET /api/v1/stats/minutes: %v", err)
+	}
+	var failedCalls int64
+	for _, m := range minutes.Data {
+		failedCalls += m.Failed
+	}
+	if int64(failedMessages) == failedCalls {
+		t.Fatalf("failed messages %d equal failed calls %d: the check below would not tell them apart", failedMessages, failedCalls)
+	}
+	b.waitJS(t, "the Failed tile", textIs(tid("count-failed"), fmt.Sprint(failedMessages)))
+	b.waitJS(t, "the failed calls in the legend", textIs("#sum-failed", fmt.Sprint(failedCalls)))
+	legend := eval[string](t, b, fmt.Sprintf(`document.querySelector(%q).innerText`, tid("chart-legend")))
+	if !strings.Contains(legend, "Failed calls") || !strings.Contains(legend, "Sent calls") {
+		t.Fatalf("the chart's legend does not say it counts calls: %q", legend)
+	}
+	if tile := eval[string](t, b, `document.querySelector(".count.s-failed .label").textContent`); tile != "Failed" {
+		t.Fatalf("the Failed tile is labelled %q", tile)
+	}
+	b.waitJS(t, "the chart's note", fmt.Sprintf(`(() => { const n = document.querySelector(%q); return !!n && n.offsetHeight > 0 && n.textContent.includes("without a call"); })()`, tid("chart-note")))
+
+	// In a 1000 px window the detail opens below the table and the form:
+	// opening it brings it into view.
+	b.run(t, "a 1000 px window", chromedp.EmulateViewport(1000, 900))
+	if w := eval[int](t, b, `(window.scrollTo(0, 0), window.innerWidth)`); w != 1000 {
+		t.Fatalf("the window is %d px wide, want 1000", w)
+	}
+	b.click(t, "open the invalid row", rowSel(id))
+	b.waitJS(t, "its detail", fmt.Sprintf(`document.querySelector("#detail").dataset.id === %q && !!document.querySelector(%q)`, id, tid("detail-calls-note")))
+	b.waitJS(t, "the detail in view", `(() => { const r = document.querySelector("#detail").getBoundingClientRect(); return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; })()`)
+	if top := eval[float64](t, b, `window.scrollY`); top <= 0 {
+		t.Fatalf("the page did not scroll (scrollY %v): the detail was in view without it, so this check proves nothing", top)
+	}
+	if v := eval[string](t, b, `document.querySelector('#detail [data-field="attempts"]').textContent`); v != "1" {
+		t.Fatalf("Tries = %q, want 1", v)
+	}
+	if v := eval[string](t, b, `document.querySelector('#detail [data-field="calls"]').textContent`); v != "0" {
+		t.Fatalf("Calls = %q, want 0", v)
+	}
+	note := eval[string](t, b, fmt.Sprintf(`document.querySelector(%q).textContent`, tid("detail-calls-note")))
+	if note != "Failed without a recorded webhook call (the reason is under Last error)." {
+		t.Fatalf("the detail's note is %q", note)
+	}
+	if v := eval[string](t, b, `document.querySelector('#detail [data-field="last_error"]').textContent`); !strings.HasPrefix(v, "not sent: invalid message: ") {
+		t.Fatalf("Last error = %q", v)
+	}
+	if text := eval[string](t, b, `document.querySelector("#detail").innerText`); strings.Contains(text, "Attempts") || strings.Contains(text, "yet") {
+		t.Fatalf("the detail of a message failed without a call claims one:\n%s", text)
+	}
+	b.click(t, "close the detail", "#detail-close")
+	b.run(t, "the usual window", chromedp.ResetViewport())
 }
 
 // screenshots writes docs/img/console.png and docs/img/asynqmon.png (run

@@ -73,6 +73,7 @@
     if (!iso) return "–";
     const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
     const a = Math.abs(s);
+    if (a === 0) return "now";
     const txt = a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : Math.round(a / 3600) + " h";
     return s >= 0 ? "in " + txt : txt + " ago";
   }
@@ -155,7 +156,7 @@
       const node = $("#count-" + s);
       const txt = String(n);
       if (node.textContent !== txt) node.textContent = txt;
-      node.title = fmt.format(n) + " " + s;
+      node.title = fmt.format(n) + " messages " + s + " now";
     }
   }
 
@@ -193,7 +194,7 @@
     }
     $("#sum-sent").textContent = fmt.format(sumSent);
     $("#sum-failed").textContent = fmt.format(sumFailed);
-    root.setAttribute("aria-label", `${sumSent} sent and ${sumFailed} failed in the last hour`);
+    root.setAttribute("aria-label", `${sumSent} calls sent and ${sumFailed} calls failed in the last hour`);
     const max = niceMax(peak);
     const plotH = H - T - B, plotW = W - L - R;
     const y = (v) => T + plotH - (v / max) * plotH;
@@ -213,7 +214,7 @@
     points.forEach((p, i) => {
       const x = L + i * slot + (slot - bw) / 2;
       const g = svg("g", { class: "slot" });
-      g.append(svg("title", {}, `${clock(p.minute, false)}  ${p.sent} sent, ${p.failed} failed`));
+      g.append(svg("title", {}, `${clock(p.minute, false)}  calls: ${p.sent} sent, ${p.failed} failed`));
       g.append(svg("rect", { class: "hit", x: L + i * slot, y: T, width: slot, height: plotH, fill: "transparent" }));
       if (p.sent > 0) g.append(svg("rect", { class: "bar-sent", x, y: y(p.sent), width: bw, height: y(0) - y(p.sent), rx: 1.5 }));
       if (p.failed > 0) {
@@ -229,7 +230,7 @@
     root.append(axis);
     if (peak === 0) {
       root.append(svg("text", { class: "empty-note", x: L + plotW / 2, y: T + plotH / 2, "text-anchor": "middle" },
-        "Nothing sent or failed in the last hour"));
+        "No webhook call sent or failed a message in the last hour"));
     }
     host.replaceChildren(root);
   }
@@ -292,17 +293,34 @@
   // ---- One message ------------------------------------------------------
 
   const FIELDS = [
-    ["id", "Id"], ["status", "Status"], ["phone_number", "To"], ["content", "Content"], ["attempts", "Attempts"],
+    ["id", "Id"], ["status", "Status"], ["phone_number", "To"], ["content", "Content"], ["attempts", "Tries"],
     ["priority", "Priority"], ["created_at", "Created"], ["send_at", "Send at"], ["expires_at", "Expires"],
     ["sent_at", "Sent"], ["remote_message_id", "Remote id"], ["delivery_status", "Delivery"],
     ["delivered_at", "Delivered"], ["last_error", "Last error"],
   ];
+
+  // TRIES_TITLE explains the message's attempts field: it counts the times
+  // a worker took the message (since it was created or last retried), and
+  // a try can end before any call, so the calls the attempts log holds are
+  // shown beside it.
+  const TRIES_TITLE = "Times a worker took this message since it was created or last retried. " +
+    "A try can end without a call, for a message that cannot be sent.";
 
   async function openDetail(id) {
     state.selected = id;
     for (const tr of document.querySelectorAll("#rows tr")) tr.classList.toggle("selected", tr.dataset.id === id);
     if (window.location.hash !== "#msg=" + encodeURIComponent(id)) history.replaceState(null, "", "#msg=" + encodeURIComponent(id));
     await refreshDetail();
+    if (state.selected === id) reveal($("#detail"));
+  }
+
+  // reveal scrolls node into the window when any of it is outside: the
+  // detail sits below the form, and below the table in a narrow window.
+  function reveal(node) {
+    const r = node.getBoundingClientRect();
+    const vh = window.innerHeight || document.documentElement.clientHeight;
+    if (r.top >= 0 && r.bottom <= vh) return;
+    node.scrollIntoView({ block: r.height <= vh ? "nearest" : "start" });
   }
 
   async function refreshDetail() {
@@ -332,22 +350,42 @@
       else node = document.createTextNode(String(v));
       const dd = el("dd", { class: k === "id" || k === "remote_message_id" ? "mono" : "", "data-field": k }, [node]);
       if (k.endsWith("_at")) dd.title = v;
-      items.push(el("dt", { text: label }), dd);
+      if (k === "attempts") dd.title = TRIES_TITLE;
+      items.push(el("dt", { text: label, title: k === "attempts" ? TRIES_TITLE : undefined }), dd);
+      if (k === "attempts" && attempts) {
+        const calls = (attempts.data || []).length;
+        items.push(el("dt", { text: "Calls", title: "Webhook calls recorded for this message, retries included" }),
+          el("dd", { "data-field": "calls", text: String(calls) }));
+      }
     }
     dl.replaceChildren(...items);
     $("#detail-retry").hidden = m.status !== "failed";
     $("#detail-cancel").hidden = m.status !== "pending";
-    drawAttempts(attempts ? attempts.data || [] : null);
+    drawAttempts(attempts ? attempts.data || [] : null, m);
   }
 
-  function drawAttempts(list) {
+  // noCallNote says why a message has no webhook call in the attempts log,
+  // from its status and reason alone.
+  function noCallNote(m) {
+    const why = m.last_error ? " (the reason is under Last error)." : ".";
+    switch (m.status) {
+      case "pending": return m.attempts > 0 ? "No webhook call recorded yet." : "No webhook call yet.";
+      case "sending": return "A worker holds this message; no webhook call recorded yet.";
+      case "failed": return "Failed without a recorded webhook call" + why;
+      case "expired": return "Expired without a webhook call" + why;
+      case "canceled": return "Canceled before any webhook call.";
+      default: return "No webhook call recorded.";
+    }
+  }
+
+  function drawAttempts(list, m) {
     const host = $("#detail-attempts");
     if (list === null) {
       host.replaceChildren(el("p", { class: "muted", text: "This server does not record attempts." }));
       return;
     }
     if (list.length === 0) {
-      host.replaceChildren(el("p", { class: "muted", text: "No webhook call yet." }));
+      host.replaceChildren(el("p", { class: "muted calls-note", "data-testid": "detail-calls-note", text: noCallNote(m) }));
       return;
     }
     const body = list.map((a) => el("tr", {}, [
@@ -365,8 +403,13 @@
   }
 
   function closeDetail() {
+    const row = document.querySelector("#rows tr.selected");
+    if (row) row.scrollIntoView({ block: "nearest" });
     state.selected = null;
-    $("#detail").hidden = true;
+    const box = $("#detail");
+    box.hidden = true;
+    delete box.dataset.id;
+    delete box.dataset.status;
     for (const tr of document.querySelectorAll("#rows tr.selected")) tr.classList.remove("selected");
     history.replaceState(null, "", window.location.pathname);
   }
