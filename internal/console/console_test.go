@@ -11,7 +11,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/console"
 )
 
-// Every automation hook issue 11 names is on the page or made by its
+// Every automation hook the console promises is on the page or made by its
 // script; the browser test presses most of them, this one checks they all
 // exist (btn-cancel needs a pending row of the lifecycle list).
 func TestPageHasTheHooks(t *testing.T) {
