@@ -2205,7 +2205,7 @@ const docTemplate = `{
             ],
             "properties": {
                 "attempts": {
-                    "description": "Attempts is how many webhook calls were made (reset by a retry).",
+                    "description": "Attempts is how many times a worker took the message since it was\ncreated or last retried; a try can end without a webhook call (an\ninvalid row). The calls are in /attempts.",
                     "type": "integer",
                     "example": 1
                 },

@@ -57,7 +57,9 @@ type MessageDetail struct {
 	Content     string `json:"content" example:"Your verification code is 123456"`
 	PhoneNumber string `json:"phone_number" example:"+905551111111"`
 	Status      string `json:"status" example:"sent" enums:"pending,sending,sent,failed,expired,canceled"`
-	// Attempts is how many webhook calls were made (reset by a retry).
+	// Attempts is how many times a worker took the message since it was
+	// created or last retried; a try can end without a webhook call (an
+	// invalid row). The calls are in /attempts.
 	Attempts int `json:"attempts" example:"1"`
 	// RemoteMessageID is the provider's id; null until sent.
 	RemoteMessageID *string `json:"remote_message_id" extensions:"x-nullable" example:"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"`
