@@ -10,9 +10,9 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/sink"
-	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -104,7 +104,7 @@ func TestOpenBreakerStartsNoCallAndChargesNothing(t *testing.T) {
 		t.Fatalf("dispatch after the trip: %d %v", n, err)
 	}
 	for _, id := range ids {
-		if m := e.message(t, id); m.Status != store.StatusPending || m.Attempts != 0 {
+		if m := e.message(t, id); m.Status != messaging.StatusPending || m.Attempts != 0 {
 			t.Fatalf("%s is %s with %d attempts, want pending and uncharged", id, m.Status, m.Attempts)
 		}
 	}
@@ -150,7 +150,7 @@ func TestBatchesReportToTheBreaker(t *testing.T) {
 		t.Fatalf("reported %+v, want 6 calls, 2 failures", got)
 	}
 	m := e.message(t, ids[0])
-	if wait := m.NextAttemptAt.Sub(before); m.Status != store.StatusPending || wait < 48*time.Minute || wait > 73*time.Minute {
+	if wait := m.NextAttemptAt.Sub(before); m.Status != messaging.StatusPending || wait < 48*time.Minute || wait > 73*time.Minute {
 		t.Fatalf("retry due in %s (%s), want the schedule's 1h ±20%%", wait, m.Status)
 	}
 }
@@ -181,7 +181,7 @@ func TestOpenBreakerWakesTheProducerAtTheCooldown(t *testing.T) {
 		t.Fatalf("%d admissions asked for 5 messages: the producer spun while open", admits)
 	}
 	for _, id := range ids {
-		if m := e.message(t, id); m.Status != store.StatusSent || m.Attempts != 1 {
+		if m := e.message(t, id); m.Status != messaging.StatusSent || m.Attempts != 1 {
 			t.Fatalf("%s is %s with %d attempts", id, m.Status, m.Attempts)
 		}
 	}

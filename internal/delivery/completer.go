@@ -10,6 +10,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -113,14 +114,14 @@ func (s *Service) record(ctx context.Context, batch []result) {
 			continue
 		}
 		switch o.Status {
-		case store.StatusSent:
+		case messaging.StatusSent:
 			s.sent.Add(1)
 			sent = append(sent, cache.Sent{ID: o.ID, MessageID: done.remoteID(o), SentAt: o.SentAt})
 			s.logMessage(ctx, slog.LevelInfo, "message sent", o, "remote_message_id", done.remoteID(o))
-		case store.StatusPending:
+		case messaging.StatusPending:
 			s.retried.Add(1)
 			s.logMessage(ctx, slog.LevelWarn, "delivery failed; will retry", o, "reason", o.Error, "retry_at", o.NextAt)
-		case store.StatusFailed:
+		case messaging.StatusFailed:
 			s.failed.Add(1)
 			s.logMessage(ctx, slog.LevelError, "delivery failed for good", o, "reason", o.Error)
 		}

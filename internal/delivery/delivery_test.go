@@ -18,6 +18,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
@@ -130,7 +131,7 @@ func TestSendsRecordsAndCaches(t *testing.T) {
 	}
 	for _, id := range ids {
 		m := e.message(t, id)
-		if m.Status != store.StatusSent || m.RemoteMessageID == "" || m.SentAt == nil || m.Attempts != 1 {
+		if m.Status != messaging.StatusSent || m.RemoteMessageID == "" || m.SentAt == nil || m.Attempts != 1 {
 			t.Fatalf("row %+v", m)
 		}
 		raw, err := e.rdb.Get(context.Background(), "message:sent:"+id).Bytes()
@@ -192,13 +193,13 @@ func TestRetriesWithBackoffThenFails(t *testing.T) {
 			t.Fatalf("attempts %d, want %d", m.Attempts, attempt)
 		}
 		if attempt == 3 {
-			if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "gave up after 3 attempts") {
+			if m.Status != messaging.StatusFailed || !strings.Contains(m.LastError, "gave up after 3 attempts") {
 				t.Fatalf("after the last attempt: %+v", m)
 			}
 			break
 		}
 		d := time.Duration(attempt) * time.Hour
-		if m.Status != store.StatusPending || m.NextAttemptAt.Before(before.Add(d).Truncate(time.Microsecond)) || m.NextAttemptAt.After(after.Add(d)) {
+		if m.Status != messaging.StatusPending || m.NextAttemptAt.Before(before.Add(d).Truncate(time.Microsecond)) || m.NextAttemptAt.After(after.Add(d)) {
 			t.Fatalf("attempt %d: status %s, next at %s, want %s after the call", attempt, m.Status, m.NextAttemptAt, d)
 		}
 		n, err = svc.Dispatch(context.Background())
@@ -249,7 +250,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := e.message(t, ids[0])
-	if wait := m.NextAttemptAt.Sub(before); m.Status != store.StatusPending || wait < 2500*time.Millisecond || wait > 4*time.Second {
+	if wait := m.NextAttemptAt.Sub(before); m.Status != messaging.StatusPending || wait < 2500*time.Millisecond || wait > 4*time.Second {
 		t.Fatalf("status %s, next attempt in %s, want about 3s", m.Status, wait)
 	}
 	if !strings.Contains(m.LastError, "429") {
@@ -269,7 +270,7 @@ func TestClientErrorFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := e.message(t, ids[0])
-	if m.Status != store.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "400") || !strings.Contains(m.LastError, "invalid phone number") {
+	if m.Status != messaging.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "400") || !strings.Contains(m.LastError, "invalid phone number") {
 		t.Fatalf("%+v", m)
 	}
 }
@@ -290,7 +291,7 @@ func TestCacheOutageDoesNotBlockSending(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		if m := e.message(t, id); m.Status != store.StatusSent {
+		if m := e.message(t, id); m.Status != messaging.StatusSent {
 			t.Fatalf("%s: %s", id, m.Status)
 		}
 	}
@@ -395,9 +396,9 @@ func TestDrainFinishesInFlightAndClaimsNoMore(t *testing.T) {
 	svc.Wait()
 	for i, id := range ids {
 		m := e.message(t, id)
-		want := store.StatusPending
+		want := messaging.StatusPending
 		if i < 2 {
-			want = store.StatusSent
+			want = messaging.StatusSent
 		}
 		if m.Status != want {
 			t.Fatalf("message %d: %s, want %s", i, m.Status, want)
@@ -428,7 +429,7 @@ func TestAbortReturnsCutCallsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := e.message(t, ids[0])
-	if m.Status != store.StatusPending || m.Attempts != 1 || time.Until(m.NextAttemptAt) > time.Second {
+	if m.Status != messaging.StatusPending || m.Attempts != 1 || time.Until(m.NextAttemptAt) > time.Second {
 		t.Fatalf("%+v", m)
 	}
 }
@@ -478,7 +479,7 @@ func TestGonePausesSending(t *testing.T) {
 	if calls := len(e.sink.Calls()); calls != 1 {
 		t.Fatalf("%d calls after the 410; sending should stop at the first", calls)
 	}
-	if m := e.message(t, ids[0]); m.Status != store.StatusPending || time.Until(m.NextAttemptAt) > time.Second {
+	if m := e.message(t, ids[0]); m.Status != messaging.StatusPending || time.Until(m.NextAttemptAt) > time.Second {
 		t.Fatalf("message after 410: %+v", m)
 	}
 }
@@ -504,11 +505,11 @@ INSERT INTO messages (id, content, phone_number, created_at) VALUES
 	}
 	for id, want := range map[string]string{"bad-phone": "phone_number", "bad-content": "at most 160", "blank": "blank"} {
 		m := e.message(t, id)
-		if m.Status != store.StatusFailed || !strings.Contains(m.LastError, want) || !strings.HasPrefix(m.LastError, "not sent: invalid message") {
+		if m.Status != messaging.StatusFailed || !strings.Contains(m.LastError, want) || !strings.HasPrefix(m.LastError, "not sent: invalid message") {
 			t.Errorf("%s: %+v", id, m)
 		}
 	}
-	if m := e.message(t, "good"); m.Status != store.StatusSent {
+	if m := e.message(t, "good"); m.Status != messaging.StatusSent {
 		t.Fatalf("good row: %+v", m)
 	}
 	if calls := e.sink.Calls(); len(calls) != 1 || calls["good"] != 1 {

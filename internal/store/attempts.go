@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // Attempt is one webhook call made for a message.
@@ -45,7 +47,7 @@ FROM message_attempts WHERE message_id = $1 ORDER BY attempt`
 			return nil, fmt.Errorf("list attempts: %w", err)
 		}
 		if !exists {
-			return nil, ErrNotFound
+			return nil, messaging.ErrNotFound
 		}
 	}
 	return out, nil

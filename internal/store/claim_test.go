@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -157,7 +158,7 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 	})
 	// The first worker's late outcome must not overwrite the second claim.
 	sent := func(c store.Claimed, remote string) store.Outcome {
-		return store.Outcome{Claimed: c, Status: store.StatusSent, RemoteID: remote, SentAt: time.Now()}
+		return store.Outcome{Claimed: c, Status: messaging.StatusSent, RemoteID: remote, SentAt: time.Now()}
 	}
 	if done, err := s.RecordOutcomes(ctx, []store.Outcome{sent(first[0], "late")}); err != nil || done[first[0].ID] {
 		t.Fatalf("stale claim recorded: %v err=%v", done, err)
@@ -169,7 +170,7 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != store.StatusSent || m.RemoteMessageID != "r-1" || m.Attempts != 2 {
+	if m.Status != messaging.StatusSent || m.RemoteMessageID != "r-1" || m.Attempts != 2 {
 		t.Fatalf("got %+v", m)
 	}
 	var isSent bool
@@ -214,7 +215,7 @@ func TestExpiredLeaseOnLastAttemptFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "lease expired") {
+	if m.Status != messaging.StatusFailed || !strings.Contains(m.LastError, "lease expired") {
 		t.Fatalf("got %+v", m)
 	}
 }
@@ -235,11 +236,11 @@ func TestClaimFailsExpiredLeaseOnLastAttempt(t *testing.T) {
 	if len(got) != 1 || got[0].ID != ids[1] || got[0].Attempt != maxAttempts {
 		t.Fatalf("claimed %+v, want only %s on attempt %d", got, ids[1], maxAttempts)
 	}
-	if m := get(t, s, ids[0]); m.Status != store.StatusFailed || m.Attempts != maxAttempts ||
+	if m := get(t, s, ids[0]); m.Status != messaging.StatusFailed || m.Attempts != maxAttempts ||
 		m.LastError != "lease expired on the last attempt: the worker stopped during delivery" {
 		t.Fatalf("exhausted row %+v, want failed with the cleanup's reason", m)
 	}
-	if m := get(t, s, ids[2]); m.Status != store.StatusSending || m.Attempts != maxAttempts {
+	if m := get(t, s, ids[2]); m.Status != messaging.StatusSending || m.Attempts != maxAttempts {
 		t.Fatalf("row in flight %+v, want untouched", m)
 	}
 	var budget int
@@ -415,7 +416,7 @@ func TestClaimExpires(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Status != store.StatusExpired || !strings.Contains(m.LastError, "expired") {
+		if m.Status != messaging.StatusExpired || !strings.Contains(m.LastError, "expired") {
 			t.Fatalf("expired row %+v", m)
 		}
 	}

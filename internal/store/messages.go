@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // Message is one row of the messages table.
@@ -76,7 +78,7 @@ RETURNING ` + messageColumns
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return Message{}, ErrDuplicate
+			return Message{}, messaging.ErrDuplicate
 		}
 		return Message{}, fmt.Errorf("insert message: %w", err)
 	}
@@ -88,27 +90,13 @@ func (s *Store) Get(ctx context.Context, id string) (Message, error) {
 	q := `SELECT ` + messageColumns + ` FROM messages WHERE id = $1`
 	m, err := scanMessage(s.pool.QueryRow(ctx, q, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, ErrNotFound
+		return Message{}, messaging.ErrNotFound
 	}
 	if err != nil {
 		return Message{}, fmt.Errorf("get message: %w", err)
 	}
 	return m, nil
 }
-
-// DuplicateIDError says that item Index of a create reused an existing
-// message's id with a different body.
-type DuplicateIDError struct {
-	Index int
-	ID    string
-}
-
-func (e *DuplicateIDError) Error() string {
-	return fmt.Sprintf("item %d: message id %q already exists with a different body", e.Index, e.ID)
-}
-
-// Is makes a DuplicateIDError match ErrDuplicate.
-func (e *DuplicateIDError) Is(target error) bool { return target == ErrDuplicate }
 
 // Created is one message of a create, and whether this call stored it
 // (false: the same id with the same body was there already).
@@ -135,7 +123,7 @@ RETURNING ` + messageColumns
 // the order given. An id that exists already with the same content, phone
 // number, send_at, validity and priority is a replay: the existing message
 // comes back with New false. The same id with anything else different is a
-// *DuplicateIDError and nothing is stored. Ids must be distinct within ns.
+// *messaging.DuplicateIDError and nothing is stored. Ids must be distinct within ns.
 func (s *Store) Create(ctx context.Context, ns []NewMessage) ([]Created, error) {
 	if len(ns) == 0 {
 		return nil, nil
@@ -197,7 +185,7 @@ func (s *Store) Create(ctx context.Context, ns []NewMessage) ([]Created, error) 
 			return nil, fmt.Errorf("create messages: id %q neither inserted nor found", n.ID)
 		}
 		if !c.New && !SameMessage(c.Message, n) {
-			return nil, &DuplicateIDError{Index: i, ID: n.ID}
+			return nil, &messaging.DuplicateIDError{Index: i, ID: n.ID}
 		}
 		out[i] = c
 	}
@@ -252,10 +240,10 @@ RETURNING ` + messageColumns
 	if err != nil {
 		return Message{}, err
 	}
-	if m.Status == StatusCanceled {
+	if m.Status == messaging.StatusCanceled {
 		return m, nil
 	}
-	return Message{}, ErrNotCancelable
+	return Message{}, messaging.ErrNotCancelable
 }
 
 // RetryFailed puts a failed message back to pending, due now, with its
@@ -281,7 +269,7 @@ RETURNING ` + messageColumns
 		return Message{}, fmt.Errorf("retry message: %w", err)
 	}
 	if !exists {
-		return Message{}, ErrNotFound
+		return Message{}, messaging.ErrNotFound
 	}
-	return Message{}, ErrNotFailed
+	return Message{}, messaging.ErrNotFailed
 }

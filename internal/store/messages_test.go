@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -23,7 +24,7 @@ func TestLegacyInsertDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != store.StatusPending || m.Priority != 0 || m.SendAt != nil || m.ExpiresAt != nil || m.DeliveryStatus != "" || m.DeliveredAt != nil {
+	if m.Status != messaging.StatusPending || m.Priority != 0 || m.SendAt != nil || m.ExpiresAt != nil || m.DeliveryStatus != "" || m.DeliveredAt != nil {
 		t.Fatalf("legacy row %+v", m)
 	}
 	setBudget(t, pool, 5)
@@ -43,10 +44,10 @@ func TestCancel(t *testing.T) {
 	exec(t, pool, `UPDATE messages SET attempts = 1, next_attempt_at = now() + interval '1 hour' WHERE id = $1`, ids[1])
 	for _, id := range ids {
 		m, err := s.Cancel(ctx, id)
-		if err != nil || m.Status != store.StatusCanceled {
+		if err != nil || m.Status != messaging.StatusCanceled {
 			t.Fatalf("cancel %s: %+v %v", id, m, err)
 		}
-		if m, err := s.Cancel(ctx, id); err != nil || m.Status != store.StatusCanceled {
+		if m, err := s.Cancel(ctx, id); err != nil || m.Status != messaging.StatusCanceled {
 			t.Fatalf("cancel again %s: %+v %v", id, m, err)
 		}
 	}
@@ -57,11 +58,11 @@ func TestCancel(t *testing.T) {
 	for _, st := range []string{"sending", "sent", "failed", "expired"} {
 		id := "c-" + st
 		exec(t, pool, `INSERT INTO messages (id, content, phone_number, status) VALUES ($1, 'x', '+905551111111', $2)`, id, st)
-		if _, err := s.Cancel(ctx, id); !errors.Is(err, store.ErrNotCancelable) {
+		if _, err := s.Cancel(ctx, id); !errors.Is(err, messaging.ErrNotCancelable) {
 			t.Fatalf("cancel %s: %v, want ErrNotCancelable", st, err)
 		}
 	}
-	if _, err := s.Cancel(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Cancel(ctx, "nope"); !errors.Is(err, messaging.ErrNotFound) {
 		t.Fatalf("cancel unknown: %v", err)
 	}
 }
@@ -93,11 +94,11 @@ func TestCancelRacesClaim(t *testing.T) {
 			t.Fatal(claimErr)
 		}
 		switch {
-		case cancelErr == nil && len(claimed) == 0 && canceled.Status == store.StatusCanceled:
+		case cancelErr == nil && len(claimed) == 0 && canceled.Status == messaging.StatusCanceled:
 			wins["cancel"]++
-		case errors.Is(cancelErr, store.ErrNotCancelable) && len(claimed) == 1:
+		case errors.Is(cancelErr, messaging.ErrNotCancelable) && len(claimed) == 1:
 			wins["claim"]++
-			done, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: claimed[0], Status: store.StatusSent, SentAt: time.Now(), StartedAt: time.Now(), Kind: "sent"}})
+			done, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: claimed[0], Status: messaging.StatusSent, SentAt: time.Now(), StartedAt: time.Now(), Kind: "sent"}})
 			if err != nil || !done[id] {
 				t.Fatalf("run %d: record after a lost cancel: %v %v", i, done, err)
 			}
@@ -108,7 +109,7 @@ func TestCancelRacesClaim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Status != store.StatusCanceled && m.Status != store.StatusSent {
+		if m.Status != messaging.StatusCanceled && m.Status != messaging.StatusSent {
 			t.Fatalf("run %d: ended %s", i, m.Status)
 		}
 	}
@@ -141,8 +142,8 @@ func TestCreateIdempotentAndAllOrNothing(t *testing.T) {
 	a2 := a
 	a2.Priority = 4
 	_, err = s.Create(ctx, []store.NewMessage{c, a2})
-	var dup *store.DuplicateIDError
-	if !errors.As(err, &dup) || dup.Index != 1 || !errors.Is(err, store.ErrDuplicate) {
+	var dup *messaging.DuplicateIDError
+	if !errors.As(err, &dup) || dup.Index != 1 || !errors.Is(err, messaging.ErrDuplicate) {
 		t.Fatalf("conflict: %v", err)
 	}
 	var n int
@@ -178,12 +179,12 @@ func TestListMessagesPages(t *testing.T) {
 		t.Fatalf("walk %v, want %v", all, want)
 	}
 	two := 2
-	page, more, err := s.ListMessages(ctx, store.ListFilter{Status: store.StatusCanceled, Priority: &two}, nil, 2)
+	page, more, err := s.ListMessages(ctx, store.ListFilter{Status: messaging.StatusCanceled, Priority: &two}, nil, 2)
 	if err != nil || !more || len(page) != 2 || page[0].ID != ids[5] || page[1].ID != ids[4] {
 		t.Fatalf("filtered %v %v %v", page, more, err)
 	}
 	counts, err := s.CountByStatus(ctx)
-	if err != nil || len(counts) != len(store.Statuses) || counts[store.StatusCanceled] != 3 || counts[store.StatusExpired] != 0 {
+	if err != nil || len(counts) != len(messaging.Statuses) || counts[messaging.StatusCanceled] != 3 || counts[messaging.StatusExpired] != 0 {
 		t.Fatalf("counts %v %v", counts, err)
 	}
 }

@@ -2,13 +2,16 @@ package store_test
 
 import (
 	"context"
+	"regexp"
 	"sort"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -77,6 +80,43 @@ func TestInitScriptsMatchMigrations(t *testing.T) {
 	}
 }
 
+// The schema's CHECK constraints accept exactly the statuses and attempt
+// kinds internal/messaging names, in the same order.
+func TestSchemaChecksMatchTheDomain(t *testing.T) {
+	t.Parallel()
+	_, pool, _ := testenv.MigratedStore(t)
+	quoted := regexp.MustCompile(`'([a-z_]+)'`)
+	for _, c := range []struct {
+		table, column string
+		want          []string
+	}{
+		{"messages", "status", messaging.Statuses},
+		{"message_attempts", "outcome", messaging.Kinds},
+	} {
+		rows, err := pool.Query(context.Background(), `
+SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+WHERE c.conrelid = $1::regclass AND c.contype = 'c' AND a.attname = $2`, c.table, c.column)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(defs) != 1 {
+			t.Fatalf("%s.%s: %d CHECK constraints %q, want 1", c.table, c.column, len(defs), defs)
+		}
+		var got []string
+		for _, m := range quoted.FindAllStringSubmatch(defs[0], -1) {
+			got = append(got, m[1])
+		}
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("%s.%s CHECK %s differs from internal/messaging (-want +got):\n%s", c.table, c.column, defs[0], diff)
+		}
+	}
+}
+
 func TestMigrateTwiceAndConcurrently(t *testing.T) {
 	t.Parallel()
 	uri := testenv.NewDatabase(t)
@@ -130,7 +170,7 @@ INSERT INTO messages VALUES ('old-sent', 'hi', '+905551111111', true), ('old-new
 		t.Fatal(err)
 	}
 	s := store.New(pool)
-	for id, want := range map[string]string{"old-sent": store.StatusSent, "old-new": store.StatusPending} {
+	for id, want := range map[string]string{"old-sent": messaging.StatusSent, "old-new": messaging.StatusPending} {
 		m, err := s.Get(ctx, id)
 		if err != nil {
 			t.Fatal(err)

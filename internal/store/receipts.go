@@ -10,13 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-// More errors callers branch on.
-var (
-	ErrNotCancelable = errors.New("message can no longer be canceled")
-	// ErrRemoteNotFound: no sent message carries the receipt's remote id.
-	ErrRemoteNotFound = errors.New("no sent message has this remote id")
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // Receipt is a delivery report from the provider. It names its message by
@@ -30,46 +25,28 @@ type Receipt struct {
 	At *time.Time
 }
 
-// Errors of ApplyReceipt, beside ErrRemoteNotFound.
-var (
-	// ErrAmbiguousRemoteID: several sent messages carry the receipt's
-	// remote id, so it cannot say which one it is about.
-	ErrAmbiguousRemoteID = errors.New("several sent messages have this remote id")
-	// ErrReceiptFuture: the receipt is dated more than ReceiptClockSkew
-	// after the database's now.
-	ErrReceiptFuture = errors.New("receipt timestamp is in the future")
-	// ErrReceiptBeforeSent: the receipt is dated more than
-	// ReceiptClockSkew before the message's sent_at.
-	ErrReceiptBeforeSent = errors.New("receipt timestamp is before the message was sent")
-)
-
-// ReceiptClockSkew is how far a receipt's timestamp may lie after the
-// database's now, or before the message's sent_at: the provider's clock is
-// not ours.
-const ReceiptClockSkew = 5 * time.Minute
-
 // ReceiptTarget decides which message a receipt applies to and when it
 // happened, from the sent messages carrying its remote id (matches, at
 // most two are needed) and the database's now: exactly one must match, and
-// its time (r.At, or now without one) may be at most ReceiptClockSkew
-// after now and at most ReceiptClockSkew before the message's sent_at (a
+// its time (r.At, or now without one) may be at most messaging.ReceiptClockSkew
+// after now and at most that before the message's sent_at (a
 // message sent before sent_at was recorded has no lower bound).
 func ReceiptTarget(r Receipt, now time.Time, matches []Message) (Message, time.Time, error) {
 	switch {
 	case len(matches) == 0:
-		return Message{}, time.Time{}, ErrRemoteNotFound
+		return Message{}, time.Time{}, messaging.ErrRemoteNotFound
 	case len(matches) > 1:
-		return Message{}, time.Time{}, ErrAmbiguousRemoteID
+		return Message{}, time.Time{}, messaging.ErrAmbiguousRemoteID
 	}
 	m, at := matches[0], now
 	if r.At != nil {
 		at = *r.At
 	}
 	switch {
-	case at.After(now.Add(ReceiptClockSkew)):
-		return Message{}, time.Time{}, ErrReceiptFuture
-	case m.SentAt != nil && at.Before(m.SentAt.Add(-ReceiptClockSkew)):
-		return Message{}, time.Time{}, ErrReceiptBeforeSent
+	case at.After(now.Add(messaging.ReceiptClockSkew)):
+		return Message{}, time.Time{}, messaging.ErrReceiptFuture
+	case m.SentAt != nil && at.Before(m.SentAt.Add(-messaging.ReceiptClockSkew)):
+		return Message{}, time.Time{}, messaging.ErrReceiptBeforeSent
 	}
 	return m, at, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -39,7 +40,7 @@ func TestReceipts(t *testing.T) {
 	if m, err := s.Get(ctx, "m1"); err != nil || m.DeliveryStatus != "" {
 		t.Fatalf("other message touched: %+v %v", m, err)
 	}
-	if _, err := s.ApplyReceipt(ctx, store.Receipt{RemoteID: "nope", Status: "delivered"}); !errors.Is(err, store.ErrRemoteNotFound) {
+	if _, err := s.ApplyReceipt(ctx, store.Receipt{RemoteID: "nope", Status: "delivered"}); !errors.Is(err, messaging.ErrRemoteNotFound) {
 		t.Fatalf("unknown remote id: %v", err)
 	}
 	// Without a timestamp, the database's now: newer than t2.
@@ -68,18 +69,18 @@ func TestReceiptsRefused(t *testing.T) {
 	}
 	at := func(d time.Duration) *time.Time { v := time.Now().Add(d).UTC().Truncate(time.Microsecond); return &v }
 	year9999 := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-	beforeSent := sentAt.Add(-store.ReceiptClockSkew - time.Second)
+	beforeSent := sentAt.Add(-messaging.ReceiptClockSkew - time.Second)
 	for _, c := range []struct {
 		name string
 		r    store.Receipt
 		want error
 	}{
-		{"ambiguous", store.Receipt{RemoteID: "twice", Status: "delivered"}, store.ErrAmbiguousRemoteID},
-		{"ambiguous with a timestamp", store.Receipt{RemoteID: "twice", Status: "undelivered", At: at(-time.Minute)}, store.ErrAmbiguousRemoteID},
-		{"year 9999", store.Receipt{RemoteID: "one", Status: "delivered", At: &year9999}, store.ErrReceiptFuture},
-		{"six minutes ahead", store.Receipt{RemoteID: "one", Status: "delivered", At: at(6 * time.Minute)}, store.ErrReceiptFuture},
-		{"before sent_at", store.Receipt{RemoteID: "one", Status: "delivered", At: &beforeSent}, store.ErrReceiptBeforeSent},
-		{"not sent", store.Receipt{RemoteID: "failed-dup", Status: "delivered"}, store.ErrRemoteNotFound},
+		{"ambiguous", store.Receipt{RemoteID: "twice", Status: "delivered"}, messaging.ErrAmbiguousRemoteID},
+		{"ambiguous with a timestamp", store.Receipt{RemoteID: "twice", Status: "undelivered", At: at(-time.Minute)}, messaging.ErrAmbiguousRemoteID},
+		{"year 9999", store.Receipt{RemoteID: "one", Status: "delivered", At: &year9999}, messaging.ErrReceiptFuture},
+		{"six minutes ahead", store.Receipt{RemoteID: "one", Status: "delivered", At: at(6 * time.Minute)}, messaging.ErrReceiptFuture},
+		{"before sent_at", store.Receipt{RemoteID: "one", Status: "delivered", At: &beforeSent}, messaging.ErrReceiptBeforeSent},
+		{"not sent", store.Receipt{RemoteID: "failed-dup", Status: "delivered"}, messaging.ErrRemoteNotFound},
 	} {
 		if _, err := s.ApplyReceipt(ctx, c.r); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
@@ -156,14 +157,14 @@ func TestReceiptTarget(t *testing.T) {
 		wantAt  time.Time
 		wantErr error
 	}{
-		{"none", store.Receipt{}, nil, time.Time{}, store.ErrRemoteNotFound},
-		{"two", store.Receipt{}, []store.Message{msg, legacy}, time.Time{}, store.ErrAmbiguousRemoteID},
+		{"none", store.Receipt{}, nil, time.Time{}, messaging.ErrRemoteNotFound},
+		{"two", store.Receipt{}, []store.Message{msg, legacy}, time.Time{}, messaging.ErrAmbiguousRemoteID},
 		{"no timestamp: now", store.Receipt{}, []store.Message{msg}, now, nil},
-		{"exactly the margin ahead", store.Receipt{At: at(now.Add(store.ReceiptClockSkew))}, []store.Message{msg}, now.Add(store.ReceiptClockSkew), nil},
-		{"a microsecond past the margin", store.Receipt{At: at(now.Add(store.ReceiptClockSkew + time.Microsecond))}, []store.Message{msg}, time.Time{}, store.ErrReceiptFuture},
-		{"year 9999", store.Receipt{At: at(time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC))}, []store.Message{legacy}, time.Time{}, store.ErrReceiptFuture},
-		{"exactly the margin before sent", store.Receipt{At: at(sent.Add(-store.ReceiptClockSkew))}, []store.Message{msg}, sent.Add(-store.ReceiptClockSkew), nil},
-		{"before sent past the margin", store.Receipt{At: at(sent.Add(-store.ReceiptClockSkew - time.Microsecond))}, []store.Message{msg}, time.Time{}, store.ErrReceiptBeforeSent},
+		{"exactly the margin ahead", store.Receipt{At: at(now.Add(messaging.ReceiptClockSkew))}, []store.Message{msg}, now.Add(messaging.ReceiptClockSkew), nil},
+		{"a microsecond past the margin", store.Receipt{At: at(now.Add(messaging.ReceiptClockSkew + time.Microsecond))}, []store.Message{msg}, time.Time{}, messaging.ErrReceiptFuture},
+		{"year 9999", store.Receipt{At: at(time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC))}, []store.Message{legacy}, time.Time{}, messaging.ErrReceiptFuture},
+		{"exactly the margin before sent", store.Receipt{At: at(sent.Add(-messaging.ReceiptClockSkew))}, []store.Message{msg}, sent.Add(-messaging.ReceiptClockSkew), nil},
+		{"before sent past the margin", store.Receipt{At: at(sent.Add(-messaging.ReceiptClockSkew - time.Microsecond))}, []store.Message{msg}, time.Time{}, messaging.ErrReceiptBeforeSent},
 		{"long before, no sent_at", store.Receipt{At: at(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))}, []store.Message{legacy}, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), nil},
 	} {
 		m, gotAt, err := store.ReceiptTarget(c.r, now, c.matches)

@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // Outcome is the result of one delivery attempt, to be recorded.
 type Outcome struct {
 	Claimed
-	// Status is what the message becomes: StatusSent, StatusPending (a
-	// retry, due at NextAt) or StatusFailed.
+	// Status is what the message becomes: messaging.StatusSent,
+	// StatusPending (a retry, due at NextAt) or StatusFailed.
 	Status   string
 	RemoteID string    // sent only
 	SentAt   time.Time // sent only
@@ -29,7 +31,7 @@ type Outcome struct {
 	StartedAt  time.Time
 	Duration   time.Duration
 	StatusCode int    // the HTTP status; 0 when there was no answer
-	Kind       string // "sent", "retry", "failed" or "gone"
+	Kind       string // one of messaging.Kinds
 }
 
 // fenceSQL is the lease fence of a batch statement that joins messages m
@@ -137,13 +139,7 @@ func attemptKind(o Outcome) string {
 	if o.Kind != "" {
 		return o.Kind
 	}
-	switch o.Status {
-	case StatusSent:
-		return "sent"
-	case StatusPending:
-		return "retry"
-	}
-	return "failed"
+	return messaging.KindOf(o.Status)
 }
 
 // releaseSQL hands back claimed rows whose call never started, fenced

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -25,21 +26,21 @@ func TestRecordOutcomesBatch(t *testing.T) {
 	sentAt := time.Now().UTC().Truncate(time.Microsecond)
 	next := sentAt.Add(time.Hour)
 	done, err := s.RecordOutcomes(ctx, []store.Outcome{
-		{Claimed: c[0], Status: store.StatusSent, RemoteID: "r-0", SentAt: sentAt},
-		{Claimed: c[1], Status: store.StatusPending, NextAt: next, Error: "webhook answered 503"},
-		{Claimed: c[2], Status: store.StatusFailed, Error: "webhook answered 400"},
+		{Claimed: c[0], Status: messaging.StatusSent, RemoteID: "r-0", SentAt: sentAt},
+		{Claimed: c[1], Status: messaging.StatusPending, NextAt: next, Error: "webhook answered 503"},
+		{Claimed: c[2], Status: messaging.StatusFailed, Error: "webhook answered 400"},
 	})
 	if err != nil || len(done) != 3 {
 		t.Fatalf("record: %v %v", done, err)
 	}
 	m0, m1, m2 := get(t, s, ids[0]), get(t, s, ids[1]), get(t, s, ids[2])
-	if m0.Status != store.StatusSent || m0.RemoteMessageID != "r-0" || !m0.SentAt.Equal(sentAt) || m0.LastError != "" {
+	if m0.Status != messaging.StatusSent || m0.RemoteMessageID != "r-0" || !m0.SentAt.Equal(sentAt) || m0.LastError != "" {
 		t.Errorf("sent row %+v", m0)
 	}
-	if m1.Status != store.StatusPending || !m1.NextAttemptAt.Equal(next) || m1.LastError != "webhook answered 503" || m1.SentAt != nil {
+	if m1.Status != messaging.StatusPending || !m1.NextAttemptAt.Equal(next) || m1.LastError != "webhook answered 503" || m1.SentAt != nil {
 		t.Errorf("retried row %+v", m1)
 	}
-	if m2.Status != store.StatusFailed || m2.LastError != "webhook answered 400" || m2.SentAt != nil {
+	if m2.Status != messaging.StatusFailed || m2.LastError != "webhook answered 400" || m2.SentAt != nil {
 		t.Errorf("failed row %+v", m2)
 	}
 }
@@ -59,10 +60,10 @@ func TestRecordWritesAttempts(t *testing.T) {
 	}
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
 	done, err := s.RecordOutcomes(ctx, []store.Outcome{
-		{Claimed: c[0], Status: store.StatusPending, NextAt: time.Now(), Error: "webhook answered 503: busy",
+		{Claimed: c[0], Status: messaging.StatusPending, NextAt: time.Now(), Error: "webhook answered 503: busy",
 			StartedAt: t0, Duration: 1500 * time.Microsecond, StatusCode: 503, Kind: "retry"},
 		// An invalid row: no call, no attempt.
-		{Claimed: c[1], Status: store.StatusFailed, Error: "not sent: invalid message"},
+		{Claimed: c[1], Status: messaging.StatusFailed, Error: "not sent: invalid message"},
 	})
 	if err != nil || len(done) != 2 {
 		t.Fatalf("record %v %v", done, err)
@@ -72,10 +73,10 @@ func TestRecordWritesAttempts(t *testing.T) {
 		t.Fatalf("claim again %v %v", c2, err)
 	}
 	// The stale first claim's duplicate outcome is fenced out.
-	if done, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: c[0], Status: store.StatusSent, StartedAt: t0, Kind: "sent"}}); err != nil || len(done) != 0 {
+	if done, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: c[0], Status: messaging.StatusSent, StartedAt: t0, Kind: "sent"}}); err != nil || len(done) != 0 {
 		t.Fatalf("stale record %v %v", done, err)
 	}
-	if _, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: c2[0], Status: store.StatusFailed, Error: "webhook call failed: timeout",
+	if _, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: c2[0], Status: messaging.StatusFailed, Error: "webhook call failed: timeout",
 		StartedAt: t0.Add(time.Second), Duration: 10 * time.Second, Kind: "failed"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestRecordWritesAttempts(t *testing.T) {
 	if err != nil || len(c3) != 1 || c3[0].Attempt != 1 {
 		t.Fatalf("claim after retry %v %v", c3, err)
 	}
-	if _, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: c3[0], Status: store.StatusSent, RemoteID: "r", SentAt: time.Now(),
+	if _, err := s.RecordOutcomes(ctx, []store.Outcome{{Claimed: c3[0], Status: messaging.StatusSent, RemoteID: "r", SentAt: time.Now(),
 		StartedAt: t0.Add(2 * time.Second), Duration: 3 * time.Millisecond, StatusCode: 202, Kind: "sent"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestRecordWritesAttempts(t *testing.T) {
 	if as, err := s.Attempts(ctx, ids[1]); err != nil || len(as) != 0 {
 		t.Fatalf("invalid row has attempts %v %v", as, err)
 	}
-	if _, err := s.Attempts(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Attempts(ctx, "nope"); !errors.Is(err, messaging.ErrNotFound) {
 		t.Fatalf("attempts of unknown: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // MinuteCount is how many calls ended sent and failed in one minute.
@@ -68,8 +70,8 @@ func (s *Store) MinuteCounts(ctx context.Context, now time.Time, n int) ([]Minut
 // (zero when none), for the metrics scrape. It reads the whole table, so it
 // is meant for a scrape every few seconds at most, not per request.
 func (s *Store) CountByStatus(ctx context.Context) (map[string]int64, error) {
-	out := make(map[string]int64, len(Statuses))
-	for _, st := range Statuses {
+	out := make(map[string]int64, len(messaging.Statuses))
+	for _, st := range messaging.Statuses {
 		out[st] = 0
 	}
 	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM messages GROUP BY status`)

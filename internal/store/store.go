@@ -1,7 +1,8 @@
 // Package store is the only place that speaks SQL. It owns the messages
 // table and the dispatch control row, and every state change of a message
 // happens in one statement here, so that concurrent workers stay correct
-// without holding transactions across network calls.
+// without holding transactions across network calls. The statuses, attempt
+// kinds and errors it speaks in are internal/messaging's.
 package store
 
 import (
@@ -10,29 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-)
-
-// Message statuses, as stored in messages.status.
-const (
-	StatusPending = "pending"
-	StatusSending = "sending"
-	StatusSent    = "sent"
-	StatusFailed  = "failed"
-	// StatusExpired: expires_at passed before a call started; no call was
-	// made and last_error says so.
-	StatusExpired = "expired"
-	// StatusCanceled: canceled by the API while pending; never sent.
-	StatusCanceled = "canceled"
-)
-
-// Statuses lists every status a message can have, in lifecycle order.
-var Statuses = []string{StatusPending, StatusSending, StatusSent, StatusFailed, StatusExpired, StatusCanceled}
-
-// Errors callers branch on.
-var (
-	ErrNotFound  = errors.New("message not found")
-	ErrDuplicate = errors.New("message id already exists")
-	ErrNotFailed = errors.New("message is not failed")
 )
 
 // Store wraps a pgx pool with the queries the system needs.
