@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/messaging-server/messaging-server/internal/messaging"
 )
@@ -65,24 +64,6 @@ func scanMessage(row pgx.Row) (Message, error) {
 		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError)
 	m.Priority = int(prio)
 	return m, err
-}
-
-// Insert stores a new pending message; ErrDuplicate when its id exists.
-func (s *Store) Insert(ctx context.Context, n NewMessage) (Message, error) {
-	q := `INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority)
-VALUES ($1, $2, $3, $4::timestamptz,
-        CASE WHEN $5::bigint > 0 THEN COALESCE($4::timestamptz, now()) + $5::bigint * interval '1 second' END, $6)
-RETURNING ` + messageColumns
-	m, err := scanMessage(s.pool.QueryRow(ctx, q, n.ID, n.Content, n.PhoneNumber, n.SendAt,
-		int64(n.Validity/time.Second), int16(n.Priority)))
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return Message{}, messaging.ErrDuplicate
-		}
-		return Message{}, fmt.Errorf("insert message: %w", err)
-	}
-	return m, nil
 }
 
 // Get reads one message by id.
