@@ -98,7 +98,7 @@ type engine struct {
 	stopOnce sync.Once
 	// claims are the sizes of the claims read so far; claimed, recorded
 	// and handedBack are the sums of the signals read so far.
-	claims                         []int
+	claims                        []int
 	claimed, recorded, handedBack int
 }
 

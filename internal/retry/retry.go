@@ -1,6 +1,6 @@
 // Package retry is the delay before each retry of a failed webhook call: a
 // schedule of steps measured in hours, not seconds, so that a message outlives
-// a provider outage (issue 13). It is pure: no clock, no randomness of its
+// a provider outage. It is pure: no clock, no randomness of its
 // own, no I/O.
 package retry
 

@@ -42,10 +42,11 @@ type Outcome struct {
 // through the small partial index messages_lease_idx; with the batch
 // estimated at 10 rows (a parameter array) it then puts that scan outside
 // a nested loop and the whole batch inside it, comparing every row in
-// flight with every outcome. A record of 1,000 outcomes took 0.8 s that
-// way and drains fell to 1,400 msg/s. As one clause that needs r, the only
-// path is the batch outside and a primary key probe per row, linear in
-// the batch whatever the statistics say (TestRecordPlanIsLinear).
+// flight with every outcome: a cost that grows with the product of the two,
+// which a large batch during a deep drain turns into the bottleneck. As one
+// clause that needs r, the only path is the batch outside and a primary key
+// probe per row, linear in the batch whatever the statistics say
+// (TestBatchPlansAreLinear).
 const fenceSQL = `CASE WHEN m.attempts = r.attempt THEN m.status = 'sending' END`
 
 // recordSQL writes a batch of outcomes in one statement. The status and
