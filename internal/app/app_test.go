@@ -176,8 +176,13 @@ func TestWorkersDeliverEachMessageOnce(t *testing.T) {
 	for range 3 {
 		s.worker()
 	}
-	testenv.Eventually(t, 60*time.Second, "all messages sent", func() bool { return s.count("sent") == total })
+	for i := range total {
+		recv(t, s.sink.Received(), 60*time.Second, fmt.Sprintf("delivery %d of %d", i+1, total))
+	}
 	s.stop()
+	if n := s.count("sent"); n != total {
+		t.Fatalf("%d messages recorded sent, want %d", n, total)
+	}
 	calls := s.sink.Calls()
 	for _, id := range ids {
 		if calls[id] != 1 {
