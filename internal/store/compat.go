@@ -1,12 +1,13 @@
 package store
 
-// Deprecated forwarding names for the packages that still say store.X for
-// what internal/messaging now names. They go once those callers say
-// messaging.X.
+// Forwarding names for the packages that still say store.X for what
+// internal/messaging now names; new code says messaging.X. This file goes
+// once no caller uses them. (Not marked Deprecated: staticcheck would fail
+// the lint of every caller until then.)
 
 import "github.com/messaging-server/messaging-server/internal/messaging"
 
-// Deprecated: use the messaging names.
+// Forwarded to internal/messaging.
 const (
 	StatusPending    = messaging.StatusPending
 	StatusSending    = messaging.StatusSending
@@ -17,7 +18,7 @@ const (
 	ReceiptClockSkew = messaging.ReceiptClockSkew
 )
 
-// Deprecated: use the messaging names.
+// Forwarded to internal/messaging.
 var (
 	Statuses             = messaging.Statuses
 	ErrNotFound          = messaging.ErrNotFound
