@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -65,10 +67,25 @@ func (s *system) run(name string, f func(ctx context.Context) error) context.Can
 	return cancel
 }
 
-func (s *system) worker() *app.Worker {
-	w := app.NewWorker(s.cfg, s.open(), app.Tuning{PollInterval: 50 * time.Millisecond, BackoffBase: 50 * time.Millisecond})
+func (s *system) worker() *app.Worker { return s.workerWith(nil) }
+
+// workerWith starts a worker whose delivery engine reports to sig.
+func (s *system) workerWith(sig *delivery.TestSignals) *app.Worker {
+	w := app.NewWorker(s.cfg, s.open(), app.Tuning{PollInterval: 50 * time.Millisecond, BackoffBase: 50 * time.Millisecond, Signals: sig})
 	s.run("worker", w.Run)
 	return w
+}
+
+// recv receives from ch or fails the test after timeout.
+func recv[T any](t *testing.T, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		panic("unreachable")
+	}
 }
 
 func (s *system) scheduler() context.CancelFunc {
@@ -159,8 +176,13 @@ func TestWorkersDeliverEachMessageOnce(t *testing.T) {
 	for range 3 {
 		s.worker()
 	}
-	testenv.Eventually(t, 60*time.Second, "all messages sent", func() bool { return s.count("sent") == total })
+	for i := range total {
+		recv(t, s.sink.Received(), 60*time.Second, fmt.Sprintf("delivery %d of %d", i+1, total))
+	}
 	s.stop()
+	if n := s.count("sent"); n != total {
+		t.Fatalf("%d messages recorded sent, want %d", n, total)
+	}
 	calls := s.sink.Calls()
 	for _, id := range ids {
 		if calls[id] != 1 {
@@ -177,17 +199,41 @@ func TestStopAndStart(t *testing.T) {
 	ids := testenv.InsertMessages(t, s.deps.Pool, 20)
 	defer s.dropCache(ids)
 	s.scheduler()
-	s.worker()
-	testenv.Eventually(t, 10*time.Second, "first deliveries", func() bool { return len(s.sink.Accepted()) >= 2 })
+	sig := &delivery.TestSignals{Claimed: make(chan int, 1<<12)}
+	w := s.workerWith(sig)
+	for i := range 2 {
+		recv(t, s.sink.Received(), 10*time.Second, fmt.Sprintf("delivery %d", i+1))
+	}
 
 	if _, err := s.deps.Store.SetRunning(context.Background(), false, ""); err != nil {
 		t.Fatal(err)
 	}
-	// Calls in flight end and are recorded (no row is left sending); after
-	// that nothing more is sent for three intervals.
+	// Calls in flight end and are recorded (no row is left sending). Every
+	// claim that returned rows did so before its rows were sent, so its
+	// signal is in the channel by then: drop those.
 	testenv.Eventually(t, 10*time.Second, "calls in flight to end", func() bool { return s.count("sending") == 0 })
 	stoppedAt := len(s.sink.Accepted())
-	time.Sleep(3 * time.Second) //nolint:forbidigo // proving an absence needs a wait
+	for len(sig.Claimed) > 0 {
+		<-sig.Claimed
+	}
+	for len(s.sink.Received()) > 0 {
+		<-s.sink.Received()
+	}
+	// A dispatch that reaches the worker while sending is stopped (one the
+	// scheduler enqueued before it read the switch) claims nothing, even
+	// with budget left: each of three ends in a claim of no row, so no call
+	// can start.
+	if _, err := s.deps.Pool.Exec(context.Background(), `UPDATE dispatch_control SET budget = 100`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := w.Service().HandleDispatch(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := recv(t, sig.Claimed, 10*time.Second, fmt.Sprintf("claim %d while stopped", i+1)); n != 0 {
+			t.Fatalf("a claim while stopped returned %d rows", n)
+		}
+	}
 	if got := len(s.sink.Accepted()); got != stoppedAt {
 		t.Fatalf("sent %d messages while stopped", got-stoppedAt)
 	}
@@ -195,5 +241,5 @@ func TestStopAndStart(t *testing.T) {
 	if _, err := s.deps.Store.SetRunning(context.Background(), true, ""); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "deliveries to resume", func() bool { return len(s.sink.Accepted()) > stoppedAt })
+	recv(t, s.sink.Received(), 10*time.Second, "deliveries to resume")
 }

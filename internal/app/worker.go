@@ -37,6 +37,8 @@ type Tuning struct {
 	// BackoffBase, when set, replaces RETRY_SCHEDULE with a doubling
 	// backoff from this first delay (tests that retry fast).
 	BackoffBase time.Duration
+	// Signals, when set, tells a test what the delivery engine does.
+	Signals *delivery.TestSignals
 }
 
 // WorkerPoolSize is how many PostgreSQL connections a worker process holds
@@ -111,6 +113,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		Metrics: metrics.NewDelivery(reg),
 		Breaker: brk,
 		Ticks:   ticks,
+		Signals: t.Signals,
 	})
 
 	poll := t.PollInterval

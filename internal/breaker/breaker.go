@@ -44,6 +44,8 @@ type Deps struct {
 	// tick, and against a provider that fails at once each process alone
 	// would reach BREAKER_MIN_CALLS before it read the others' failures.
 	RefreshFailing time.Duration
+	// Signals tells a test what the breaker does; nil in production.
+	Signals *TestSignals
 }
 
 // Breaker is one worker process's handle on the shared breaker. It keeps a
@@ -241,6 +243,7 @@ func (b *Breaker) Flush(ctx context.Context) {
 			b.d.Metrics.Trip()
 		}
 		b.logTransition(ctx, tr, row, "held_back_now_due", due)
+		b.signal(tr)
 	}
 }
 
@@ -293,7 +296,9 @@ func (b *Breaker) claimProbeLocked(ctx context.Context) bool {
 		return false
 	}
 	b.permit = true
-	b.logTransition(ctx, Transition{From: from, To: HalfOpen, Reason: row.Reason}, row)
+	tr := Transition{From: from, To: HalfOpen, Reason: row.Reason}
+	b.logTransition(ctx, tr, row)
+	b.signal(tr)
 	return true
 }
 

@@ -15,6 +15,18 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// recvTransition waits for the next transition signalled.
+func recvTransition(t *testing.T, sig *breaker.TestSignals) breaker.Transition {
+	t.Helper()
+	select {
+	case tr := <-sig.Transition:
+		return tr
+	case <-time.After(10 * time.Second):
+		t.Fatal("no breaker transition within 10 s")
+		return breaker.Transition{}
+	}
+}
+
 // A worker reports healthy calls without a write per batch, and failures
 // with the batch that carries them; the shared row trips once.
 func TestSharedTripAndBatchedWrites(t *testing.T) {
@@ -24,7 +36,8 @@ func TestSharedTripAndBatchedWrites(t *testing.T) {
 	set := breaker.Settings{Window: 30 * time.Second, MinCalls: 20, FailureRate: 0.5, Cooldown: time.Hour, ProbeTimeout: time.Minute}
 	now := time.Now()
 	clock := func() time.Time { return now } // the local clock stands still: only forced writes happen
-	b := breaker.New(breaker.Deps{Store: st, Settings: set, Now: clock, Log: testenv.Logger(t)})
+	sig := &breaker.TestSignals{Transition: make(chan breaker.Transition, 10)}
+	b := breaker.New(breaker.Deps{Store: st, Settings: set, Now: clock, Log: testenv.Logger(t), Signals: sig})
 
 	// The first report writes (nothing written yet this life), then healthy
 	// batches wait for FlushEvery.
@@ -46,6 +59,9 @@ func TestSharedTripAndBatchedWrites(t *testing.T) {
 	if row.Calls != 505 || row.Failures != 1 || row.State != "closed" {
 		t.Fatalf("after a failing batch: %+v", row)
 	}
+	if len(sig.Transition) != 0 {
+		t.Fatalf("%d transitions signalled before the trip", len(sig.Transition))
+	}
 	// Enough failures trip it; the worker's view follows its own write.
 	b.Report(ctx, breaker.Tally{Calls: 600, Failures: 600, LastError: "HTTP 503"})
 	if row, _, err = st.Breaker(ctx); err != nil {
@@ -53,6 +69,9 @@ func TestSharedTripAndBatchedWrites(t *testing.T) {
 	}
 	if row.State != "open" || row.Trips != 1 || row.Reason == "" {
 		t.Fatalf("after the outage batch: %+v", row)
+	}
+	if tr := recvTransition(t, sig); tr.From != breaker.Closed || tr.To != breaker.Open || tr.Reason != row.Reason {
+		t.Fatalf("signalled %+v, want closed -> open with the row's reason %q", tr, row.Reason)
 	}
 	if ok, _ := b.Allow(ctx); ok {
 		t.Fatal("a call was allowed while open")
@@ -77,8 +96,10 @@ func TestOneProbePerCooldownAcrossWorkers(t *testing.T) {
 	cooldown := 500 * time.Millisecond
 	set := breaker.Settings{Window: 30 * time.Second, MinCalls: 20, FailureRate: 0.5, Cooldown: cooldown, ProbeTimeout: time.Minute}
 	bs := make([]*breaker.Breaker, workers)
+	// One channel hears the transitions of every worker.
+	sig := &breaker.TestSignals{Transition: make(chan breaker.Transition, 1000)}
 	for i := range bs {
-		bs[i] = breaker.New(breaker.Deps{Store: st, Settings: set, Log: testenv.Logger(t), RefreshEvery: time.Millisecond})
+		bs[i] = breaker.New(breaker.Deps{Store: st, Settings: set, Log: testenv.Logger(t), RefreshEvery: time.Millisecond, Signals: sig})
 	}
 	// Every worker reports its share of the outage at the same moment.
 	var wg sync.WaitGroup
@@ -92,6 +113,9 @@ func TestOneProbePerCooldownAcrossWorkers(t *testing.T) {
 	}
 	if row.State != "open" || row.Trips != 1 {
 		t.Fatalf("after the concurrent reports: %+v", row)
+	}
+	if tr := recvTransition(t, sig); tr.From != breaker.Closed || tr.To != breaker.Open || len(sig.Transition) != 0 {
+		t.Fatalf("signalled %+v and %d more, want one closed -> open across the workers", tr, len(sig.Transition))
 	}
 
 	var (
@@ -132,12 +156,29 @@ func TestOneProbePerCooldownAcrossWorkers(t *testing.T) {
 			t.Fatalf("probes %d and %d only %s apart", i-1, i, gap)
 		}
 	}
+	// Each probe was claimed once (open -> half_open) and failed once
+	// (half_open -> open), by whichever worker won it.
+	for i := range probes {
+		claim, fail := recvTransition(t, sig), recvTransition(t, sig)
+		if claim.From != breaker.Open || claim.To != breaker.HalfOpen || fail.From != breaker.HalfOpen || fail.To != breaker.Open {
+			t.Fatalf("probe %d signalled %+v then %+v", i, claim, fail)
+		}
+	}
+	if n := len(sig.Transition); n != 0 {
+		t.Fatalf("%d transitions more than the %d probes made", n, len(probes))
+	}
 	// A probe success closes it for everyone.
 	testenv.Eventually(t, 2*time.Second, "a probe to be due", func() bool { return bs[0].Admit(ctx, 1).Probe })
 	if ok, probe := bs[0].Allow(ctx); !ok || !probe {
 		t.Fatal("probe not allowed")
 	}
+	if tr := recvTransition(t, sig); tr.To != breaker.HalfOpen {
+		t.Fatalf("signalled %+v, want the probe's claim", tr)
+	}
 	bs[0].Report(ctx, breaker.Tally{Probe: breaker.ProbeSucceeded})
+	if tr := recvTransition(t, sig); tr.From != breaker.HalfOpen || tr.To != breaker.Closed {
+		t.Fatalf("signalled %+v, want half_open -> closed", tr)
+	}
 	for i, b := range bs {
 		if ok, _ := b.Allow(ctx); !ok {
 			t.Fatalf("worker %d still refuses calls after the probe succeeded", i)

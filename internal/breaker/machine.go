@@ -1,5 +1,5 @@
-// Package breaker is the circuit breaker every worker process shares
-// (issue 13). The decisions are a pure state machine (this file), driven by
+// Package breaker is the circuit breaker every worker process shares. The
+// decisions are a pure state machine (this file), driven by
 // whatever clock the caller passes: PostgreSQL's now() in production, a fake
 // clock in the table test. The shared state lives in one PostgreSQL row
 // (breaker.go, through internal/store), so a Redis restart cannot close an

@@ -10,9 +10,9 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/sink"
-	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -91,20 +91,19 @@ func TestOpenBreakerStartsNoCallAndChargesNothing(t *testing.T) {
 	ids := testenv.InsertMessages(t, e.pool, 6)
 
 	g := &gate{admit: 0}
-	svc := e.serviceWith(t, delivery.Config{Concurrency: 3, MaxAttempts: 3}, g)
-	n, err := svc.Dispatch(context.Background())
-	if err != nil || n != 0 {
-		t.Fatalf("dispatch while open: %d %v", n, err)
+	eng := e.startWith(t, delivery.Config{Concurrency: 3, MaxAttempts: 3}, g)
+	if n := eng.dispatch(); n != 0 || len(eng.claims) != 0 {
+		t.Fatalf("dispatch while open: %d recorded in %d claims", n, len(eng.claims))
 	}
 
 	g.mu.Lock()
 	g.admit, g.allow = -1, false // admitted, then opened before the call
 	g.mu.Unlock()
-	if n, err = svc.Dispatch(context.Background()); err != nil || n != 0 {
-		t.Fatalf("dispatch after the trip: %d %v", n, err)
+	if n := eng.dispatch(); n != 0 {
+		t.Fatalf("dispatch after the trip: %d recorded", n)
 	}
 	for _, id := range ids {
-		if m := e.message(t, id); m.Status != store.StatusPending || m.Attempts != 0 {
+		if m := e.message(t, id); m.Status != messaging.StatusPending || m.Attempts != 0 {
 			t.Fatalf("%s is %s with %d attempts, want pending and uncharged", id, m.Status, m.Attempts)
 		}
 	}
@@ -112,7 +111,7 @@ func TestOpenBreakerStartsNoCallAndChargesNothing(t *testing.T) {
 		t.Fatalf("%d calls while open", calls)
 	}
 	// One claim fills the slots and the queue (3 + 3): all 6 go back.
-	if st := svc.Stats(); st.Released != 6 || st.Claims != 1 {
+	if st := eng.Stats(); st.Released != 6 || st.Claims != 1 || eng.handedBack != 6 {
 		t.Fatalf("released %d in %d claims, want the 6 claimed in 1", st.Released, st.Claims)
 	}
 	g.mu.Lock()
@@ -140,17 +139,17 @@ func TestBatchesReportToTheBreaker(t *testing.T) {
 	ids := testenv.InsertMessages(t, e.pool, 6)
 	g := &gate{admit: -1, allow: true}
 	sched := retry.MustParse("1h")
-	svc := e.serviceWith(t, delivery.Config{Concurrency: 2, MaxAttempts: 3, RetryDelay: delivery.Scheduled(sched)}, g)
+	eng := e.startWith(t, delivery.Config{Concurrency: 2, MaxAttempts: 3, RetryDelay: delivery.Scheduled(sched)}, g)
 	before := time.Now()
-	if _, err := svc.Dispatch(context.Background()); err != nil {
-		t.Fatal(err)
+	if n := eng.dispatch(); n != 6 {
+		t.Fatalf("dispatched %d, want 6", n)
 	}
 	got := g.total()
 	if got.Calls != 6 || got.Failures != 2 || got.Probe != breaker.NoProbe || got.LastError == "" {
 		t.Fatalf("reported %+v, want 6 calls, 2 failures", got)
 	}
 	m := e.message(t, ids[0])
-	if wait := m.NextAttemptAt.Sub(before); m.Status != store.StatusPending || wait < 48*time.Minute || wait > 73*time.Minute {
+	if wait := m.NextAttemptAt.Sub(before); m.Status != messaging.StatusPending || wait < 48*time.Minute || wait > 73*time.Minute {
 		t.Fatalf("retry due in %s (%s), want the schedule's 1h ±20%%", wait, m.Status)
 	}
 }
@@ -163,15 +162,14 @@ func TestOpenBreakerWakesTheProducerAtTheCooldown(t *testing.T) {
 	e := newEnv(t, nil)
 	ids := testenv.InsertMessages(t, e.pool, 5)
 	g := &gate{admit: 0, allow: true, closesAt: time.Now().Add(300 * time.Millisecond)}
-	svc := e.serviceWith(t, delivery.Config{Concurrency: 2, MaxAttempts: 3}, g)
-	stop := runDriver(t, svc)
-	if err := svc.HandleDispatch(context.Background(), nil); err != nil {
+	eng := e.startWith(t, delivery.Config{Concurrency: 2, MaxAttempts: 3}, g)
+	if err := eng.HandleDispatch(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
 		recv(t, e.sink.Received(), 10*time.Second, fmt.Sprintf("delivery %d after the cooldown", i+1))
 	}
-	stop()
+	eng.stop()
 	g.mu.Lock()
 	admits := g.admits
 	g.mu.Unlock()
@@ -181,7 +179,7 @@ func TestOpenBreakerWakesTheProducerAtTheCooldown(t *testing.T) {
 		t.Fatalf("%d admissions asked for 5 messages: the producer spun while open", admits)
 	}
 	for _, id := range ids {
-		if m := e.message(t, id); m.Status != store.StatusSent || m.Attempts != 1 {
+		if m := e.message(t, id); m.Status != messaging.StatusSent || m.Attempts != 1 {
 			t.Fatalf("%s is %s with %d attempts", id, m.Status, m.Attempts)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -21,7 +22,7 @@ const maxBatch = 1000
 // One batch is written at a time; outcomes that arrive meanwhile form the
 // next. A batch is written at once when nothing else is outstanding (no
 // claimed row still queued or in a call), when a 410 is in it, or when the
-// executors are done; else after RecordLinger or at maxBatch outcomes.
+// executors are done; else after recordLinger or at maxBatch outcomes.
 type completer struct {
 	s       *Service
 	ctx     context.Context
@@ -50,7 +51,7 @@ func (c *completer) run() {
 			batch = append(batch, r)
 			urgent = urgent || r.gone
 			if len(batch) == 1 {
-				linger.Reset(c.s.cfg.RecordLinger)
+				linger.Reset(c.s.linger)
 				lingerC = linger.C
 			}
 		case <-lingerC:
@@ -61,8 +62,8 @@ func (c *completer) run() {
 		if flushing == nil && len(batch) > 0 &&
 			(in == nil || urgent || len(batch) >= maxBatch || c.pending.Load() == 0) {
 			// At most maxBatch a statement, even when outcomes piled up
-			// behind a slow write: an unbounded batch made the next write
-			// slower still, until one of 7,296 rows ran past RecordTimeout.
+			// behind a slow write: an unbounded batch makes the next write
+			// slower still, until one runs past recordTimeout.
 			n := min(len(batch), maxBatch)
 			done, b := make(chan struct{}), batch[:n:n]
 			go func() { defer close(done); c.s.record(c.ctx, b) }()
@@ -78,6 +79,7 @@ func (c *completer) run() {
 // results must still land. When the write fails it keeps the outcomes and
 // writes them again (persist); meanwhile no call starts.
 func (s *Service) record(ctx context.Context, batch []result) {
+	defer emit(s.signals.Recorded, len(batch))
 	rctx, cancel := s.recordCtx(ctx)
 	if s.gate != nil {
 		// One report per batch, never a round trip per message; the
@@ -113,14 +115,14 @@ func (s *Service) record(ctx context.Context, batch []result) {
 			continue
 		}
 		switch o.Status {
-		case store.StatusSent:
+		case messaging.StatusSent:
 			s.sent.Add(1)
 			sent = append(sent, cache.Sent{ID: o.ID, MessageID: done.remoteID(o), SentAt: o.SentAt})
 			s.logMessage(ctx, slog.LevelInfo, "message sent", o, "remote_message_id", done.remoteID(o))
-		case store.StatusPending:
+		case messaging.StatusPending:
 			s.retried.Add(1)
 			s.logMessage(ctx, slog.LevelWarn, "delivery failed; will retry", o, "reason", o.Error, "retry_at", o.NextAt)
-		case store.StatusFailed:
+		case messaging.StatusFailed:
 			s.failed.Add(1)
 			s.logMessage(ctx, slog.LevelError, "delivery failed for good", o, "reason", o.Error)
 		}

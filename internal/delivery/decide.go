@@ -6,17 +6,10 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/webhook"
-)
-
-// Attempt kinds, as stored in store.Outcome.Kind.
-const (
-	KindSent   = "sent"   // the receiver accepted the message
-	KindRetry  = "retry"  // the message is due again after a delay
-	KindFailed = "failed" // the message failed for good
-	KindGone   = "gone"   // the receiver answered 410: sending pauses
 )
 
 // RetryDelay is how long a message waits before attempt+1 after attempt
@@ -100,12 +93,12 @@ func Decide(c Call, now time.Time, p Policy) Decision {
 	if c.Invalid != nil {
 		// Rows inserted around the API may break the rules the receiver
 		// relies on: they fail at once with the reason.
-		o.Status, o.Kind = store.StatusFailed, KindFailed
+		o.Status, o.Kind = messaging.StatusFailed, messaging.KindFailed
 		o.Error = "not sent: invalid message: " + c.Invalid.Error()
 		return Decision{Outcome: o, Metric: "failed", Reason: "invalid"}
 	}
 	if c.Err == nil {
-		o.Status, o.Kind, o.StatusCode = store.StatusSent, KindSent, c.Resp.Status
+		o.Status, o.Kind, o.StatusCode = messaging.StatusSent, messaging.KindSent, c.Resp.Status
 		o.RemoteID = c.Resp.MessageID
 		o.SentAt = now.UTC().Truncate(time.Microsecond) // PostgreSQL's precision
 		return Decision{Outcome: o, Metric: "sent", Reason: "ok"}
@@ -120,13 +113,13 @@ func Decide(c Call, now time.Time, p Policy) Decision {
 	case werr.Gone():
 		// The message is not at fault: it waits, due at once, for sending
 		// to be started again.
-		o.Status, o.Kind, o.NextAt = store.StatusPending, KindGone, now
+		o.Status, o.Kind, o.NextAt = messaging.StatusPending, messaging.KindGone, now
 		return Decision{Outcome: o, Gone: true, Metric: "retried", Reason: kind}
 	case !werr.Retryable:
-		o.Status, o.Kind = store.StatusFailed, KindFailed
+		o.Status, o.Kind = messaging.StatusFailed, messaging.KindFailed
 		return Decision{Outcome: o, Metric: "failed", Reason: kind}
 	case c.Claimed.Attempt >= p.MaxAttempts:
-		o.Status, o.Kind = store.StatusFailed, KindFailed
+		o.Status, o.Kind = messaging.StatusFailed, messaging.KindFailed
 		o.Error = fmt.Sprintf("gave up after %d attempts: %s", c.Claimed.Attempt, o.Error)
 		return Decision{Outcome: o, Retryable: true, Metric: "failed", Reason: kind}
 	}
@@ -134,6 +127,6 @@ func Decide(c Call, now time.Time, p Policy) Decision {
 	if !c.Aborted {
 		delay = p.RetryDelay(c.Claimed.Attempt, werr.RetryAfter)
 	}
-	o.Status, o.Kind, o.NextAt = store.StatusPending, KindRetry, now.Add(delay)
+	o.Status, o.Kind, o.NextAt = messaging.StatusPending, messaging.KindRetry, now.Add(delay)
 	return Decision{Outcome: o, Retryable: true, Metric: "retried", Reason: kind}
 }

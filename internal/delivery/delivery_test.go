@@ -18,6 +18,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
@@ -43,20 +44,31 @@ func newEnv(t *testing.T, respond sink.Responder) *env {
 	return &env{pool: pool, store: st, rdb: testenv.NewRedis(t), sink: s, url: srv.URL}
 }
 
-func (e *env) service(t *testing.T, cfg delivery.Config) *delivery.Service {
+// start builds a Service over the env's sink, runs it (see engine) and
+// stops it when the test ends.
+func (e *env) start(t *testing.T, cfg delivery.Config) *engine {
 	t.Helper()
-	return e.serviceWith(t, cfg, nil)
+	return e.startWith(t, cfg, nil)
 }
 
-// serviceWith builds a Service with a circuit breaker seam (nil: none).
-func (e *env) serviceWith(t *testing.T, cfg delivery.Config, gate delivery.Gate) *delivery.Service {
+// startWith is start with a circuit breaker seam (nil: none).
+func (e *env) startWith(t *testing.T, cfg delivery.Config, gate delivery.Gate) *engine {
 	t.Helper()
-	return e.serviceFull(t, cfg, gate, nil)
+	return e.startFull(t, cfg, gate, nil)
 }
 
-// serviceFull builds a Service with a circuit breaker seam and a tick
-// announcer (nil: none).
-func (e *env) serviceFull(t *testing.T, cfg delivery.Config, gate delivery.Gate, ticks delivery.TickAnnouncer) *delivery.Service {
+// startFull is start with a circuit breaker seam and a tick announcer
+// (nil: none).
+func (e *env) startFull(t *testing.T, cfg delivery.Config, gate delivery.Gate, ticks delivery.TickAnnouncer) *engine {
+	t.Helper()
+	g := newEngine(t, e.params(t, cfg, gate, ticks))
+	g.start()
+	return g
+}
+
+// params are the Params of a Service over the env's sink and stores, with
+// test defaults: a budget no test spends, hour-long ticks, a minute's lease.
+func (e *env) params(t *testing.T, cfg delivery.Config, gate delivery.Gate, ticks delivery.TickAnnouncer) delivery.Params {
 	t.Helper()
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Hour
@@ -69,21 +81,118 @@ func (e *env) serviceFull(t *testing.T, cfg delivery.Config, gate delivery.Gate,
 	}
 	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, AuthHeader: "x-ins-auth-key", MaxConns: cfg.Concurrency})
 	t.Cleanup(hook.Close)
-	return delivery.New(delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t), Breaker: gate, Ticks: ticks})
+	return delivery.Params{Config: cfg, Store: e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: testenv.Logger(t), Breaker: gate, Ticks: ticks}
 }
 
-// runDriver runs svc's driver as a worker does; the stop it returns drains
-// the service and waits until Run returned and every outcome is recorded.
-func runDriver(t *testing.T, svc *delivery.Service) (stop func()) {
+// engine is a Service driven as a worker drives it, through Run, with its
+// test signals: the test waits on what the engine says it did, never on
+// time. It keeps the running sums of the claim, record and hand-back
+// signals it has read; every claimed row ends in one record or one
+// hand-back, so once the engine settles the sums balance.
+type engine struct {
+	*delivery.Service
+	t   *testing.T
+	sig *delivery.TestSignals
+	ran chan struct{} // closed when Run returned
+
+	stopOnce sync.Once
+	// claims are the sizes of the claims read so far; claimed, recorded
+	// and handedBack are the sums of the signals read so far.
+	claims                        []int
+	claimed, recorded, handedBack int
+}
+
+// signalRoom is each signal channel's buffer: more signals than any test
+// here emits, so none is dropped.
+const signalRoom = 1 << 16
+
+// newEngine builds a Service from p with test signals; start runs it.
+func newEngine(t *testing.T, p delivery.Params) *engine {
 	t.Helper()
-	ran := make(chan struct{})
-	go func() { defer close(ran); svc.Run(context.Background()) }()
-	return func() {
-		t.Helper()
-		svc.Drain()
-		recv(t, ran, 10*time.Second, "Run to return")
-		svc.Wait()
+	p.Signals = &delivery.TestSignals{
+		Claimed: make(chan int, signalRoom), Recorded: make(chan int, signalRoom), HandedBack: make(chan int, signalRoom),
+		Idle: make(chan struct{}, signalRoom), RecordFailed: make(chan struct{}, signalRoom), RecordRecovered: make(chan struct{}, signalRoom),
 	}
+	return &engine{Service: delivery.New(p), t: t, sig: p.Signals, ran: make(chan struct{})}
+}
+
+// start runs the Service's Run as a worker does, until stop (which the
+// test's cleanup calls too).
+func (g *engine) start() {
+	go func() { defer close(g.ran); g.Run(context.Background()) }()
+	g.t.Cleanup(g.stop)
+}
+
+// stop drains the service and waits until Run returned, every unstarted
+// row was handed back and every outcome recorded.
+func (g *engine) stop() {
+	g.t.Helper()
+	g.stopOnce.Do(func() {
+		g.Drain()
+		recv(g.t, g.ran, 30*time.Second, "Run to return")
+		g.Wait()
+	})
+}
+
+// dispatch runs one tick as the worker's dispatch task does and waits
+// until it settled; it returns how many claimed rows were recorded in it
+// (calls made, and invalid rows failed without a call).
+func (g *engine) dispatch() int {
+	g.t.Helper()
+	before := g.recorded
+	if err := g.HandleDispatch(context.Background(), nil); err != nil {
+		g.t.Fatal(err)
+	}
+	g.settle()
+	return g.recorded - before
+}
+
+// settle waits until the producer is idle (it claims nothing more until
+// woken) and every row it claimed was recorded or handed back.
+func (g *engine) settle() {
+	g.t.Helper()
+	recv(g.t, g.sig.Idle, 30*time.Second, "the producer to go idle")
+	g.take()
+	for g.recorded+g.handedBack < g.claimed {
+		g.recorded += recv(g.t, g.sig.Recorded, 30*time.Second,
+			fmt.Sprintf("outcomes to be recorded: %d claimed, %d recorded, %d handed back", g.claimed, g.recorded, g.handedBack))
+	}
+	if g.recorded+g.handedBack != g.claimed {
+		g.t.Fatalf("%d rows claimed, but %d recorded and %d handed back", g.claimed, g.recorded, g.handedBack)
+	}
+}
+
+// take adds the signals already sent to the sums.
+func (g *engine) take() {
+	for {
+		select {
+		case n := <-g.sig.Claimed:
+			g.claims = append(g.claims, n)
+			g.claimed += n
+		case n := <-g.sig.HandedBack:
+			g.handedBack += n
+		case n := <-g.sig.Recorded:
+			g.recorded += n
+		default:
+			return
+		}
+	}
+}
+
+// awaitRecorded waits for the next record batch and returns its size.
+func (g *engine) awaitRecorded(what string) int {
+	g.t.Helper()
+	n := recv(g.t, g.sig.Recorded, 30*time.Second, what)
+	g.recorded += n
+	return n
+}
+
+// awaitHandedBack waits for the next hand-back and returns its size.
+func (g *engine) awaitHandedBack(what string) int {
+	g.t.Helper()
+	n := recv(g.t, g.sig.HandedBack, 30*time.Second, what)
+	g.handedBack += n
+	return n
 }
 
 // recv receives from ch or fails the test after timeout.
@@ -118,11 +227,10 @@ func TestSendsRecordsAndCaches(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ids := testenv.InsertMessages(t, e.pool, 3)
-	svc := e.service(t, delivery.Config{Concurrency: 2, MaxAttempts: 3})
+	g := e.start(t, delivery.Config{Concurrency: 2, MaxAttempts: 3})
 
-	n, err := svc.Dispatch(context.Background())
-	if err != nil || n != 3 {
-		t.Fatalf("dispatch: %d %v", n, err)
+	if n := g.dispatch(); n != 3 {
+		t.Fatalf("dispatched %d, want 3", n)
 	}
 	got := e.sink.Accepted()
 	if len(got) != 3 {
@@ -130,7 +238,7 @@ func TestSendsRecordsAndCaches(t *testing.T) {
 	}
 	for _, id := range ids {
 		m := e.message(t, id)
-		if m.Status != store.StatusSent || m.RemoteMessageID == "" || m.SentAt == nil || m.Attempts != 1 {
+		if m.Status != messaging.StatusSent || m.RemoteMessageID == "" || m.SentAt == nil || m.Attempts != 1 {
 			t.Fatalf("row %+v", m)
 		}
 		raw, err := e.rdb.Get(context.Background(), "message:sent:"+id).Bytes()
@@ -178,13 +286,12 @@ func TestRetriesWithBackoffThenFails(t *testing.T) {
 		}
 		return time.Duration(attempt) * time.Hour
 	}
-	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, RetryDelay: delay})
+	g := e.start(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, RetryDelay: delay})
 
 	for attempt := 1; attempt <= 3; attempt++ {
 		before := time.Now()
-		n, err := svc.Dispatch(context.Background())
-		if err != nil || n != 1 {
-			t.Fatalf("attempt %d: dispatched %d (%v), want 1", attempt, n, err)
+		if n := g.dispatch(); n != 1 {
+			t.Fatalf("attempt %d: dispatched %d, want 1", attempt, n)
 		}
 		after := time.Now()
 		m := e.message(t, ids[0])
@@ -192,18 +299,17 @@ func TestRetriesWithBackoffThenFails(t *testing.T) {
 			t.Fatalf("attempts %d, want %d", m.Attempts, attempt)
 		}
 		if attempt == 3 {
-			if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "gave up after 3 attempts") {
+			if m.Status != messaging.StatusFailed || !strings.Contains(m.LastError, "gave up after 3 attempts") {
 				t.Fatalf("after the last attempt: %+v", m)
 			}
 			break
 		}
 		d := time.Duration(attempt) * time.Hour
-		if m.Status != store.StatusPending || m.NextAttemptAt.Before(before.Add(d).Truncate(time.Microsecond)) || m.NextAttemptAt.After(after.Add(d)) {
+		if m.Status != messaging.StatusPending || m.NextAttemptAt.Before(before.Add(d).Truncate(time.Microsecond)) || m.NextAttemptAt.After(after.Add(d)) {
 			t.Fatalf("attempt %d: status %s, next at %s, want %s after the call", attempt, m.Status, m.NextAttemptAt, d)
 		}
-		n, err = svc.Dispatch(context.Background())
-		if err != nil || n != 0 {
-			t.Fatalf("retried before its delay: dispatched %d (%v)", n, err)
+		if n := g.dispatch(); n != 0 {
+			t.Fatalf("retried before its delay: dispatched %d", n)
 		}
 		e.exec(t, `UPDATE messages SET next_attempt_at = now() WHERE id = $1`, ids[0])
 	}
@@ -243,13 +349,13 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		return true
 	})
 	ids := testenv.InsertMessages(t, e.pool, 1)
-	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 5, BackoffBase: time.Millisecond})
+	g := e.start(t, delivery.Config{Concurrency: 1, MaxAttempts: 5, BackoffBase: time.Millisecond})
 	before := time.Now()
-	if _, err := svc.Dispatch(context.Background()); err != nil {
-		t.Fatal(err)
+	if n := g.dispatch(); n != 1 {
+		t.Fatalf("dispatched %d, want 1", n)
 	}
 	m := e.message(t, ids[0])
-	if wait := m.NextAttemptAt.Sub(before); m.Status != store.StatusPending || wait < 2500*time.Millisecond || wait > 4*time.Second {
+	if wait := m.NextAttemptAt.Sub(before); m.Status != messaging.StatusPending || wait < 2500*time.Millisecond || wait > 4*time.Second {
 		t.Fatalf("status %s, next attempt in %s, want about 3s", m.Status, wait)
 	}
 	if !strings.Contains(m.LastError, "429") {
@@ -264,12 +370,12 @@ func TestClientErrorFailsAtOnce(t *testing.T) {
 		return true
 	})
 	ids := testenv.InsertMessages(t, e.pool, 1)
-	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 5})
-	if _, err := svc.Dispatch(context.Background()); err != nil {
-		t.Fatal(err)
+	g := e.start(t, delivery.Config{Concurrency: 1, MaxAttempts: 5})
+	if n := g.dispatch(); n != 1 {
+		t.Fatalf("dispatched %d, want 1", n)
 	}
 	m := e.message(t, ids[0])
-	if m.Status != store.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "400") || !strings.Contains(m.LastError, "invalid phone number") {
+	if m.Status != messaging.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "400") || !strings.Contains(m.LastError, "invalid phone number") {
 		t.Fatalf("%+v", m)
 	}
 }
@@ -280,21 +386,19 @@ func TestCacheOutageDoesNotBlockSending(t *testing.T) {
 	ids := testenv.InsertMessages(t, e.pool, 2)
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	t.Cleanup(func() { _ = dead.Close() })
-	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, MaxConns: 2})
-	t.Cleanup(hook.Close)
-	svc := delivery.New(delivery.Params{
-		Config: delivery.Config{Budget: 10, Interval: time.Hour, Concurrency: 2, MaxAttempts: 3},
-		Store:  e.store, Sender: hook, Cache: cache.New(dead, time.Hour), Log: testenv.Logger(t),
-	})
-	if _, err := svc.Dispatch(context.Background()); err != nil {
-		t.Fatal(err)
+	p := e.params(t, delivery.Config{Budget: 10, Concurrency: 2, MaxAttempts: 3}, nil, nil)
+	p.Cache = cache.New(dead, time.Hour)
+	g := newEngine(t, p)
+	g.start()
+	if n := g.dispatch(); n != 2 {
+		t.Fatalf("dispatched %d, want 2", n)
 	}
 	for _, id := range ids {
-		if m := e.message(t, id); m.Status != store.StatusSent {
+		if m := e.message(t, id); m.Status != messaging.StatusSent {
 			t.Fatalf("%s: %s", id, m.Status)
 		}
 	}
-	if got := svc.Stats().CacheErrors; got != 2 {
+	if got := g.Stats().CacheErrors; got != 2 {
 		t.Fatalf("cache errors counted: %d, want 2", got)
 	}
 }
@@ -305,18 +409,11 @@ func TestBudgetHoldsAcrossWorkers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	testenv.InsertMessages(t, e.pool, 60)
-	var wg sync.WaitGroup
-	for range 4 {
-		svc := e.service(t, delivery.Config{Budget: 7, Concurrency: 3, MaxAttempts: 3})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := svc.Dispatch(context.Background()); err != nil {
-				t.Error(err)
-			}
-		}()
+	engines := make([]*engine, 4)
+	for i := range engines {
+		engines[i] = e.start(t, delivery.Config{Budget: 7, Concurrency: 3, MaxAttempts: 3})
 	}
-	wg.Wait()
+	dispatchAtOnce(t, engines)
 	if got := len(e.sink.Accepted()); got != 7 {
 		t.Fatalf("one tick sent %d messages, budget is 7", got)
 	}
@@ -332,18 +429,11 @@ func TestExactlyOnceAcrossWorkers(t *testing.T) {
 	e := newEnv(t, nil)
 	const total = 3000
 	ids := testenv.InsertMessages(t, e.pool, total)
-	var wg sync.WaitGroup
-	for range 4 {
-		svc := e.service(t, delivery.Config{Budget: total, Concurrency: 8, MaxAttempts: 3})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := svc.Dispatch(context.Background()); err != nil {
-				t.Error(err)
-			}
-		}()
+	engines := make([]*engine, 4)
+	for i := range engines {
+		engines[i] = e.start(t, delivery.Config{Budget: total, Concurrency: 8, MaxAttempts: 3})
 	}
-	wg.Wait()
+	dispatchAtOnce(t, engines)
 	calls := e.sink.Calls()
 	if len(calls) != total {
 		t.Fatalf("webhook saw %d distinct messages, want %d", len(calls), total)
@@ -358,6 +448,32 @@ func TestExactlyOnceAcrossWorkers(t *testing.T) {
 		t.Fatalf("sent rows %d (%v)", sent, err)
 	}
 	e.rdb.Del(context.Background(), keys(ids)...)
+}
+
+// dispatchAtOnce starts a tick on every engine at the same moment, as the
+// dispatch tasks of one tick reach several worker processes, and waits
+// until each has settled.
+func dispatchAtOnce(t *testing.T, engines []*engine) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(engines))
+	for _, g := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- g.HandleDispatch(context.Background(), nil)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, g := range engines {
+		g.settle()
+	}
 }
 
 func keys(ids []string) []string {
@@ -382,22 +498,20 @@ func TestDrainFinishesInFlightAndClaimsNoMore(t *testing.T) {
 		return false
 	})
 	ids := testenv.InsertMessages(t, e.pool, 5)
-	svc := e.service(t, delivery.Config{Concurrency: 2, MaxAttempts: 3})
-	done := make(chan error, 1)
-	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
-	recv(t, entered, 10*time.Second, "the first call")
-	recv(t, entered, 10*time.Second, "the second call")
-	svc.Drain()
-	close(release)
-	if err := recv(t, done, 10*time.Second, "dispatch to return"); err != nil {
+	g := e.start(t, delivery.Config{Concurrency: 2, MaxAttempts: 3})
+	if err := g.HandleDispatch(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	svc.Wait()
+	recv(t, entered, 10*time.Second, "the first call")
+	recv(t, entered, 10*time.Second, "the second call")
+	g.Drain()
+	close(release)
+	g.stop()
 	for i, id := range ids {
 		m := e.message(t, id)
-		want := store.StatusPending
+		want := messaging.StatusPending
 		if i < 2 {
-			want = store.StatusSent
+			want = messaging.StatusSent
 		}
 		if m.Status != want {
 			t.Fatalf("message %d: %s, want %s", i, m.Status, want)
@@ -419,16 +533,15 @@ func TestAbortReturnsCutCallsAtOnce(t *testing.T) {
 		return true
 	})
 	ids := testenv.InsertMessages(t, e.pool, 1)
-	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, BackoffBase: time.Hour})
-	done := make(chan error, 1)
-	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
-	recv(t, entered, 10*time.Second, "the call")
-	svc.Abort()
-	if err := recv(t, done, 10*time.Second, "dispatch to return"); err != nil {
+	g := e.start(t, delivery.Config{Concurrency: 1, MaxAttempts: 3, BackoffBase: time.Hour})
+	if err := g.HandleDispatch(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
+	recv(t, entered, 10*time.Second, "the call")
+	g.Abort()
+	g.stop()
 	m := e.message(t, ids[0])
-	if m.Status != store.StatusPending || m.Attempts != 1 || time.Until(m.NextAttemptAt) > time.Second {
+	if m.Status != messaging.StatusPending || m.Attempts != 1 || time.Until(m.NextAttemptAt) > time.Second {
 		t.Fatalf("%+v", m)
 	}
 }
@@ -464,9 +577,9 @@ func TestGonePausesSending(t *testing.T) {
 		return true
 	})
 	ids := testenv.InsertMessages(t, e.pool, 5)
-	svc := e.service(t, delivery.Config{Concurrency: 1, MaxAttempts: 3})
-	if _, err := svc.Dispatch(context.Background()); err != nil {
-		t.Fatal(err)
+	g := e.start(t, delivery.Config{Concurrency: 1, MaxAttempts: 3})
+	if n := g.dispatch(); n != 1 {
+		t.Fatalf("dispatched %d, want only the call answered 410", n)
 	}
 	ctl, err := e.store.Control(context.Background())
 	if err != nil {
@@ -478,7 +591,7 @@ func TestGonePausesSending(t *testing.T) {
 	if calls := len(e.sink.Calls()); calls != 1 {
 		t.Fatalf("%d calls after the 410; sending should stop at the first", calls)
 	}
-	if m := e.message(t, ids[0]); m.Status != store.StatusPending || time.Until(m.NextAttemptAt) > time.Second {
+	if m := e.message(t, ids[0]); m.Status != messaging.StatusPending || time.Until(m.NextAttemptAt) > time.Second {
 		t.Fatalf("message after 410: %+v", m)
 	}
 }
@@ -498,17 +611,17 @@ INSERT INTO messages (id, content, phone_number, created_at) VALUES
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := e.service(t, delivery.Config{Concurrency: 2, MaxAttempts: 3, MaxContent: 160})
-	if _, err := svc.Dispatch(context.Background()); err != nil {
-		t.Fatal(err)
+	g := e.start(t, delivery.Config{Concurrency: 2, MaxAttempts: 3, MaxContent: 160})
+	if n := g.dispatch(); n != 4 {
+		t.Fatalf("dispatched %d, want the 4 rows", n)
 	}
 	for id, want := range map[string]string{"bad-phone": "phone_number", "bad-content": "at most 160", "blank": "blank"} {
 		m := e.message(t, id)
-		if m.Status != store.StatusFailed || !strings.Contains(m.LastError, want) || !strings.HasPrefix(m.LastError, "not sent: invalid message") {
+		if m.Status != messaging.StatusFailed || !strings.Contains(m.LastError, want) || !strings.HasPrefix(m.LastError, "not sent: invalid message") {
 			t.Errorf("%s: %+v", id, m)
 		}
 	}
-	if m := e.message(t, "good"); m.Status != store.StatusSent {
+	if m := e.message(t, "good"); m.Status != messaging.StatusSent {
 		t.Fatalf("good row: %+v", m)
 	}
 	if calls := e.sink.Calls(); len(calls) != 1 || calls["good"] != 1 {
@@ -524,18 +637,17 @@ func TestHandleDispatchWakesTheDriver(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ids := testenv.InsertMessages(t, e.pool, 50)
-	svc := e.service(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
-	stop := runDriver(t, svc)
+	g := e.start(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
 	for range 5 {
-		if err := svc.HandleDispatch(context.Background(), nil); err != nil {
+		if err := g.HandleDispatch(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 50 {
 		recv(t, e.sink.Received(), 10*time.Second, fmt.Sprintf("delivery %d", i+1))
 	}
-	stop()
-	if st := svc.Stats(); st.Dispatches != 5 || st.Ticks != 1 {
+	g.stop()
+	if st := g.Stats(); st.Dispatches != 5 || st.Ticks != 1 {
 		t.Fatalf("stats %+v: want 5 dispatches and 1 refill", st)
 	}
 	// Run returns only after the outcomes of its calls are recorded.
@@ -547,24 +659,23 @@ func TestHandleDispatchWakesTheDriver(t *testing.T) {
 }
 
 // A 410 stops this process dead: once it has read the 410, no further call
-// starts, although the other calls of the same burst free their slots at
-// the same moment and rows wait claimed in the queue. The receiver holds
-// the oldest message's answer until every call of the first burst has
-// arrived (or 5 s), answers it 410, and holds the other answers until
-// 50 ms after that, so the 410 is read first; then no request may arrive.
+// starts, although the other calls of the same burst free their slots
+// right after and rows wait claimed in the queue. The receiver holds the
+// oldest message's answer until every call of the first burst has arrived,
+// answers it 410, and holds the other answers until the engine has
+// recorded the 410 (so it has read it); then no request may arrive.
 func TestGoneStopsEveryCallAfterIt(t *testing.T) {
 	t.Parallel()
 	const concurrency, backlog = 8, 40
 	var (
-		mu       sync.Mutex
-		arrived  int
-		goneAt   time.Time // when the 410 was answered
-		late     []string  // requests that arrived after it
-		burst    = make(chan struct{})
-		answered = make(chan struct{})
-		oldest   string
+		mu      sync.Mutex
+		arrived int
+		goneAt  time.Time // when the 410 was answered
+		late    []string  // requests that arrived after it
+		oldest  string
+		burst   = make(chan struct{})
+		others  = make(chan struct{}) // closed once the 410 is recorded
 	)
-	ids := make(chan []string, 1)
 	e := newEnv(t, func(w http.ResponseWriter, r *http.Request, d sink.Delivery, _ int) bool {
 		mu.Lock()
 		if !goneAt.IsZero() {
@@ -574,38 +685,39 @@ func TestGoneStopsEveryCallAfterIt(t *testing.T) {
 		if arrived == concurrency {
 			close(burst)
 		}
-		if oldest == "" {
-			oldest = recv(t, ids, 5*time.Second, "the message ids")[0]
-		}
 		first := d.IdempotencyKey == oldest
 		mu.Unlock()
 		if first {
 			select {
 			case <-burst:
-			case <-time.After(5 * time.Second):
+			case <-time.After(10 * time.Second): // the test fails on the count
 			}
-			time.Sleep(50 * time.Millisecond) //nolint:forbidigo // the receiver holds its answer
 			mu.Lock()
 			goneAt = time.Now()
 			mu.Unlock()
 			w.WriteHeader(http.StatusGone)
-			close(answered)
 			return true
 		}
 		select {
-		case <-answered:
-			time.Sleep(50 * time.Millisecond) //nolint:forbidigo // answer after the 410 was read
-		case <-time.After(5 * time.Second):
+		case <-others:
+		case <-time.After(10 * time.Second):
 		case <-r.Context().Done():
 		}
 		return false
 	})
-	ids <- testenv.InsertMessages(t, e.pool, backlog)
-	svc := e.service(t, delivery.Config{Concurrency: concurrency, MaxAttempts: 3})
-	n, err := svc.Dispatch(context.Background())
-	if err != nil {
+	ids := testenv.InsertMessages(t, e.pool, backlog)
+	mu.Lock()
+	oldest = ids[0]
+	mu.Unlock()
+	g := e.start(t, delivery.Config{Concurrency: concurrency, MaxAttempts: 3})
+	if err := g.HandleDispatch(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
+	if n := g.awaitRecorded("the 410 to be recorded"); n != 1 {
+		t.Fatalf("the first batch recorded %d outcomes, want only the 410", n)
+	}
+	close(others)
+	g.settle()
 	mu.Lock()
 	defer mu.Unlock()
 	if goneAt.IsZero() {
@@ -614,8 +726,8 @@ func TestGoneStopsEveryCallAfterIt(t *testing.T) {
 	if len(late) != 0 {
 		t.Fatalf("%d requests arrived after the 410 was answered: %v", len(late), late)
 	}
-	if n != concurrency || arrived != concurrency {
-		t.Fatalf("%d calls started, %d arrived; want only the first burst of %d", n, arrived, concurrency)
+	if g.recorded != concurrency || arrived != concurrency {
+		t.Fatalf("%d calls recorded, %d arrived; want only the first burst of %d", g.recorded, arrived, concurrency)
 	}
 	ctl, err := e.store.Control(context.Background())
 	if err != nil {
@@ -657,25 +769,23 @@ func TestSlowCallsHandBackTheDeepQueue(t *testing.T) {
 	})
 	ids := testenv.InsertMessages(t, e.pool, backlog)
 	defer e.rdb.Del(context.Background(), keys(ids)...)
-	svc := e.service(t, delivery.Config{Concurrency: concurrency, QueueSize: 8, MaxQueueWait: 200 * time.Millisecond, MaxAttempts: 3})
-	done := make(chan error, 1)
-	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
-
-	sending := func() int {
-		var n int
-		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sending'`).Scan(&n); err != nil {
-			t.Error(err)
-		}
-		return n
-	}
-	// Two calls hang and two rows wait behind them; the rest went back.
-	testenv.Eventually(t, 5*time.Second, "the deep queue handed back", func() bool {
-		return svc.Stats().Released > 0 && sending() == 2*concurrency
-	})
-	close(hold)
-	if err := recv(t, done, 30*time.Second, "the drain"); err != nil {
+	g := e.start(t, delivery.Config{Concurrency: concurrency, QueueSize: 8, MaxQueueWait: 200 * time.Millisecond, MaxAttempts: 3})
+	if err := g.HandleDispatch(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
+	// Two calls hang and two rows wait behind them; the rest went back.
+	if n := g.awaitHandedBack("the deep queue to be handed back"); n == 0 {
+		t.Fatal("an empty hand-back")
+	}
+	var sending int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sending'`).Scan(&sending); err != nil {
+		t.Fatal(err)
+	}
+	if sending != 2*concurrency {
+		t.Fatalf("%d rows still claimed after the hand-back, want %d (in calls and next in the queue)", sending, 2*concurrency)
+	}
+	close(hold)
+	g.settle()
 	var sent int
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sent' AND attempts = 1`).Scan(&sent); err != nil {
 		t.Fatal(err)
@@ -706,15 +816,14 @@ func TestFreshTickWakesTheOtherWorkers(t *testing.T) {
 	e := newEnv(t, nil)
 	ids := testenv.InsertMessages(t, e.pool, backlog)
 	defer e.rdb.Del(context.Background(), keys(ids)...)
-	other := e.service(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
-	defer runDriver(t, other)()
+	other := e.start(t, delivery.Config{Concurrency: 4, MaxAttempts: 3})
 
 	var announced atomic.Int64
-	taker := e.serviceFull(t, delivery.Config{Concurrency: 4, MaxAttempts: 3}, nil, announceFunc(func() {
+	// The taker only starts ticks; it never runs a producer of its own.
+	taker := newEngine(t, e.params(t, delivery.Config{Concurrency: 4, MaxAttempts: 3}, nil, announceFunc(func() {
 		announced.Add(1)
 		other.Wake()
-	}))
-	// The taker only starts ticks; it never runs a producer of its own.
+	})))
 	for range 2 {
 		if err := taker.HandleDispatch(context.Background(), nil); err != nil {
 			t.Fatal(err)
@@ -723,9 +832,10 @@ func TestFreshTickWakesTheOtherWorkers(t *testing.T) {
 	if n := announced.Load(); n != 1 {
 		t.Fatalf("%d ticks announced for one fresh tick and one duplicate", n)
 	}
-	testenv.Eventually(t, 10*time.Second, "the other worker sending the backlog", func() bool {
-		return other.Stats().Sent == backlog
-	})
+	other.settle()
+	if st := other.Stats(); st.Sent != backlog {
+		t.Fatalf("the other worker sent %d of %d", st.Sent, backlog)
+	}
 	if st := taker.Stats(); st.Sent != 0 || st.Claims != 0 {
 		t.Fatalf("the taker claimed: %+v", st)
 	}

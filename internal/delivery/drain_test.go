@@ -58,10 +58,11 @@ func TestDrainSpeed(t *testing.T) {
 	hook := webhook.New(webhook.Options{URL: e.url, Timeout: 5 * time.Second, MaxConns: *drainConc})
 	t.Cleanup(hook.Close)
 	quiet := slog.New(slog.DiscardHandler)
-	svc := delivery.New(delivery.Params{
+	svc := newEngine(t, delivery.Params{
 		Config: delivery.Config{Budget: *drainN, Interval: time.Hour, Concurrency: *drainConc, QueueSize: *drainQueue, MaxAttempts: 3, Lease: time.Minute},
 		Store:  e.store, Sender: hook, Cache: cache.New(e.rdb, time.Hour), Log: quiet,
 	})
+	svc.start()
 	xacts := func() int64 {
 		// Statistics reach pg_stat_database within about a second.
 		time.Sleep(1500 * time.Millisecond) //nolint:forbidigo // waiting for the statistics collector
@@ -81,10 +82,10 @@ func TestDrainSpeed(t *testing.T) {
 	}
 	x0, w0, c0 := xacts(), wal(), postgresCPU(t)
 	start := time.Now()
-	n, err := svc.Dispatch(context.Background())
+	n := svc.dispatch()
 	took := time.Since(start)
-	if err != nil || n != *drainN {
-		t.Fatalf("dispatched %d of %d: %v", n, *drainN, err)
+	if n != *drainN {
+		t.Fatalf("dispatched %d of %d", n, *drainN)
 	}
 	x1, w1, c1 := xacts(), wal(), postgresCPU(t)
 	st := svc.Stats()

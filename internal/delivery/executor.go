@@ -10,7 +10,7 @@ import (
 )
 
 // executor makes webhook calls, one at a time, for rows the producer hands
-// it; a drive runs Concurrency of them. It reports each result to the
+// it; Run runs Concurrency of them. It reports each result to the
 // completer and then tells the producer its slot is free.
 type executor struct {
 	s        *Service
@@ -19,7 +19,6 @@ type executor struct {
 	returned chan<- job
 	finished chan<- time.Duration
 	results  chan<- result
-	started  *atomic.Int64
 	pending  *atomic.Int64
 }
 
@@ -31,7 +30,6 @@ func (e *executor) run() {
 			e.returned <- j // the producer hands it back
 			continue
 		}
-		e.started.Add(1)
 		call := e.s.call(j)
 		d := Decide(call, time.Now(), e.s.policy)
 		r := result{

@@ -33,29 +33,6 @@ func mayClaim(active, claiming, recordFailing bool) bool {
 	return active && !claiming && !recordFailing
 }
 
-// TestSignals lets a test wait for what the engine does instead of for
-// time. Production leaves Params.Signals nil. A signal is sent without
-// blocking: a test gives each channel it reads room for the signals it
-// expects.
-type TestSignals struct {
-	// RecordFailed hears when recording outcomes starts failing.
-	RecordFailed chan struct{}
-	// RecordRecovered hears when a record worked again after failing.
-	RecordRecovered chan struct{}
-	// Claimed hears the size of each claim that returned rows.
-	Claimed chan int
-}
-
-func emit[T any](ch chan T, v T) {
-	if ch == nil {
-		return
-	}
-	select {
-	case ch <- v:
-	default:
-	}
-}
-
 // recordHealth is whether this process can record outcomes. The completer
 // changes it; the producer and the executors read it before each claim
 // and each call; /readyz reports it.

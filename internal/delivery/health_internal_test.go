@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -88,15 +89,15 @@ func TestRecordHealth(t *testing.T) {
 // with neither has nothing to drop.
 func TestSafeOutcome(t *testing.T) {
 	t.Parallel()
-	o := store.Outcome{Claimed: store.Claimed{ID: "m"}, Status: store.StatusSent, RemoteID: "r\x00"}
-	if safe, changed := safeOutcome(o); !changed || safe.RemoteID != "" || safe.Error != "" || safe.Status != store.StatusSent {
+	o := store.Outcome{Claimed: store.Claimed{ID: "m"}, Status: messaging.StatusSent, RemoteID: "r\x00"}
+	if safe, changed := safeOutcome(o); !changed || safe.RemoteID != "" || safe.Error != "" || safe.Status != messaging.StatusSent {
 		t.Fatalf("sent: %+v %v", safe, changed)
 	}
-	o = store.Outcome{Claimed: store.Claimed{ID: "m"}, Status: store.StatusFailed, Error: "webhook answered 400: \xc5."}
-	if safe, changed := safeOutcome(o); !changed || safe.Error != answerNotStored || safe.Status != store.StatusFailed {
+	o = store.Outcome{Claimed: store.Claimed{ID: "m"}, Status: messaging.StatusFailed, Error: "webhook answered 400: \xc5."}
+	if safe, changed := safeOutcome(o); !changed || safe.Error != answerNotStored || safe.Status != messaging.StatusFailed {
 		t.Fatalf("failed: %+v %v", safe, changed)
 	}
-	o = store.Outcome{Claimed: store.Claimed{ID: "m"}, Status: store.StatusSent}
+	o = store.Outcome{Claimed: store.Claimed{ID: "m"}, Status: messaging.StatusSent}
 	if _, changed := safeOutcome(o); changed {
 		t.Fatal("an outcome with no answer text was changed")
 	}

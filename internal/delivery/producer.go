@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -54,7 +53,7 @@ type producer struct {
 	callTime time.Duration // moving average of a call's duration
 	aged     bool          // the queue's head waited MaxQueueWait
 	resumeAt time.Time     // the breaker said claim nothing before this; zero: no wait
-	err      error
+	busy     bool          // it worked since it was last idle (see TestSignals.Idle)
 }
 
 // claimResult is one claim statement's answer.
@@ -69,10 +68,10 @@ type claimResult struct {
 	until time.Time
 }
 
-// run feeds the executors until the producer stops (see drive), then closes
-// ready. It returns only when every row it claimed has finished or been
-// handed back.
-func (p *producer) run(ctx context.Context, once bool) error {
+// run feeds the executors until the service drains or ctx ends, then
+// closes ready. It returns only when every row it claimed has finished or
+// been handed back.
+func (p *producer) run(ctx context.Context) {
 	s := p.s
 	claimDone := make(chan claimResult, 1)
 	age := time.NewTimer(time.Hour)
@@ -80,7 +79,6 @@ func (p *producer) run(ctx context.Context, once bool) error {
 	resume := time.NewTimer(time.Hour)
 	resume.Stop()
 	defer resume.Stop()
-	p.active = once
 	stopping := false
 	for {
 		if !stopping && (s.isDraining() || ctx.Err() != nil) {
@@ -101,9 +99,15 @@ func (p *producer) run(ctx context.Context, once bool) error {
 				go func() { claimDone <- p.claim(ctx, n) }()
 			}
 		}
-		if !p.claiming && p.held == 0 && (stopping || (once && !p.active)) {
+		if p.active || p.claiming || p.held > 0 {
+			p.busy = true
+		} else if p.busy {
+			p.busy = false
+			emit(s.signals.Idle, struct{}{})
+		}
+		if stopping && !p.claiming && p.held == 0 {
 			close(p.ready)
-			return p.err
+			return
 		}
 
 		var (
@@ -123,10 +127,7 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			}
 		}
 		if !stopping {
-			drain, done = s.draining, ctx.Done()
-			if !once {
-				kick = s.kick
-			}
+			drain, done, kick = s.draining, ctx.Done(), s.kick
 			if failing {
 				recovered = worked
 			}
@@ -157,7 +158,7 @@ func (p *producer) run(ctx context.Context, once bool) error {
 			p.observe(d)
 		case r := <-claimDone:
 			p.claiming = false
-			p.claimed(r, once)
+			p.claimed(r)
 		case <-ageC:
 			p.expire(ctx)
 		case <-resumeC:
@@ -229,29 +230,23 @@ func (p *producer) claim(ctx context.Context, n int) claimResult {
 	return claimResult{rows: rows, err: err, took: time.Since(t0), at: t0}
 }
 
-func (p *producer) claimed(r claimResult, once bool) {
+func (p *producer) claimed(r claimResult) {
 	s := p.s
 	if r.held {
-		// The breaker is open: claim nothing until it may allow calls. A
-		// worker's producer wakes itself then; a one-tick drive ends.
-		p.active = false
-		if !once {
-			p.resumeAt = r.until
-		}
+		// The breaker is open: claim nothing until it may allow calls;
+		// the producer wakes itself then.
+		p.active, p.resumeAt = false, r.until
 		return
 	}
 	p.resumeAt = time.Time{}
 	s.claims.Add(1)
 	if r.err != nil {
 		p.active = false
-		if once {
-			p.err = fmt.Errorf("dispatch: %w", r.err)
-		} else {
-			s.log.Error("claim failed; the next tick tries again", "err", r.err)
-		}
+		s.log.Error("claim failed; the next tick tries again", "err", r.err)
 		return
 	}
 	s.m.Claim(len(r.rows), r.took)
+	emit(s.signals.Claimed, len(r.rows))
 	if len(r.rows) == 0 {
 		p.active = false // the budget is spent or nothing is due
 		return
@@ -261,7 +256,6 @@ func (p *producer) claimed(r claimResult, once bool) {
 	}
 	p.held += len(r.rows)
 	p.pending.Add(int64(len(r.rows)))
-	emit(s.signals.Claimed, len(r.rows))
 }
 
 // expire notices that the queue's head waited MaxQueueWait: calls became

@@ -79,17 +79,19 @@ func TestRecordFailureHoldsCallsAndKeepsOutcomes(t *testing.T) {
 	flaky := &flakyStore{Store: st, refused: make(chan struct{}, 100)}
 	flaky.failing.Store(true)
 	send := &fakeSender{}
-	sig := &delivery.TestSignals{RecordFailed: make(chan struct{}, 1), RecordRecovered: make(chan struct{}, 1), Claimed: make(chan int, 100)}
 	rdb := testenv.NewRedis(t)
 	defer rdb.Del(context.Background(), keys(ids)...)
-	svc := delivery.New(delivery.Params{
+	svc := newEngine(t, delivery.Params{
 		// The budget leaves room for the rows handed back at recovery: a
 		// hand-back does not refund the tick.
 		Config: delivery.Config{Budget: 10 * backlog, Interval: time.Hour, Concurrency: concurrency, QueueSize: 2, MaxAttempts: 3, Lease: time.Minute},
-		Store:  flaky, Sender: send, Cache: cache.New(rdb, time.Hour), Log: testenv.Logger(t), Signals: sig,
+		Store:  flaky, Sender: send, Cache: cache.New(rdb, time.Hour), Log: testenv.Logger(t),
 	})
-	done := make(chan error, 1)
-	go func() { _, err := svc.Dispatch(context.Background()); done <- err }()
+	sig := svc.sig
+	svc.start()
+	if err := svc.HandleDispatch(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
 
 	recv(t, sig.RecordFailed, 10*time.Second, "the record to fail")
 	if !svc.RecordHealth().Failing {
@@ -110,16 +112,20 @@ func TestRecordFailureHoldsCallsAndKeepsOutcomes(t *testing.T) {
 	if held > 2*concurrency+2 {
 		t.Fatalf("%d calls before the first failed write; at most the claimed rows (%d) may start", held, 2*concurrency+2)
 	}
-	// Drain the claim signals of the first rows; none may come while failing.
+	// The claims of the first rows; none may come while failing.
 	claimsBefore := len(sig.Claimed)
+	for range 2 {
+		recv(t, flaky.refused, 10*time.Second, "a retried write")
+	}
+	if n := len(sig.Claimed); n != claimsBefore {
+		t.Fatalf("%d claims while outcomes could not be recorded", n-claimsBefore)
+	}
 
 	flaky.failing.Store(false)
 	recv(t, sig.RecordRecovered, 10*time.Second, "the record to work again")
-	if err := recv(t, done, 30*time.Second, "the drain"); err != nil {
-		t.Fatal(err)
-	}
-	if claimsBefore == 0 || len(sig.Claimed) <= claimsBefore {
-		t.Fatalf("claims: %d before recovery, %d after; want claims on both sides", claimsBefore, len(sig.Claimed)-claimsBefore)
+	svc.settle()
+	if claimsBefore == 0 || len(svc.claims) <= claimsBefore {
+		t.Fatalf("claims: %d before recovery, %d after; want claims on both sides", claimsBefore, len(svc.claims)-claimsBefore)
 	}
 	if svc.RecordHealth().Failing {
 		t.Fatal("RecordHealth still failing after a write worked")
@@ -169,23 +175,27 @@ func TestBadAnswerDoesNotFailItsBatch(t *testing.T) {
 		}
 		return webhook.Response{Status: 200, MessageID: "r-" + r.ID}, nil
 	}}
-	sig := &delivery.TestSignals{RecordFailed: make(chan struct{}, 1)}
 	rdb := testenv.NewRedis(t)
 	defer rdb.Del(context.Background(), keys(ids)...)
-	svc := delivery.New(delivery.Params{
-		// A long linger and a claim of the whole backlog put every
-		// outcome in one batch.
+	svc := newEngine(t, delivery.Params{
 		Config: delivery.Config{
 			Budget: backlog, Interval: time.Hour, Concurrency: backlog, MaxAttempts: 3, Lease: time.Minute,
-			RecordLinger: time.Second, RetryDelay: func(int, time.Duration) time.Duration { return time.Hour },
+			RetryDelay: func(int, time.Duration) time.Duration { return time.Hour },
 		},
-		Store: st, Sender: send, Cache: cache.New(rdb, time.Hour), Log: testenv.Logger(t), Signals: sig,
+		Store: st, Sender: send, Cache: cache.New(rdb, time.Hour), Log: testenv.Logger(t),
 	})
-	if _, err := svc.Dispatch(context.Background()); err != nil {
-		t.Fatal(err)
+	// A long linger and a claim of the whole backlog put every outcome in
+	// one batch.
+	delivery.SetRecordLinger(svc.Service, time.Second)
+	svc.start()
+	if n := svc.dispatch(); n != backlog {
+		t.Fatalf("dispatched %d, want %d", n, backlog)
+	}
+	if len(svc.claims) != 2 || svc.claims[0] != backlog {
+		t.Fatalf("claims %v, want the whole backlog at once, then none", svc.claims)
 	}
 	select {
-	case <-sig.RecordFailed:
+	case <-svc.sig.RecordFailed:
 		t.Fatal("a data error was taken for a failing database")
 	default:
 	}

@@ -53,7 +53,7 @@ type Cache interface {
 	PutSent(ctx context.Context, recs ...cache.Sent) error
 }
 
-// Gate is the shared circuit breaker's seam (issue 13): the producer asks
+// Gate is the shared circuit breaker's seam: the producer asks
 // it how many calls may start before each claim, each executor asks it
 // right before a call starts and tells it (in memory) how the call ended,
 // and the completer reports each batch's outcomes, which the breaker
@@ -90,9 +90,6 @@ type Config struct {
 	// BackoffBase and BackoffMax shape the default RetryDelay:
 	// base*2^(attempt-1), capped, with jitter (default 5 s and 30 min).
 	BackoffBase, BackoffMax time.Duration
-	// RecordTimeout bounds one claim, record or hand-back statement, even
-	// after shutdown canceled the caller's context.
-	RecordTimeout time.Duration
 	// MaxContent is the longest content, in characters, that is sent;
 	// longer rows (inserted around the API) fail without a call.
 	MaxContent int
@@ -105,17 +102,21 @@ type Config struct {
 	// recent call duration, and stops claiming ahead when a row waits this
 	// long (default 1 s).
 	MaxQueueWait time.Duration
-	// RecordLinger is the longest an outcome waits for others to share its
-	// statement while calls are in flight (default 10 ms).
-	RecordLinger time.Duration
 }
+
+// recordTimeout bounds one claim, record or hand-back statement, even after
+// shutdown canceled the caller's context.
+const recordTimeout = 10 * time.Second
+
+// recordLinger is the longest an outcome waits for others to share its
+// statement while calls are in flight.
+const recordLinger = 10 * time.Millisecond
 
 // QueueFactor sets the default QueueSize: how many times Concurrency the
 // claimed rows waiting for a slot may number. Bigger claims cost fewer
-// statements a message: a drain of 20,000 messages with 32 calls in flight
-// to a local receiver ran at 6,329 and 6,713 msg/s with a queue of 32, at
-// 7,869 and 8,096 with 128 and at 9,078 with 256 (TestDrainSpeed with
-// -drain-queue).
+// statements a message, so a deeper queue drains a backlog faster; the
+// queue's age bound (MaxQueueWait) keeps it from holding rows long when
+// calls are slow. docs/benchmarks.md has the drain rates per queue depth.
 const QueueFactor = 8
 
 func (c *Config) setDefaults() {
@@ -130,9 +131,6 @@ func (c *Config) setDefaults() {
 	if c.RetryDelay == nil {
 		c.RetryDelay = ExponentialBackoff(c.BackoffBase, c.BackoffMax)
 	}
-	if c.RecordTimeout <= 0 {
-		c.RecordTimeout = 10 * time.Second
-	}
 	if c.Lease <= 0 {
 		c.Lease = time.Minute
 	}
@@ -144,9 +142,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxQueueWait <= 0 {
 		c.MaxQueueWait = time.Second
-	}
-	if c.RecordLinger <= 0 {
-		c.RecordLinger = 10 * time.Millisecond
 	}
 }
 
@@ -164,7 +159,7 @@ type Params struct {
 	// Ticks, when set, hears of every fresh tick this process starts, so
 	// that the other workers can be woken (see Wake).
 	Ticks TickAnnouncer
-	// Signals is set by tests only (nil in production).
+	// Signals tells a test what the engine does; nil in production.
 	Signals *TestSignals
 }
 
@@ -210,10 +205,11 @@ type Service struct {
 	drainOnce sync.Once
 	callCtx   context.Context // canceled when the grace period runs out
 	abort     context.CancelFunc
-	drives    sync.WaitGroup // drives (Run, Dispatch) not yet finished
+	drives    sync.WaitGroup // Run calls not yet finished
 	gone      atomic.Int32
 	health    recordHealth
 	signals   TestSignals // zero: no test listens
+	linger    time.Duration
 
 	dispatches, ticks, claims, records               atomic.Int64
 	sent, retried, failed, released, lost, cacheErrs atomic.Int64
@@ -232,6 +228,7 @@ func New(p Params) *Service {
 		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics, gate: p.Breaker, herald: p.Ticks,
 		policy:   Policy{MaxAttempts: cfg.MaxAttempts, RetryDelay: cfg.RetryDelay},
 		signals:  signals,
+		linger:   recordLinger,
 		kick:     make(chan struct{}, 1),
 		draining: make(chan struct{}),
 		callCtx:  ctx,
@@ -246,7 +243,7 @@ func (s *Service) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 // outcomes are still recorded, as retryable failures due at once.
 func (s *Service) Abort() { s.Drain(); s.abort() }
 
-// Wait blocks until every drive has handed back its unstarted rows and
+// Wait blocks until every Run has handed back its unstarted rows and
 // recorded its outcomes (or failed to, leaving the rows to their lease).
 func (s *Service) Wait() { s.drives.Wait() }
 
@@ -300,29 +297,43 @@ func (s *Service) wakeProducer() {
 	}
 }
 
-// Run drives the process's deliveries: each time a tick wakes it, the
-// producer claims until the budget is spent or nothing is due, then waits
-// for the next. It returns once the service drains or ctx ends, after
-// handing back unstarted rows and recording every outcome. A claim that
-// fails is logged and retried at the next tick, no sooner.
+// Run drives the process's deliveries with a producer, Concurrency
+// executors and a completer: each time a tick wakes it, the producer claims
+// until the budget is spent or nothing is due, then waits for the next. It
+// returns once the service drains or ctx ends, after handing back unstarted
+// rows and recording every outcome. A claim that fails is logged and
+// retried at the next tick, no sooner.
 func (s *Service) Run(ctx context.Context) {
-	if _, err := s.drive(ctx, false); err != nil {
-		s.log.Error("delivery stopped", "err", err)
-	}
-}
+	s.drives.Add(1)
+	defer s.drives.Done()
 
-// Dispatch runs one tick synchronously: it starts the tick, then sends what
-// the budget allows and returns how many deliveries it started, once all of
-// them are recorded. Tools and tests use it; workers use HandleDispatch and
-// Run.
-func (s *Service) Dispatch(ctx context.Context) (int, error) {
-	if s.isDraining() {
-		return 0, nil
+	c := s.cfg.Concurrency
+	var (
+		ready    = make(chan job)                       // producer -> executors
+		returned = make(chan job, c)                    // executors -> producer: not started
+		finished = make(chan time.Duration, c)          // executors -> producer: a call ended
+		results  = make(chan result, c+s.cfg.QueueSize) // executors -> completer
+		pending  atomic.Int64                           // claimed rows whose result has not reached the completer
+	)
+	comp := &completer{s: s, ctx: ctx, in: results, pending: &pending}
+	compDone := make(chan struct{})
+	go func() { defer close(compDone); comp.run() }()
+
+	var execs sync.WaitGroup
+	for range c {
+		execs.Add(1)
+		go func() {
+			defer execs.Done()
+			ex := executor{s: s, ctx: ctx, ready: ready, returned: returned, finished: finished, results: results, pending: &pending}
+			ex.run()
+		}()
 	}
-	if err := s.reserve(ctx); err != nil {
-		return 0, err
-	}
-	return s.drive(ctx, true)
+
+	p := &producer{s: s, ready: ready, returned: returned, finished: finished, pending: &pending}
+	p.run(ctx)
+	execs.Wait()
+	close(results)
+	<-compDone
 }
 
 // reserve refills the shared budget unless another tick did so moments ago.
@@ -347,45 +358,6 @@ func (s *Service) reserve(ctx context.Context) error {
 	}
 	s.log.Debug("dispatch tick", "refilled", fresh, "budget", s.cfg.Budget)
 	return nil
-}
-
-// drive runs a producer, Concurrency executors and a completer until the
-// producer stops: after one tick's claims when once is set, else when the
-// service drains or ctx ends. It returns how many deliveries started, after
-// every outcome was recorded.
-func (s *Service) drive(ctx context.Context, once bool) (int, error) {
-	s.drives.Add(1)
-	defer s.drives.Done()
-
-	c := s.cfg.Concurrency
-	var (
-		ready    = make(chan job)                       // producer -> executors
-		returned = make(chan job, c)                    // executors -> producer: not started
-		finished = make(chan time.Duration, c)          // executors -> producer: a call ended
-		results  = make(chan result, c+s.cfg.QueueSize) // executors -> completer
-		started  atomic.Int64
-		pending  atomic.Int64 // claimed rows whose result has not reached the completer
-	)
-	comp := &completer{s: s, ctx: ctx, in: results, pending: &pending}
-	compDone := make(chan struct{})
-	go func() { defer close(compDone); comp.run() }()
-
-	var execs sync.WaitGroup
-	for range c {
-		execs.Add(1)
-		go func() {
-			defer execs.Done()
-			ex := executor{s: s, ctx: ctx, ready: ready, returned: returned, finished: finished, results: results, started: &started, pending: &pending}
-			ex.run()
-		}()
-	}
-
-	p := &producer{s: s, ready: ready, returned: returned, finished: finished, pending: &pending}
-	err := p.run(ctx, once)
-	execs.Wait()
-	close(results)
-	<-compDone
-	return int(started.Load()), err
 }
 
 // job is a claimed row waiting in the producer's queue.
@@ -439,7 +411,7 @@ func (s *Service) isGone() bool { return s.gone.Load() != goneNo }
 // written. Claims use it too: a claim abandoned after PostgreSQL committed
 // it would leave its rows claimed, unsent, until their lease ran out.
 func (s *Service) recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RecordTimeout)
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 }
 
 // handBack returns claimed rows that never started, so they are due again
@@ -450,6 +422,7 @@ func (s *Service) handBack(ctx context.Context, cs []store.Claimed, why string) 
 	}
 	rctx, cancel := s.recordCtx(ctx)
 	defer cancel()
+	defer emit(s.signals.HandedBack, len(cs))
 	n, err := s.store.Release(rctx, cs)
 	if err != nil {
 		s.log.Error("hand back claimed messages; they return after their lease", "count", len(cs), "why", why, "err", err)

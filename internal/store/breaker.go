@@ -1,8 +1,8 @@
 package store
 
-// The shared circuit breaker's row (issue 13). The decisions are made by the
-// pure state machine in internal/breaker; this file only reads and writes
-// the row, under the row lock, with PostgreSQL's clock as the one clock.
+// The shared circuit breaker's row. The decisions are made by the pure state
+// machine in internal/breaker; this file only reads and writes the row,
+// under the row lock, with PostgreSQL's clock as the one clock.
 
 import (
 	"context"

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -56,14 +57,14 @@ WHERE id = ANY($1)`, []string{held, before, failed, twice, due})
 		t.Fatal(err)
 	}
 	for _, id := range []string{held, twice} {
-		if m := get(t, s, id); m.Status != store.StatusPending || m.NextAttemptAt.After(dbNow) {
+		if m := get(t, s, id); m.Status != messaging.StatusPending || m.NextAttemptAt.After(dbNow) {
 			t.Errorf("%s: %s, next attempt at %s; want due now", id, m.Status, m.NextAttemptAt)
 		}
 	}
 	if m := get(t, s, before); m.NextAttemptAt.Before(dbNow.Add(time.Minute)) {
 		t.Errorf("a retry from before the outage was made due: %s", m.NextAttemptAt)
 	}
-	if m := get(t, s, failed); m.Status != store.StatusFailed {
+	if m := get(t, s, failed); m.Status != messaging.StatusFailed {
 		t.Errorf("failed row changed: %+v", m)
 	}
 	if m := get(t, s, scheduled); m.NextAttemptAt.Before(dbNow.Add(50*time.Minute)) || m.SendAt == nil || !m.SendAt.Equal(*wantSendAt) {

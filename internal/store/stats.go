@@ -1,7 +1,7 @@
 package store
 
-// Aggregates for the operator console's chart, read from message_attempts
-// (one row per webhook call, written with the outcomes).
+// Statistics: per-status counts for the metrics scrape, and per-minute
+// call counts for the operator console's chart, read from message_attempts.
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // MinuteCount is how many calls ended sent and failed in one minute.
@@ -60,6 +62,33 @@ func (s *Store) MinuteCounts(ctx context.Context, now time.Time, n int) ([]Minut
 	})
 	if err != nil {
 		return nil, fmt.Errorf("minute counts: %w", err)
+	}
+	return out, nil
+}
+
+// CountByStatus counts messages in each status, with every status present
+// (zero when none), for the metrics scrape. It reads the whole table, so it
+// is meant for a scrape every few seconds at most, not per request.
+func (s *Store) CountByStatus(ctx context.Context) (map[string]int64, error) {
+	out := make(map[string]int64, len(messaging.Statuses))
+	for _, st := range messaging.Statuses {
+		out[st] = 0
+	}
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM messages GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count messages: %w", err)
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count messages: %w", err)
 	}
 	return out, nil
 }

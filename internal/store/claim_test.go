@@ -4,148 +4,18 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
-
-// schema describes a database's public schema as sorted lines, so that two
-// databases can be compared whatever order they were built in.
-func schema(t *testing.T, pool *pgxpool.Pool) []string {
-	t.Helper()
-	const q = `
-SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type
-       || COALESCE('(' || character_maximum_length || ')', '')
-       || ' null=' || is_nullable || ' default=' || COALESCE(column_default, '-')
-       || ' pos=' || ordinal_position
-FROM information_schema.columns
-WHERE table_schema = 'public' AND table_name <> 'goose_db_version'
-UNION ALL
-SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-FROM pg_constraint
-WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> 'goose_db_version'
-UNION ALL
-SELECT 'index ' || indexdef FROM pg_indexes
-WHERE schemaname = 'public' AND tablename <> 'goose_db_version'
-UNION ALL
-SELECT 'row dispatch_control ' || running || ' ' || budget FROM dispatch_control`
-	rows, err := pool.Query(context.Background(), q)
-	if err != nil {
-		t.Fatalf("read schema: %v", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func TestInitScriptsMatchMigrations(t *testing.T) {
-	t.Parallel()
-	_, migrated, _ := testenv.MigratedStore(t)
-
-	initPool := testenv.NewPool(t, testenv.NewDatabase(t))
-	testenv.RunInitScripts(t, initPool)
-	if diff := cmp.Diff(schema(t, migrated), schema(t, initPool)); diff != "" {
-		t.Fatalf("init/ and the migrations build different schemas (-migrated +init):\n%s", diff)
-	}
-
-	// The programs migrate a database init/ made: nothing changes, and the
-	// sample rows are still pending.
-	if err := store.Migrate(context.Background(), initPool, testenv.Logger(t)); err != nil {
-		t.Fatalf("migrate over init/: %v", err)
-	}
-	if diff := cmp.Diff(schema(t, migrated), schema(t, initPool)); diff != "" {
-		t.Fatalf("migrating over init/ changed the schema (-migrated +init):\n%s", diff)
-	}
-	var pending int
-	if err := initPool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'pending' AND NOT is_sent`).Scan(&pending); err != nil {
-		t.Fatal(err)
-	}
-	if pending == 0 {
-		t.Fatal("init/ sample rows are missing or not pending")
-	}
-}
-
-func TestMigrateTwiceAndConcurrently(t *testing.T) {
-	t.Parallel()
-	uri := testenv.NewDatabase(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pool, err := pgxpool.New(context.Background(), uri)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer pool.Close()
-			errs <- store.Migrate(context.Background(), pool, testenv.Logger(t))
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("concurrent migrate: %v", err)
-		}
-	}
-	pool := testenv.NewPool(t, uri)
-	before := schema(t, pool)
-	if err := store.Migrate(context.Background(), pool, testenv.Logger(t)); err != nil {
-		t.Fatalf("second migrate: %v", err)
-	}
-	if diff := cmp.Diff(before, schema(t, pool)); diff != "" {
-		t.Fatalf("second migrate changed the schema:\n%s", diff)
-	}
-}
-
-// A deployment made from the seed has only the four original columns and
-// may already have sent rows; migrating must keep them sent.
-func TestMigrateSeedEraDatabase(t *testing.T) {
-	t.Parallel()
-	pool := testenv.NewPool(t, testenv.NewDatabase(t))
-	ctx := context.Background()
-	_, err := pool.Exec(ctx, `
-CREATE TABLE messages (
-    id VARCHAR(36) PRIMARY KEY, content VARCHAR(255) NOT NULL,
-    phone_number VARCHAR(20) NOT NULL, is_sent BOOLEAN NOT NULL DEFAULT FALSE);
-INSERT INTO messages VALUES ('old-sent', 'hi', '+905551111111', true), ('old-new', 'hi', '+905551111112', false)`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, pool, testenv.Logger(t)); err != nil {
-		t.Fatal(err)
-	}
-	s := store.New(pool)
-	for id, want := range map[string]string{"old-sent": store.StatusSent, "old-new": store.StatusPending} {
-		m, err := s.Get(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Status != want {
-			t.Errorf("%s: status %q, want %q", id, m.Status, want)
-		}
-	}
-}
 
 // maxAttempts is the MAX_ATTEMPTS the tests claim with.
 const maxAttempts = 3
@@ -182,6 +52,26 @@ func get(t *testing.T, s *store.Store, id string) store.Message {
 func setBudget(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	exec(t, pool, `UPDATE dispatch_control SET budget = $1`, n)
+}
+
+func exec(t *testing.T, pool *pgxpool.Pool, q string, args ...any) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func claimIDs(t *testing.T, s *store.Store, n int) []string {
+	t.Helper()
+	got, err := s.Claim(context.Background(), n, time.Minute, maxAttempts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(got))
+	for i, c := range got {
+		ids[i] = c.ID
+	}
+	return ids
 }
 
 func TestClaimOldestFirstWithinBudget(t *testing.T) {
@@ -268,7 +158,7 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 	})
 	// The first worker's late outcome must not overwrite the second claim.
 	sent := func(c store.Claimed, remote string) store.Outcome {
-		return store.Outcome{Claimed: c, Status: store.StatusSent, RemoteID: remote, SentAt: time.Now()}
+		return store.Outcome{Claimed: c, Status: messaging.StatusSent, RemoteID: remote, SentAt: time.Now()}
 	}
 	if done, err := s.RecordOutcomes(ctx, []store.Outcome{sent(first[0], "late")}); err != nil || done[first[0].ID] {
 		t.Fatalf("stale claim recorded: %v err=%v", done, err)
@@ -280,7 +170,7 @@ func TestLeaseExpiryAndFencing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != store.StatusSent || m.RemoteMessageID != "r-1" || m.Attempts != 2 {
+	if m.Status != messaging.StatusSent || m.RemoteMessageID != "r-1" || m.Attempts != 2 {
 		t.Fatalf("got %+v", m)
 	}
 	var isSent bool
@@ -325,7 +215,7 @@ func TestExpiredLeaseOnLastAttemptFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != store.StatusFailed || !strings.Contains(m.LastError, "lease expired") {
+	if m.Status != messaging.StatusFailed || !strings.Contains(m.LastError, "lease expired") {
 		t.Fatalf("got %+v", m)
 	}
 }
@@ -346,11 +236,11 @@ func TestClaimFailsExpiredLeaseOnLastAttempt(t *testing.T) {
 	if len(got) != 1 || got[0].ID != ids[1] || got[0].Attempt != maxAttempts {
 		t.Fatalf("claimed %+v, want only %s on attempt %d", got, ids[1], maxAttempts)
 	}
-	if m := get(t, s, ids[0]); m.Status != store.StatusFailed || m.Attempts != maxAttempts ||
+	if m := get(t, s, ids[0]); m.Status != messaging.StatusFailed || m.Attempts != maxAttempts ||
 		m.LastError != "lease expired on the last attempt: the worker stopped during delivery" {
 		t.Fatalf("exhausted row %+v, want failed with the cleanup's reason", m)
 	}
-	if m := get(t, s, ids[2]); m.Status != store.StatusSending || m.Attempts != maxAttempts {
+	if m := get(t, s, ids[2]); m.Status != messaging.StatusSending || m.Attempts != maxAttempts {
 		t.Fatalf("row in flight %+v, want untouched", m)
 	}
 	var budget int
@@ -481,36 +371,101 @@ func explainPrepared(t *testing.T, pool *pgxpool.Pool, mode, sql, args string) s
 	return strings.Join(lines, "\n")
 }
 
-// One statement records a mixed batch: sent, retried and failed rows each
-// get their own columns, and nothing else changes.
-func TestRecordOutcomesBatch(t *testing.T) {
+// Priority first, then age; a future send_at set directly by another
+// system holds a row back even though next_attempt_at was defaulted.
+func TestClaimOrderAndSchedule(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ids := testenv.InsertMessages(t, pool, 6)
+	exec(t, pool, `UPDATE messages SET priority = 9 WHERE id = $1`, ids[4])
+	exec(t, pool, `UPDATE messages SET priority = 5 WHERE id = $1`, ids[5])
+	exec(t, pool, `UPDATE messages SET send_at = now() + interval '1 hour' WHERE id = $1`, ids[0])
+	exec(t, pool, `INSERT INTO messages (id, content, phone_number, send_at, priority)
+        VALUES ('future-direct', 'x', '+905551111111', now() + interval '1 hour', 9),
+               ('past-direct', 'x', '+905551111111', now() - interval '1 hour', 0)`)
+	setBudget(t, pool, 100)
+	got := claimIDs(t, s, 100)
+	want := []string{ids[4], ids[5], ids[1], ids[2], ids[3], "past-direct"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("claimed %v, want %v", got, want)
+	}
+	// Once send_at passes the row is due.
+	exec(t, pool, `UPDATE messages SET send_at = now() - interval '1 second' WHERE id IN ($1, 'future-direct')`, ids[0])
+	if got := claimIDs(t, s, 100); strings.Join(got, ",") != "future-direct,"+ids[0] {
+		t.Fatalf("after send_at claimed %v", got)
+	}
+}
+
+// An expired row reached by a claim becomes 'expired' without a call and
+// without spending budget, whether it was new or waiting for a retry.
+func TestClaimExpires(t *testing.T) {
 	t.Parallel()
 	_, pool, s := testenv.MigratedStore(t)
 	ctx := context.Background()
-	ids := testenv.InsertMessages(t, pool, 3)
-	setBudget(t, pool, 10)
-	c, err := s.Claim(ctx, 3, time.Minute, maxAttempts)
-	if err != nil || len(c) != 3 {
-		t.Fatalf("claim: %v %v", c, err)
+	ids := testenv.InsertMessages(t, pool, 4)
+	exec(t, pool, `UPDATE messages SET expires_at = now() - interval '1 second' WHERE id = ANY($1)`, ids[:2])
+	exec(t, pool, `UPDATE messages SET attempts = 2, last_error = 'webhook answered 503', expires_at = now() - interval '1 second' WHERE id = $1`, ids[1])
+	exec(t, pool, `UPDATE messages SET expires_at = now() + interval '1 hour' WHERE id = $1`, ids[2])
+	setBudget(t, pool, 2)
+	got := claimIDs(t, s, 10)
+	if strings.Join(got, ",") != ids[2]+","+ids[3] {
+		t.Fatalf("claimed %v, want the two live rows within a budget of 2", got)
 	}
-	sentAt := time.Now().UTC().Truncate(time.Microsecond)
-	next := sentAt.Add(time.Hour)
-	done, err := s.RecordOutcomes(ctx, []store.Outcome{
-		{Claimed: c[0], Status: store.StatusSent, RemoteID: "r-0", SentAt: sentAt},
-		{Claimed: c[1], Status: store.StatusPending, NextAt: next, Error: "webhook answered 503"},
-		{Claimed: c[2], Status: store.StatusFailed, Error: "webhook answered 400"},
-	})
-	if err != nil || len(done) != 3 {
-		t.Fatalf("record: %v %v", done, err)
+	for _, id := range ids[:2] {
+		m, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Status != messaging.StatusExpired || !strings.Contains(m.LastError, "expired") {
+			t.Fatalf("expired row %+v", m)
+		}
 	}
-	m0, m1, m2 := get(t, s, ids[0]), get(t, s, ids[1]), get(t, s, ids[2])
-	if m0.Status != store.StatusSent || m0.RemoteMessageID != "r-0" || !m0.SentAt.Equal(sentAt) || m0.LastError != "" {
-		t.Errorf("sent row %+v", m0)
+	var attempts int
+	if err := pool.QueryRow(ctx, `SELECT attempts FROM messages WHERE id = $1`, ids[0]).Scan(&attempts); err != nil || attempts != 0 {
+		t.Fatalf("expiry counted an attempt: %d %v", attempts, err)
 	}
-	if m1.Status != store.StatusPending || !m1.NextAttemptAt.Equal(next) || m1.LastError != "webhook answered 503" || m1.SentAt != nil {
-		t.Errorf("retried row %+v", m1)
+}
+
+// The extended claim keeps its plan: the priority-ordered partial index
+// for the due rows and the expiry index for expiry, never a scan of the
+// table, with a large history, a large backlog, scheduled and expiring
+// rows.
+func TestClaimPlanWithLifecycleRows(t *testing.T) {
+	t.Parallel()
+	_, pool, _ := testenv.MigratedStore(t)
+	exec(t, pool, `
+INSERT INTO messages (id, content, phone_number, status, is_sent, sent_at)
+SELECT 'sent-' || g, 'x', '+905551111111', 'sent', true, now() FROM generate_series(1, 20000) g;
+INSERT INTO messages (id, content, phone_number, priority)
+SELECT 'pending-' || g, 'x', '+905551111111', g % 10 FROM generate_series(1, 30000) g;
+INSERT INTO messages (id, content, phone_number, send_at, expires_at)
+SELECT 'sched-' || g, 'x', '+905551111111', now() + interval '1 day', now() + interval '2 days' FROM generate_series(1, 20000) g;
+ANALYZE messages`)
+	setBudget(t, pool, 5)
+	rows, err := pool.Query(context.Background(), "EXPLAIN "+store.ClaimSQL, 32, 60.0, maxAttempts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if m2.Status != store.StatusFailed || m2.LastError != "webhook answered 400" || m2.SentAt != nil {
-		t.Errorf("failed row %+v", m2)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	for _, want := range []string{"messages_claim_priority_idx", "messages_expiry_idx"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("claim plan does not use %s:\n%s", want, text)
+		}
+	}
+	// The only sort allowed is of the few claimed rows, after the update.
+	if strings.Contains(text, "Seq Scan on messages") || strings.Contains(text, "Sort Key: messages.priority") {
+		t.Fatalf("claim plan scans or sorts the table:\n%s", text)
 	}
 }

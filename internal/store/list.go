@@ -1,20 +1,15 @@
 package store
 
-// Queries the HTTP API needs beyond delivery: the sent list, the manual
-// retry and the per-status counts. Every statement is parameterized.
+// Keyset pages over the messages table: the sent list and the list of
+// every message. Every statement is parameterized.
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// SentMessage is one row of the sent list. Its SentAt is nil only for
-// rows a seed-era deployment marked sent (is_sent) before sent_at existed.
-type SentMessage = Message
 
 // SentCursor is the position after the last row of a page, in the list's
 // order: sent_at descending with rows of unknown sent_at last, then id
@@ -64,7 +59,7 @@ ORDER BY id DESC LIMIT $1`
 // newest when after is nil), and whether more follow. Rows marked sent while
 // a client pages through the list sort before its cursor (they are newer),
 // so a walk never repeats or skips a row that was sent when it started.
-func (s *Store) ListSent(ctx context.Context, after *SentCursor, limit int) ([]SentMessage, bool, error) {
+func (s *Store) ListSent(ctx context.Context, after *SentCursor, limit int) ([]Message, bool, error) {
 	if limit < 1 {
 		return nil, false, fmt.Errorf("list sent: limit %d is not positive", limit)
 	}
@@ -85,7 +80,7 @@ func (s *Store) ListSent(ctx context.Context, after *SentCursor, limit int) ([]S
 	if err != nil {
 		return nil, false, fmt.Errorf("list sent: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SentMessage, error) { return scanMessage(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
 	if err != nil {
 		return nil, false, fmt.Errorf("list sent: %w", err)
 	}
@@ -96,57 +91,64 @@ func (s *Store) ListSent(ctx context.Context, after *SentCursor, limit int) ([]S
 	return out, more, nil
 }
 
-// RetryFailed puts a failed message back to pending, due now, with its
-// attempts reset, and returns it. ErrNotFound when there is no such message,
-// ErrNotFailed when it is in any other state (a pending, sending or sent
-// message must not be sent again by hand). last_error is kept, so the
-// message still tells why it failed until the next attempt.
-func (s *Store) RetryFailed(ctx context.Context, id string) (Message, error) {
-	q := `
-UPDATE messages
-SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_expires_at = NULL
-WHERE id = $1 AND status = 'failed'
-RETURNING ` + messageColumns
-	m, err := scanMessage(s.pool.QueryRow(ctx, q, id))
-	if err == nil {
-		return m, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, fmt.Errorf("retry message: %w", err)
-	}
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1)`, id).Scan(&exists); err != nil {
-		return Message{}, fmt.Errorf("retry message: %w", err)
-	}
-	if !exists {
-		return Message{}, ErrNotFound
-	}
-	return Message{}, ErrNotFailed
+// ListCursor is the position after the last row of a page of the list of
+// every message: created_at and id, both descending.
+type ListCursor struct {
+	CreatedAt time.Time
+	ID        string
 }
 
-// CountByStatus counts messages in each status, with every status present
-// (zero when none), for the metrics scrape. It reads the whole table, so it
-// is meant for a scrape every few seconds at most, not per request.
-func (s *Store) CountByStatus(ctx context.Context) (map[string]int64, error) {
-	out := make(map[string]int64, len(Statuses))
-	for _, st := range Statuses {
-		out[st] = 0
+// ListFilter narrows the list of every message; empty fields match all.
+type ListFilter struct {
+	Status   string
+	Priority *int
+}
+
+// ListMessages returns up to limit messages newest first (created_at, then
+// id, descending) after the cursor, and whether more follow. It is a keyset
+// scan of messages_created_idx, so a deep page costs what the first does.
+func (s *Store) ListMessages(ctx context.Context, f ListFilter, after *ListCursor, limit int) ([]Message, bool, error) {
+	if limit < 1 {
+		return nil, false, fmt.Errorf("list messages: limit %d is not positive", limit)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM messages GROUP BY status`)
+	var prio *int16
+	if f.Priority != nil {
+		p := int16(*f.Priority)
+		prio = &p
+	}
+	var at *time.Time
+	var id *string
+	if after != nil {
+		at, id = &after.CreatedAt, &after.ID
+	}
+	// Only the conditions in use are written, so that the keyset
+	// comparison is always an index condition, even in a generic plan.
+	q := `SELECT ` + messageColumns + ` FROM messages WHERE true`
+	args := []any{limit + 1}
+	if f.Status != "" {
+		args = append(args, f.Status)
+		q += fmt.Sprintf(` AND status = $%d`, len(args))
+	}
+	if prio != nil {
+		args = append(args, *prio)
+		q += fmt.Sprintf(` AND priority = $%d`, len(args))
+	}
+	if at != nil {
+		args = append(args, *at, *id)
+		q += fmt.Sprintf(` AND (created_at, id) < ($%d::timestamptz, $%d::text)`, len(args)-1, len(args))
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT $1`
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("count messages: %w", err)
+		return nil, false, fmt.Errorf("list messages: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var st string
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("count messages: %w", err)
-		}
-		out[st] = n
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, false, fmt.Errorf("list messages: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count messages: %w", err)
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
 	}
-	return out, nil
+	return out, more, nil
 }
