@@ -19,6 +19,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
@@ -234,7 +235,7 @@ func TestCreateMessage(t *testing.T) {
 			t.Fatalf("%s: Location %q", c.name, h.Get("Location"))
 		}
 		got, err := e.st.Get(context.Background(), m.ID)
-		if err != nil || got.Content != c.content || got.PhoneNumber != c.phone || got.Status != store.StatusPending || got.Attempts != 0 {
+		if err != nil || got.Content != c.content || got.PhoneNumber != c.phone || got.Status != messaging.StatusPending || got.Attempts != 0 {
 			t.Fatalf("%s: stored %+v, %v", c.name, got, err)
 		}
 		if !got.NextAttemptAt.Before(time.Now().Add(time.Second)) {
@@ -493,7 +494,7 @@ func TestRetryMessage(t *testing.T) {
 		t.Fatalf("retry failed: %d %s", status, b)
 	}
 	m, err := e.st.Get(context.Background(), failed)
-	if err != nil || m.Status != store.StatusPending || m.Attempts != 0 || m.NextAttemptAt.Before(before) || m.NextAttemptAt.After(time.Now().Add(time.Second)) {
+	if err != nil || m.Status != messaging.StatusPending || m.Attempts != 0 || m.NextAttemptAt.Before(before) || m.NextAttemptAt.After(time.Now().Add(time.Second)) {
 		t.Fatalf("after retry: %+v %v", m, err)
 	}
 
@@ -505,7 +506,7 @@ func TestRetryMessage(t *testing.T) {
 	status, h, b := e.do(req{method: http.MethodPost, path: "/api/v1/messages/" + uuid.NewString() + "/retry"})
 	wantError(t, status, h, b, 404, "not_found")
 
-	if m, _ := e.st.Get(context.Background(), sent); m.Status != store.StatusSent {
+	if m, _ := e.st.Get(context.Background(), sent); m.Status != messaging.StatusSent {
 		t.Fatalf("a 409 changed the sent message: %+v", m)
 	}
 }

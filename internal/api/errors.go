@@ -8,7 +8,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/console"
 	"github.com/messaging-server/messaging-server/internal/message"
-	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // Error is an answer a handler chooses: the status, a stable code clients
@@ -135,27 +135,27 @@ func answerFor(err error) *Error {
 		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Message: ve.Message, Field: ve.Field}
 	case errors.Is(err, console.ErrCrossSite):
 		return errCrossSite
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, messaging.ErrNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "message not found"}
-	case errors.Is(err, store.ErrNotFailed):
+	case errors.Is(err, messaging.ErrNotFailed):
 		return &Error{Status: fiber.StatusConflict, Code: "not_failed", Message: "only a failed message can be retried"}
-	case errors.Is(err, store.ErrDuplicate):
+	case errors.Is(err, messaging.ErrDuplicate):
 		return &Error{Status: fiber.StatusConflict, Code: "duplicate_id", Field: "id",
 			Message: "a message with this id already exists with a different body"}
-	case errors.Is(err, store.ErrNotCancelable):
+	case errors.Is(err, messaging.ErrNotCancelable):
 		return &Error{Status: fiber.StatusConflict, Code: "not_cancelable",
 			Message: "only a pending message can be canceled; this one is sending, sent, failed or expired"}
-	case errors.Is(err, store.ErrRemoteNotFound):
+	case errors.Is(err, messaging.ErrRemoteNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "no sent message has this message_id"}
-	case errors.Is(err, store.ErrAmbiguousRemoteID):
+	case errors.Is(err, messaging.ErrAmbiguousRemoteID):
 		return &Error{Status: fiber.StatusConflict, Code: "ambiguous_remote_id", Field: "message_id",
 			Message: "several sent messages have this message_id, so the receipt cannot name one; nothing was changed"}
-	case errors.Is(err, store.ErrReceiptFuture):
+	case errors.Is(err, messaging.ErrReceiptFuture):
 		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Field: "timestamp",
-			Message: fmt.Sprintf("timestamp must not be more than %v after the server's time", store.ReceiptClockSkew)}
-	case errors.Is(err, store.ErrReceiptBeforeSent):
+			Message: fmt.Sprintf("timestamp must not be more than %v after the server's time", messaging.ReceiptClockSkew)}
+	case errors.Is(err, messaging.ErrReceiptBeforeSent):
 		return &Error{Status: fiber.StatusUnprocessableEntity, Code: "validation_failed", Field: "timestamp",
-			Message: fmt.Sprintf("timestamp must not be more than %v before the message was sent", store.ReceiptClockSkew)}
+			Message: fmt.Sprintf("timestamp must not be more than %v before the message was sent", messaging.ReceiptClockSkew)}
 	case errors.As(err, &fe):
 		return fromFiber(fe)
 	}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // ResponseExample is the body the OpenAPI document shows for a non-2xx
@@ -45,17 +45,17 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 	case fiber.StatusUnauthorized:
 		return body(errUnauthorized)
 	case fiber.StatusNotFound:
-		return body(answerFor(store.ErrNotFound))
+		return body(answerFor(messaging.ErrNotFound))
 	case fiber.StatusConflict:
 		switch op {
 		case "POST /api/v1/messages/{id}/retry":
-			return of(store.ErrNotFailed)
+			return of(messaging.ErrNotFailed)
 		case "POST /api/v1/messages", "POST /api/v1/messages/batch":
-			return of(store.ErrDuplicate)
+			return of(messaging.ErrDuplicate)
 		case "POST /api/v1/messages/{id}/cancel":
-			return of(store.ErrNotCancelable)
+			return of(messaging.ErrNotCancelable)
 		case "POST /api/v1/receipts":
-			return of(store.ErrAmbiguousRemoteID)
+			return of(messaging.ErrAmbiguousRemoteID)
 		}
 	case fiber.StatusRequestEntityTooLarge:
 		return body(fromFiber(fiber.ErrRequestEntityTooLarge))

@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -215,7 +216,7 @@ func (s *Server) getMessage(c *fiber.Ctx) error {
 		return err
 	}
 	d := detail(m)
-	if m.Status == store.StatusSent {
+	if m.Status == messaging.StatusSent {
 		source := SourceDatabase
 		ctx, cancel := context.WithTimeout(c.UserContext(), cacheTimeout)
 		rec, err := s.cache.GetSent(ctx, id)
@@ -278,10 +279,10 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		if cur.SentAt == nil {
+		if cur.At == nil {
 			return errBadCursor
 		}
-		after = &store.ListCursor{CreatedAt: *cur.SentAt, ID: cur.ID}
+		after = &store.ListCursor{CreatedAt: *cur.At, ID: cur.ID}
 	}
 	rows, more, err := s.deps.Store.ListMessages(c.UserContext(), f, after, limit)
 	if err != nil {
@@ -293,7 +294,7 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 	}
 	if more {
 		last := rows[len(rows)-1]
-		next := encodeCursor(store.SentCursor{SentAt: &last.CreatedAt, ID: last.ID})
+		next := encodeCursor(pageCursor{At: &last.CreatedAt, ID: last.ID})
 		page.NextCursor = &next
 	}
 	return c.JSON(page)
@@ -301,7 +302,7 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 
 // parseStatusFilter checks the status query parameter.
 func parseStatusFilter(s string) error {
-	for _, st := range store.Statuses {
+	for _, st := range messaging.Statuses {
 		if s == st {
 			return nil
 		}
@@ -337,7 +338,7 @@ func (s *Server) listSent(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		after = &cur
+		after = &store.SentCursor{SentAt: cur.At, ID: cur.ID}
 	}
 	rows, more, err := s.deps.Store.ListSent(c.UserContext(), after, limit)
 	if err != nil {
@@ -352,7 +353,7 @@ func (s *Server) listSent(c *fiber.Ctx) error {
 	}
 	if more {
 		last := rows[len(rows)-1]
-		next := encodeCursor(store.SentCursor{SentAt: last.SentAt, ID: last.ID})
+		next := encodeCursor(pageCursor{At: last.SentAt, ID: last.ID})
 		page.NextCursor = &next
 	}
 	return c.JSON(page)
@@ -388,11 +389,19 @@ func parseLimit(s string) (int, error) {
 // hold any character, '|' included.
 var cursorEncoding = base64.RawURLEncoding
 
+// pageCursor is where a keyset page ends: the time the list is ordered by
+// (created_at for the list of all messages, sent_at for the sent list; nil
+// for a sent row without sent_at) and the row's id.
+type pageCursor struct {
+	At *time.Time
+	ID string
+}
+
 // encodeCursor turns the last row of a page into the next page's cursor.
-func encodeCursor(c store.SentCursor) string {
+func encodeCursor(c pageCursor) string {
 	t := ""
-	if c.SentAt != nil {
-		t = c.SentAt.UTC().Format(time.RFC3339Nano)
+	if c.At != nil {
+		t = c.At.UTC().Format(time.RFC3339Nano)
 	}
 	return cursorEncoding.EncodeToString([]byte(t + "|" + c.ID))
 }
@@ -402,23 +411,23 @@ var errBadCursor = &Error{Status: fiber.StatusBadRequest, Code: "invalid_cursor"
 
 // decodeCursor parses a cursor from encodeCursor; anything else is a 400,
 // never a database error.
-func decodeCursor(s string) (store.SentCursor, error) {
+func decodeCursor(s string) (pageCursor, error) {
 	b, err := cursorEncoding.Strict().DecodeString(s)
 	if err != nil || !utf8.Valid(b) {
-		return store.SentCursor{}, errBadCursor
+		return pageCursor{}, errBadCursor
 	}
 	t, id, ok := strings.Cut(string(b), "|")
 	if !ok || id == "" || utf8.RuneCountInString(id) > 36 || strings.ContainsRune(id, 0) {
-		return store.SentCursor{}, errBadCursor
+		return pageCursor{}, errBadCursor
 	}
-	c := store.SentCursor{ID: id}
+	c := pageCursor{ID: id}
 	if t != "" {
 		at, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil || at.Year() < 1 || at.Year() > 9999 {
-			return store.SentCursor{}, errBadCursor
+			return pageCursor{}, errBadCursor
 		}
 		at = at.UTC()
-		c.SentAt = &at
+		c.At = &at
 	}
 	return c, nil
 }
@@ -485,7 +494,7 @@ func (s *Server) retryMessage(c *fiber.Ctx) error {
 func messageID(c *fiber.Ctx) (string, error) {
 	id, err := url.PathUnescape(c.Params("id"))
 	if err != nil || id == "" || !utf8.ValidString(id) || strings.ContainsRune(id, 0) || utf8.RuneCountInString(id) > 36 {
-		return "", store.ErrNotFound
+		return "", messaging.ErrNotFound
 	}
 	return id, nil
 }

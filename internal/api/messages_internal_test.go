@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // FuzzDecodeCursor checks that no client-supplied cursor can reach
@@ -15,7 +13,7 @@ import (
 // reads back as the same position.
 func FuzzDecodeCursor(f *testing.F) {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 123456000, time.UTC)
-	for _, c := range []store.SentCursor{{SentAt: &at, ID: "abc"}, {ID: "x|y"}, {SentAt: &at, ID: strings.Repeat("z", 36)}} {
+	for _, c := range []pageCursor{{At: &at, ID: "abc"}, {ID: "x|y"}, {At: &at, ID: strings.Repeat("z", 36)}} {
 		f.Add(encodeCursor(c))
 	}
 	f.Add("!!!")
@@ -34,8 +32,8 @@ func FuzzDecodeCursor(f *testing.F) {
 			t.Fatalf("DecodeCursor(%q) accepted id %q", s, c.ID)
 		}
 		again, err := decodeCursor(encodeCursor(c))
-		if err != nil || again.ID != c.ID || (again.SentAt == nil) != (c.SentAt == nil) ||
-			(c.SentAt != nil && !again.SentAt.Equal(*c.SentAt)) {
+		if err != nil || again.ID != c.ID || (again.At == nil) != (c.At == nil) ||
+			(c.At != nil && !again.At.Equal(*c.At)) {
 			t.Fatalf("cursor %q does not round-trip: %+v then %+v, %v", s, c, again, err)
 		}
 	})

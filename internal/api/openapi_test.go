@@ -25,7 +25,6 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/messaging-server/messaging-server/internal/api"
-	"github.com/messaging-server/messaging-server/internal/store"
 )
 
 // opCase is one request to an operation and the status it must get.
@@ -157,7 +156,7 @@ func operations() []operation {
 			sample: opCase{"first page", get("/api/v1/messages?limit=1"), 200, false, "", false},
 			cases: []opCase{
 				{"filtered", get("/api/v1/messages?status=pending&priority=0&limit=2"), 200, false, "", false},
-				{"next page", get("/api/v1/messages?limit=2&cursor=" + api.EncodeCursor(store.SentCursor{SentAt: &later, ID: "zzz"})), 200, false, "", false},
+				{"next page", get("/api/v1/messages?limit=2&cursor=" + api.EncodeCursor(api.PageCursor{At: &later, ID: "zzz"})), 200, false, "", false},
 				{"unknown status", get("/api/v1/messages?status=done"), 400, true, "", false},
 				{"priority 10", get("/api/v1/messages?priority=10"), 400, true, "", false},
 				{"limit zero", get("/api/v1/messages?limit=0"), 400, true, "", false},

@@ -5,7 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // StatusCounts is how many messages are in each status right now.
@@ -57,8 +57,8 @@ func (s *Server) statusCounts(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(StatusCounts{
-		Pending: n[store.StatusPending], Sending: n[store.StatusSending], Sent: n[store.StatusSent],
-		Failed: n[store.StatusFailed], Expired: n[store.StatusExpired], Canceled: n[store.StatusCanceled],
+		Pending: n[messaging.StatusPending], Sending: n[messaging.StatusSending], Sent: n[messaging.StatusSent],
+		Failed: n[messaging.StatusFailed], Expired: n[messaging.StatusExpired], Canceled: n[messaging.StatusCanceled],
 	})
 }
 

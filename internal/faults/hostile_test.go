@@ -21,8 +21,8 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/sink"
-	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
@@ -154,17 +154,17 @@ func TestHostileWebhook(t *testing.T) {
 			t.Fatal(err)
 		}
 		switch b := behaviour(m.Content); {
-		case b == 0 && (m.Status != store.StatusFailed || m.Attempts != 3 || !strings.Contains(m.LastError, "gave up after 3 attempts")):
+		case b == 0 && (m.Status != messaging.StatusFailed || m.Attempts != 3 || !strings.Contains(m.LastError, "gave up after 3 attempts")):
 			t.Errorf("500s: %+v", m)
-		case b == 5 && (m.Status != store.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "redirect")):
+		case b == 5 && (m.Status != messaging.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "redirect")):
 			t.Errorf("redirect: %+v", m)
-		case (b == 1 || b == 2) && (m.Status != store.StatusSent || m.Attempts != 2):
+		case (b == 1 || b == 2) && (m.Status != messaging.StatusSent || m.Attempts != 2):
 			t.Errorf("behaviour %d: %+v", b, m)
-		case b == 3 && (m.Status != store.StatusSent || m.Attempts != 2):
+		case b == 3 && (m.Status != messaging.StatusSent || m.Attempts != 2):
 			// The transport never replays a call: the reset costs an
 			// attempt of ours.
 			t.Errorf("reset: %+v", m)
-		case b == 4 && (m.Status != store.StatusSent || m.Attempts != 1):
+		case b == 4 && (m.Status != messaging.StatusSent || m.Attempts != 1):
 			t.Errorf("large answer: %+v", m)
 		}
 		rdb.Del(context.Background(), cache.Key(id))
@@ -205,13 +205,16 @@ func contents(t *testing.T, pool *pgxpool.Pool) map[string]string {
 	return out
 }
 
-// settle dispatches until every message is sent or failed, for at most a
-// minute.
+// settle runs the worker's own path, a Run woken by a dispatch per poll,
+// until every message is sent or failed (for at most a minute), then
+// drains it.
 func settle(t *testing.T, pool *pgxpool.Pool, svc *delivery.Service) {
 	t.Helper()
+	ran := make(chan struct{})
+	go func() { defer close(ran); svc.Run(context.Background()) }()
 	var checkErr error
 	testenv.Eventually(t, 60*time.Second, "every message to settle", func() bool {
-		if _, err := svc.Dispatch(context.Background()); err != nil {
+		if err := svc.HandleDispatch(context.Background(), nil); err != nil {
 			checkErr = err
 			return true
 		}
@@ -223,6 +226,13 @@ func settle(t *testing.T, pool *pgxpool.Pool, svc *delivery.Service) {
 		}
 		return unsettled == 0
 	})
+	svc.Drain()
+	select {
+	case <-ran:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after Drain")
+	}
+	svc.Wait()
 	if checkErr != nil {
 		t.Fatal(checkErr)
 	}
@@ -387,22 +397,22 @@ func TestHostileAnswers(t *testing.T) {
 		rdb.Del(context.Background(), cache.Key(id))
 		switch k := kind[id]; k {
 		case answerNULID, answerLongID, answerJunk2xx:
-			if m.Status != store.StatusSent || m.Attempts != 1 || m.RemoteMessageID != "" {
+			if m.Status != messaging.StatusSent || m.Attempts != 1 || m.RemoteMessageID != "" {
 				t.Errorf("answer %d: %s is %s after %d attempts, remote id %q; want sent once without an id", k, id, m.Status, m.Attempts, m.RemoteMessageID)
 			}
 		case answerLatin1, answerNUL400, answerTurkish, answerJunk400:
-			if m.Status != store.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "400") {
+			if m.Status != messaging.StatusFailed || m.Attempts != 1 || !strings.Contains(m.LastError, "400") {
 				t.Errorf("answer %d: %s is %s after %d attempts: %q; want failed at once", k, id, m.Status, m.Attempts, m.LastError)
 			}
 			if k == answerTurkish && !strings.Contains(m.LastError, "Geçersiz alıcı") {
 				t.Errorf("the Turkish answer's text is lost: %q", m.LastError)
 			}
 		case answerSilent:
-			if m.Status != store.StatusFailed || m.Attempts != maxAttempts {
+			if m.Status != messaging.StatusFailed || m.Attempts != maxAttempts {
 				t.Errorf("silent receiver: %s is %s after %d attempts", id, m.Status, m.Attempts)
 			}
 		default:
-			if m.Status != store.StatusSent || m.Attempts != 1 || m.RemoteMessageID == "" {
+			if m.Status != messaging.StatusSent || m.Attempts != 1 || m.RemoteMessageID == "" {
 				t.Errorf("healthy %s is %s after %d attempts, remote id %q", id, m.Status, m.Attempts, m.RemoteMessageID)
 			}
 		}
