@@ -20,6 +20,9 @@ type Claimed struct {
 	Content     string
 	PhoneNumber string
 	Attempt     int
+	// Tick is the start of the tick whose budget the claim spent; a
+	// hand-back within the same tick gives the budget back.
+	Tick time.Time
 }
 
 // leaseExpiredError is the last_error of a row whose lease ran out on its
@@ -46,7 +49,7 @@ const leaseExpiredError = "lease expired on the last attempt: the worker stopped
 // backlog was large, while every claim held the budget row.
 const claimSQL = `
 WITH budget AS (
-    SELECT budget FROM dispatch_control WHERE id = 1 AND running FOR UPDATE
+    SELECT budget, last_tick_at FROM dispatch_control WHERE id = 1 AND running FOR UPDATE
 ), picked AS (
     SELECT id FROM messages
     WHERE ((status = 'pending' AND next_attempt_at <= now())
@@ -89,7 +92,8 @@ WITH budget AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT id, content, phone_number, attempts FROM claimed ORDER BY priority DESC, created_at, id`
+SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget)
+FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
 // the current tick's budget and only while sending is running. A row whose
@@ -101,7 +105,11 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration, maxAttemp
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
 		var c Claimed
-		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt)
+		var tick *time.Time
+		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick)
+		if tick != nil {
+			c.Tick = *tick
+		}
 		return c, err
 	})
 	if err != nil {

@@ -202,6 +202,48 @@ func TestReleaseHandsBackAtOnce(t *testing.T) {
 	}
 }
 
+// A hand-back gives the budget back to the tick that spent it, and only
+// to that tick: the rows may still go out in it, and no tick sends more
+// than its budget.
+func TestReleaseRefundsTheCurrentTick(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	testenv.InsertMessages(t, pool, 5)
+	budget := func() int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT budget FROM dispatch_control WHERE id = 1`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if fresh, err := s.ReserveTick(ctx, 3, 0, maxAttempts); err != nil || !fresh {
+		t.Fatalf("reserve: %v %v", fresh, err)
+	}
+	claimed, err := s.Claim(ctx, 3, time.Hour, maxAttempts)
+	if err != nil || len(claimed) != 3 || budget() != 0 {
+		t.Fatalf("claim: %d rows, budget %d, %v", len(claimed), budget(), err)
+	}
+	if n, err := s.Release(ctx, claimed[2:]); err != nil || n != 1 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	if b := budget(); b != 1 {
+		t.Fatalf("budget after handing back 1 row of this tick: %d, want 1", b)
+	}
+	// A new tick: the old tick's rows refund nothing.
+	exec(t, pool, `UPDATE dispatch_control SET last_tick_at = last_tick_at - interval '1 hour'`)
+	if fresh, err := s.ReserveTick(ctx, 3, 0, maxAttempts); err != nil || !fresh {
+		t.Fatalf("second reserve: %v %v", fresh, err)
+	}
+	if n, err := s.Release(ctx, claimed[:2]); err != nil || n != 2 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	if b := budget(); b != 3 {
+		t.Fatalf("budget after handing back rows of an earlier tick: %d, want 3", b)
+	}
+}
+
 func TestExpiredLeaseOnLastAttemptFails(t *testing.T) {
 	t.Parallel()
 	_, pool, s := testenv.MigratedStore(t)
@@ -322,7 +364,7 @@ WHERE id IN (SELECT 'm-' || g FROM generate_series(1, 2000) g)`)
 	}{
 		{"record", store.RecordSQL, strings.Join([]string{idArray, fill("1"), fill("'sent'::text"), fill("now()"),
 			fill("'r'::text"), fill("now()"), fill("''::text"), fill("now()"), fill("1"), fill("200"), fill("'sent'::text")}, ", ")},
-		{"release", store.ReleaseSQL, idArray + ", " + fill("1")},
+		{"release", store.ReleaseSQL, idArray + ", " + fill("1") + ", " + fill("now()")},
 	}
 	removed := regexp.MustCompile(`Rows Removed by Join Filter: (\d+)`)
 	for _, st := range statements {

@@ -144,28 +144,47 @@ func attemptKind(o Outcome) string {
 }
 
 // releaseSQL hands back claimed rows whose call never started, fenced
-// like recordSQL.
+// like recordSQL, and gives their budget back to the tick that spent it,
+// when that tick is still the current one: a row handed back (a stopping
+// worker, an open breaker, a queue that waited too long) is due again at
+// once, and the tick may still send it, from this worker or another. A
+// row claimed in an earlier tick refunds nothing, so no tick sends more
+// than its budget.
 const releaseSQL = `
-UPDATE messages m
-SET status = 'pending', attempts = m.attempts - 1, lease_expires_at = NULL
-FROM unnest($1::text[], $2::int[]) AS r(id, attempt)
-WHERE m.id = r.id AND ` + fenceSQL
+WITH released AS (
+    UPDATE messages m
+    SET status = 'pending', attempts = m.attempts - 1, lease_expires_at = NULL
+    FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS r(id, attempt, tick)
+    WHERE m.id = r.id AND ` + fenceSQL + `
+    RETURNING r.tick
+), refund AS (
+    UPDATE dispatch_control d
+    SET budget = d.budget + (SELECT count(*) FROM released x WHERE x.tick = d.last_tick_at)
+    WHERE d.id = 1 AND EXISTS (SELECT 1 FROM released x WHERE x.tick = d.last_tick_at)
+)
+SELECT count(*) FROM released`
 
-// Release hands back claimed messages whose delivery never started (the
-// worker is shutting down), so they are due again at once rather than after
-// the lease, and the attempt they did not make is not counted.
+// Release hands back claimed messages whose delivery never started, so
+// they are due again at once rather than after the lease, the attempt they
+// did not make is not counted, and the current tick's budget they spent is
+// given back.
 func (s *Store) Release(ctx context.Context, cs []Claimed) (int64, error) {
 	if len(cs) == 0 {
 		return 0, nil
 	}
 	ids := make([]string, len(cs))
 	attempts := make([]int32, len(cs))
+	ticks := make([]*time.Time, len(cs))
 	for i, c := range cs {
 		ids[i], attempts[i] = c.ID, int32(c.Attempt)
+		if !c.Tick.IsZero() {
+			t := c.Tick
+			ticks[i] = &t
+		}
 	}
-	tag, err := s.pool.Exec(ctx, releaseSQL, ids, attempts)
-	if err != nil {
+	var n int64
+	if err := s.pool.QueryRow(ctx, releaseSQL, ids, attempts, ticks).Scan(&n); err != nil {
 		return 0, fmt.Errorf("release claims: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
