@@ -1253,7 +1253,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Whether automatic sending runs, its interval and batch size, the last and next tick, and the state of the circuit breaker the workers share.",
+                "description": "Whether automatic sending runs, its interval and batch size, the last and next tick, the state of the circuit breaker the workers share, and the last retention purge.",
                 "produces": [
                     "application/json"
                 ],
@@ -1740,7 +1740,7 @@ const docTemplate = `{
         },
         "/metrics": {
             "get": {
-                "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
+                "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) and the retention purge (messaging_retention_purged_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
                 "produces": [
                     "text/plain",
                     "application/json"
@@ -2424,6 +2424,33 @@ const docTemplate = `{
             },
             "additionalProperties": false
         },
+        "api.RetentionStatus": {
+            "type": "object",
+            "required": [
+                "last_purge_at",
+                "last_purged",
+                "period_seconds"
+            ],
+            "properties": {
+                "last_purge_at": {
+                    "description": "LastPurgeAt is when the last purge run ended, whichever scheduler\nmade it; null before the first.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2025-01-02T03:00:00Z"
+                },
+                "last_purged": {
+                    "description": "LastPurged is how many messages that run deleted.",
+                    "type": "integer",
+                    "example": 1000
+                },
+                "period_seconds": {
+                    "description": "PeriodSeconds is RETENTION_PERIOD in seconds; 0 keeps every message.",
+                    "type": "integer",
+                    "example": 2592000
+                }
+            }
+        },
         "api.RevokedSessions": {
             "type": "object",
             "required": [
@@ -2446,6 +2473,7 @@ const docTemplate = `{
                 "last_run_at",
                 "next_run_at",
                 "paused_reason",
+                "retention",
                 "running",
                 "scheduler_alive",
                 "updated_at"
@@ -2487,6 +2515,14 @@ const docTemplate = `{
                     "description": "PausedReason says why sending paused on its own (empty when it runs\nor an operator stopped it).",
                     "type": "string",
                     "example": ""
+                },
+                "retention": {
+                    "description": "Retention is the purge of finished messages.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/api.RetentionStatus"
+                        }
+                    ]
                 },
                 "running": {
                     "description": "Running tells whether messages are being sent.",
