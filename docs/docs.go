@@ -15,6 +15,158 @@ const docTemplate = `{
     "host": "{{.Host}}",
     "basePath": "{{.BasePath}}",
     "paths": {
+        "/api/v1/erasures": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "For every message to phone_number (compared exactly): cancels the pending ones (scheduled, due or waiting for a retry), so none is sent; then, in every finished one (sent, failed, expired, canceled), replaces content with \"\" and phone_number with \"erased\", replaces each occurrence of the number (with and without its +) and of the content with \"erased\" in last_error, delivery_error and the attempts' error, and deletes the cached Redis record. A message in flight (sending) is left to its call; a later erasure erases it. An erased message still counts in the statistics and still answers GET /api/v1/messages/{id}, with the erased fields. A second call finds nothing and answers zeros.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "Erase a recipient's data",
+                "parameters": [
+                    {
+                        "description": "The recipient",
+                        "name": "erasure",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.ErasureRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErasureResult"
+                        }
+                    },
+                    "400": {
+                        "description": "Malformed JSON, a repeated key, or an unknown field (names match exactly)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 32"
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "Body larger than 64 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is too large: at most 65536 bytes, 2097152 for a batch create"
+                                }
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "phone_number is missing, too long, holds a control character, is \\\"erased\\\" or is of the wrong JSON type",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "phone_number must be a number, not \"erased\"",
+                                    "field": "phone_number"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/messages": {
             "get": {
                 "security": [
@@ -2019,6 +2171,40 @@ const docTemplate = `{
                 }
             },
             "additionalProperties": false
+        },
+        "api.ErasureRequest": {
+            "type": "object",
+            "required": [
+                "phone_number"
+            ],
+            "properties": {
+                "phone_number": {
+                    "description": "PhoneNumber is the number exactly as the messages store it (the\nE.164 form the API takes, or whatever another system inserted): 1 to\n20 characters without control characters, and not \"erased\".",
+                    "type": "string",
+                    "maxLength": 20,
+                    "minLength": 1,
+                    "example": "+905551111111"
+                }
+            }
+        },
+        "api.ErasureResult": {
+            "type": "object",
+            "required": [
+                "canceled",
+                "erased"
+            ],
+            "properties": {
+                "canceled": {
+                    "description": "Canceled is how many pending messages to the number it canceled;\nthey are never sent.",
+                    "type": "integer",
+                    "example": 1
+                },
+                "erased": {
+                    "description": "Erased is how many messages (the just-canceled ones included) now\nhave content \"\" and phone_number \"erased\".",
+                    "type": "integer",
+                    "example": 3
+                }
+            }
         },
         "api.ErrorBody": {
             "type": "object",
