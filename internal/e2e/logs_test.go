@@ -129,4 +129,3 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 		}
 	}
 }
-

@@ -22,7 +22,7 @@ UPDATE messages SET status = 'canceled', lease_expires_at = NULL
 WHERE phone_number = $1 AND status = 'pending'
 RETURNING id`
 
-// eraseSQL replaces the content with '' and the number with 'erased' in
+// eraseSQL replaces the content with ” and the number with 'erased' in
 // every finished message to $1, and scrubs the error texts that may quote
 // the provider's answer (the message's last_error and delivery_error and
 // its attempts' error): each occurrence of the number, of the number

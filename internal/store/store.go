@@ -80,6 +80,9 @@ type Claimed struct {
 	Content     string
 	PhoneNumber string
 	Attempt     int
+	// Waited is how long the message had been due (since send_at, else
+	// created_at) when this claim took it, by the database's clock.
+	Waited time.Duration
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
@@ -189,12 +192,13 @@ WITH budget AS (
     SET status = 'sending', attempts = m.attempts + 1,
         lease_expires_at = now() + $2::float8 * interval '1 second'
     WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
-    RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at
+    RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at,
+              extract(epoch FROM now() - GREATEST(m.send_at, m.created_at))::float8 AS waited
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT id, content, phone_number, attempts FROM claimed ORDER BY priority DESC, created_at, id`
+SELECT id, content, phone_number, attempts, waited FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
 // the current tick's budget and only while sending is running. A row whose
@@ -206,7 +210,9 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration, maxAttemp
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
 		var c Claimed
-		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt)
+		var waited float64
+		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &waited)
+		c.Waited = time.Duration(waited * float64(time.Second))
 		return c, err
 	})
 	if err != nil {
