@@ -124,20 +124,13 @@ type Config struct {
 	// gives no validity_period; 0 means such messages never expire.
 	DefaultValidityPeriod time.Duration `env:"DEFAULT_VALIDITY_PERIOD" envDefault:"0" accepts:"whole seconds or a Go duration, from 0 to 720h (30 days), in whole seconds (0 means no expiry)"`
 
-	// Retention and tracing. RetentionPeriod is how long a message in a
-	// final status is kept after it became final (0: forever); the purge
-	// runs every RetentionInterval, deleting at most RetentionBatch rows
-	// per statement. The OTEL_* variables are the OpenTelemetry SDK's
-	// standard ones: an endpoint turns the OTLP trace exporter on.
+	// Retention. RetentionPeriod is how long a message in a final status
+	// is kept after it became final (0: forever); the purge runs every
+	// RetentionInterval, deleting at most RetentionBatch rows per
+	// statement.
 	RetentionPeriod   Days          `env:"RETENTION_PERIOD" envDefault:"0" accepts:"0 (keep forever), whole seconds, a Go duration or whole days with a d suffix (30d), at most 36500d"`
 	RetentionInterval time.Duration `env:"RETENTION_INTERVAL" envDefault:"10m" accepts:"whole seconds or a Go duration, from 1s to 24h"`
 	RetentionBatch    int           `env:"RETENTION_BATCH" envDefault:"1000" accepts:"a whole number from 1 to 100000"`
-	OTLPEndpoint      string        `env:"OTEL_EXPORTER_OTLP_ENDPOINT" secret:"true" accepts:"an absolute http or https URL"`
-	OTLPProtocol      string        `env:"OTEL_EXPORTER_OTLP_PROTOCOL" envDefault:"http/protobuf" accepts:"grpc or http/protobuf"`
-	OTelServiceName   string        `env:"OTEL_SERVICE_NAME" accepts:"any text (default: messaging-<program>)"`
-	OTelTracesSampler string        `env:"OTEL_TRACES_SAMPLER" envDefault:"parentbased_always_on" accepts:"always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"`
-	OTelSamplerArg    string        `env:"OTEL_TRACES_SAMPLER_ARG" accepts:"a ratio from 0 to 1 (for the traceidratio samplers)"`
-	OTelResourceAttrs string        `env:"OTEL_RESOURCE_ATTRIBUTES" accepts:"comma-separated key=value pairs"`
 
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
@@ -347,30 +340,6 @@ func ParseDays(s string) (time.Duration, error) {
 	return ParseDuration(s)
 }
 
-// samplerArg accepts an empty argument or a ratio from 0 to 1.
-func samplerArg(s string) bool {
-	if s == "" {
-		return true
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	return err == nil && f >= 0 && f <= 1
-}
-
-// resourceAttrs accepts OTEL_RESOURCE_ATTRIBUTES: comma-separated
-// key=value pairs with a non-empty key.
-func resourceAttrs(s string) bool {
-	if strings.TrimSpace(s) == "" {
-		return true
-	}
-	for p := range strings.SplitSeq(s, ",") {
-		k, _, ok := strings.Cut(p, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			return false
-		}
-	}
-	return true
-}
-
 // seconds accepts a whole number of seconds from lo to hi: the variables
 // that always took seconds keep that unit (a tick, a TTL, a grace period),
 // so "1500ms" is refused rather than silently rounded.
@@ -420,12 +389,6 @@ func (c *Config) validate(vars map[string]string) error {
 		{"RetentionPeriod", c.RetentionPeriod >= 0 && time.Duration(c.RetentionPeriod) <= 36500*day},
 		{"RetentionInterval", c.RetentionInterval >= time.Second && c.RetentionInterval <= day},
 		{"RetentionBatch", between(c.RetentionBatch, 1, 100000)},
-		{"OTLPEndpoint", c.OTLPEndpoint == "" || httpURL(c.OTLPEndpoint)},
-		{"OTLPProtocol", oneOf(c.OTLPProtocol, "grpc", "http/protobuf")},
-		{"OTelTracesSampler", oneOf(c.OTelTracesSampler, "always_on", "always_off", "traceidratio",
-			"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")},
-		{"OTelSamplerArg", samplerArg(c.OTelSamplerArg)},
-		{"OTelResourceAttrs", resourceAttrs(c.OTelResourceAttrs)},
 	}
 	for _, ch := range checks {
 		if ch.ok {
