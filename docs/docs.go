@@ -15,6 +15,158 @@ const docTemplate = `{
     "host": "{{.Host}}",
     "basePath": "{{.BasePath}}",
     "paths": {
+        "/api/v1/erasures": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "For every message to phone_number (compared exactly): cancels the pending ones (scheduled, due or waiting for a retry), so none is sent; then, in every finished one (sent, failed, expired, canceled), replaces content with \"\" and phone_number with \"erased\", replaces each occurrence of the number (with and without its +) and of the content with \"erased\" in last_error, delivery_error and the attempts' error, and deletes the cached Redis record. A message in flight (sending) is left to its call; a later erasure erases it. An erased message still counts in the statistics and still answers GET /api/v1/messages/{id}, with the erased fields. A second call finds nothing and answers zeros.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "Erase a recipient's data",
+                "parameters": [
+                    {
+                        "description": "The recipient",
+                        "name": "erasure",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.ErasureRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErasureResult"
+                        }
+                    },
+                    "400": {
+                        "description": "Malformed JSON, a repeated key, or an unknown field (names match exactly)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 32"
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "Body larger than 64 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is too large: at most 65536 bytes, 2097152 for a batch create"
+                                }
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "phone_number is missing, too long, holds a control character, is \\\"erased\\\" or is of the wrong JSON type",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "phone_number must be a number, not \"erased\"",
+                                    "field": "phone_number"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/messages": {
             "get": {
                 "security": [
@@ -1253,7 +1405,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Whether automatic sending runs, its interval and batch size, the last and next tick, and the state of the circuit breaker the workers share.",
+                "description": "Whether automatic sending runs, its interval and batch size, the last and next tick, the state of the circuit breaker the workers share, and the last retention purge.",
                 "produces": [
                     "application/json"
                 ],
@@ -1740,7 +1892,7 @@ const docTemplate = `{
         },
         "/metrics": {
             "get": {
-                "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
+                "description": "Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) and the retention purge (messaging_retention_purged_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.",
                 "produces": [
                     "text/plain",
                     "application/json"
@@ -2019,6 +2171,40 @@ const docTemplate = `{
                 }
             },
             "additionalProperties": false
+        },
+        "api.ErasureRequest": {
+            "type": "object",
+            "required": [
+                "phone_number"
+            ],
+            "properties": {
+                "phone_number": {
+                    "description": "PhoneNumber is the number exactly as the messages store it (the\nE.164 form the API takes, or whatever another system inserted): 1 to\n20 characters without control characters, and not \"erased\".",
+                    "type": "string",
+                    "maxLength": 20,
+                    "minLength": 1,
+                    "example": "+905551111111"
+                }
+            }
+        },
+        "api.ErasureResult": {
+            "type": "object",
+            "required": [
+                "canceled",
+                "erased"
+            ],
+            "properties": {
+                "canceled": {
+                    "description": "Canceled is how many pending messages to the number it canceled;\nthey are never sent.",
+                    "type": "integer",
+                    "example": 1
+                },
+                "erased": {
+                    "description": "Erased is how many messages (the just-canceled ones included) now\nhave content \"\" and phone_number \"erased\".",
+                    "type": "integer",
+                    "example": 3
+                }
+            }
         },
         "api.ErrorBody": {
             "type": "object",
@@ -2424,6 +2610,33 @@ const docTemplate = `{
             },
             "additionalProperties": false
         },
+        "api.RetentionStatus": {
+            "type": "object",
+            "required": [
+                "last_purge_at",
+                "last_purged",
+                "period_seconds"
+            ],
+            "properties": {
+                "last_purge_at": {
+                    "description": "LastPurgeAt is when the last purge run ended, whichever scheduler\nmade it; null before the first.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2025-01-02T03:00:00Z"
+                },
+                "last_purged": {
+                    "description": "LastPurged is how many messages that run deleted.",
+                    "type": "integer",
+                    "example": 1000
+                },
+                "period_seconds": {
+                    "description": "PeriodSeconds is RETENTION_PERIOD in seconds; 0 keeps every message.",
+                    "type": "integer",
+                    "example": 2592000
+                }
+            }
+        },
         "api.RevokedSessions": {
             "type": "object",
             "required": [
@@ -2446,6 +2659,7 @@ const docTemplate = `{
                 "last_run_at",
                 "next_run_at",
                 "paused_reason",
+                "retention",
                 "running",
                 "scheduler_alive",
                 "updated_at"
@@ -2487,6 +2701,14 @@ const docTemplate = `{
                     "description": "PausedReason says why sending paused on its own (empty when it runs\nor an operator stopped it).",
                     "type": "string",
                     "example": ""
+                },
+                "retention": {
+                    "description": "Retention is the purge of finished messages.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/api.RetentionStatus"
+                        }
+                    ]
                 },
                 "running": {
                     "description": "Running tells whether messages are being sent.",

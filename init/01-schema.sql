@@ -133,3 +133,33 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     expires_at      TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX IF NOT EXISTS console_sessions_expires_idx ON console_sessions (expires_at);
+
+-- Retention and traces (migration 00011): when a row became final (stamped
+-- by a trigger), the creating request's traceparent, the purge's index and
+-- its last run.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS finished_at TIMESTAMPTZ;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS traceparent TEXT;
+CREATE OR REPLACE FUNCTION messages_stamp_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.finished_at := now();
+    RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS messages_finished_upd ON messages;
+CREATE TRIGGER messages_finished_upd BEFORE UPDATE OF status ON messages
+    FOR EACH ROW WHEN (NEW.status NOT IN ('pending', 'sending') AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION messages_stamp_finished();
+DROP TRIGGER IF EXISTS messages_finished_ins ON messages;
+CREATE TRIGGER messages_finished_ins BEFORE INSERT ON messages
+    FOR EACH ROW WHEN (NEW.status NOT IN ('pending', 'sending') AND NEW.finished_at IS NULL)
+    EXECUTE FUNCTION messages_stamp_finished();
+CREATE INDEX IF NOT EXISTS messages_finished_idx
+    ON messages ((COALESCE(finished_at, sent_at, created_at)))
+    WHERE status NOT IN ('pending', 'sending');
+CREATE TABLE IF NOT EXISTS retention_state (
+    id           SMALLINT    PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    last_run_at  TIMESTAMPTZ,
+    last_purged  BIGINT      NOT NULL DEFAULT 0,
+    purged_total BIGINT      NOT NULL DEFAULT 0
+);
+INSERT INTO retention_state (id) VALUES (1) ON CONFLICT (id) DO NOTHING;

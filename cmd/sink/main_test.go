@@ -81,9 +81,15 @@ func TestRunAcceptsLogsAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("sink did not stop after cancel")
 	}
-	for _, want := range []string{"sink listening", "webhook received", "hello from the test", "sink-test-1", "sink stopped"} {
+	for _, want := range []string{"sink listening", "webhook received", "+90********11", "content_chars=19", "sink-test-1", "sink stopped"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	// No personal data: neither the content nor the full number.
+	for _, never := range []string{"hello from the test", "+905551111111"} {
+		if strings.Contains(stderr.String(), never) {
+			t.Errorf("log holds %q:\n%s", never, stderr.String())
 		}
 	}
 }

@@ -150,6 +150,7 @@ func accessMatrix(other string) map[string]cell {
 			return jsonReq("POST", "/api/v1/receipts", `{"message_id": "remote-`+id+`", "status": "delivered"}`)
 		}, apiWrite(200)},
 		"POST /api/v1/sessions/revoke-all": {get("POST", "/api/v1/sessions/revoke-all"), apiWrite(200)},
+		"POST /api/v1/erasures":            {static(jsonReq("POST", "/api/v1/erasures", `{"phone_number": "+905559999999"}`)), apiWrite(200)},
 
 		// The console's page needs a session; the bearer key does not
 		// open it (a browser cannot send it on the page's own calls).

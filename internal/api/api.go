@@ -196,6 +196,7 @@ func (s *Server) routes() {
 	v1.Get("/stats/counts", s.statusCounts)
 	v1.Get("/stats/minutes", s.minuteStats)
 	v1.Post("/sessions/revoke-all", s.revokeAllSessions)
+	v1.Post("/erasures", requireJSON, s.postErasure)
 
 	s.console.Mount(a)
 

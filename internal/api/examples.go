@@ -41,6 +41,9 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 		case "POST /api/v1/receipts":
 			_, err := decodeReceipt([]byte(`{"message_id": "67f2f8a8",}`))
 			return of(err)
+		case "POST /api/v1/erasures":
+			_, err := decodeErasure([]byte(`{"phone_number": "+905551111111",}`))
+			return of(err)
 		}
 	case fiber.StatusUnauthorized:
 		return body(errUnauthorized)
@@ -75,6 +78,9 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 			return of(&BatchError{Items: []ItemError{{Index: 1, Field: ve.Field, Message: ve.Message}}})
 		case "POST /api/v1/receipts":
 			_, err := decodeReceipt([]byte(`{"message_id": "67f2f8a8", "status": "read"}`))
+			return of(err)
+		case "POST /api/v1/erasures":
+			_, err := decodeErasure([]byte(`{"phone_number": "erased"}`))
 			return of(err)
 		}
 	case fiber.StatusTooManyRequests:

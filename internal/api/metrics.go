@@ -21,7 +21,7 @@ const scrapeTimeout = 5 * time.Second
 // metrics is the scrape endpoint.
 //
 //	@Summary		Prometheus metrics
-//	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
+//	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) and the retention purge (messaging_retention_purged_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
 //	@Tags			health
 //	@Produce		plain,json
 //	@Success		200	{string}	string	"Prometheus text exposition format"
@@ -67,6 +67,8 @@ var (
 		"1 for the state the shared circuit breaker is in (closed, open, half_open), 0 for the others.", []string{"state"}, nil)
 	breakerTripsDesc = prometheus.NewDesc("messaging_breaker_trips_total",
 		"Times the shared circuit breaker went from closed to open, across every worker.", nil, nil)
+	retentionPurgedDesc = prometheus.NewDesc("messaging_retention_purged_total",
+		"Messages the retention purge deleted, across every scheduler process.", nil, nil)
 )
 
 // Describe sends the descriptors of the project's scrape-time gauges.
@@ -76,6 +78,7 @@ func (sc *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- lastTickDesc
 	ch <- breakerStateDesc
 	ch <- breakerTripsDesc
+	ch <- retentionPurgedDesc
 }
 
 // Collect queries PostgreSQL; a failed query yields an invalid metric, which
@@ -102,6 +105,11 @@ func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(breakerStateDesc, prometheus.GaugeValue, v, string(m))
 		}
 		ch <- prometheus.MustNewConstMetric(breakerTripsDesc, prometheus.CounterValue, float64(br.Trips))
+	}
+	if ret, err := sc.st.Retention(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(retentionPurgedDesc, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(retentionPurgedDesc, prometheus.CounterValue, float64(ret.PurgedTotal))
 	}
 	ctl, err := sc.st.Control(ctx)
 	if err != nil {

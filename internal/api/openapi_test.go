@@ -73,6 +73,7 @@ func operations() []operation {
 	}
 	batch := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/messages/batch", body, key) }
 	receipt := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/receipts", body, key) }
+	erase := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/erasures", body, key) }
 	// A create with every lifecycle field; the same text again is a
 	// replay, other text a duplicate id.
 	sendAt := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
@@ -199,6 +200,22 @@ func operations() []operation {
 				{"escaped lone surrogate", receipt(`{"message_id": "remote-sent-1\udfff", "status": "delivered"}`), 400, false, "", false},
 				{"too large", receipt(`{"message_id": "` + strings.Repeat("x", 70_000) + `", "status": "delivered"}`), 413, true, "", true},
 				{"text/plain", req{method: http.MethodPost, path: "/api/v1/receipts", body: `{"message_id": "remote-sent-1", "status": "delivered"}`,
+					headers: []string{"Content-Type: text/plain", key}}, 415, true, "", false},
+			},
+		},
+		{
+			op:     "POST /api/v1/erasures",
+			sample: opCase{"erase", erase(`{"phone_number": "+905551111111"}`), 200, false, "", false},
+			cases: []opCase{
+				{"again", erase(`{"phone_number": "+905551111111"}`), 200, false, "", false},
+				{"empty number", erase(`{"phone_number": ""}`), 422, true, "", false},
+				{"too long", erase(`{"phone_number": "+9055511111111111111111"}`), 422, true, "", false},
+				{"the erased marker", erase(`{"phone_number": "erased"}`), 422, false, "", false},
+				{"number not a string", erase(`{"phone_number": 905551111111}`), 422, true, "", false},
+				{"malformed JSON", erase(`{"phone_number": "+905551111111",}`), 400, true, "", false},
+				{"unknown field", erase(`{"phone": "+905551111111"}`), 400, true, "unknown_field", false},
+				{"too large", erase(`{"phone_number": "` + strings.Repeat("1", 70_000) + `"}`), 413, true, "", true},
+				{"text/plain", req{method: http.MethodPost, path: "/api/v1/erasures", body: `{"phone_number": "+905551111111"}`,
 					headers: []string{"Content-Type: text/plain", key}}, 415, true, "", false},
 			},
 		},

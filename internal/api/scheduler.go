@@ -42,6 +42,23 @@ type SchedulerStatus struct {
 	UpdatedAt time.Time `json:"updated_at" format:"date-time" example:"2025-01-02T03:00:00.5Z"`
 	// Breaker is the circuit breaker every worker shares.
 	Breaker BreakerStatus `json:"breaker"`
+	// Retention is the purge of finished messages.
+	Retention RetentionStatus `json:"retention"`
+}
+
+// RetentionStatus is the purge that deletes messages which have been in a
+// final status (sent, failed, expired, canceled) for longer than
+// RETENTION_PERIOD, with their attempts and cached records. A scheduler
+// process runs it every RETENTION_INTERVAL; pending, sending and scheduled
+// messages are never touched.
+type RetentionStatus struct {
+	// PeriodSeconds is RETENTION_PERIOD in seconds; 0 keeps every message.
+	PeriodSeconds int64 `json:"period_seconds" example:"2592000"`
+	// LastPurgeAt is when the last purge run ended, whichever scheduler
+	// made it; null before the first.
+	LastPurgeAt *time.Time `json:"last_purge_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:00:00Z"`
+	// LastPurged is how many messages that run deleted.
+	LastPurged int64 `json:"last_purged" example:"1000"`
 }
 
 // BreakerStatus is the shared circuit breaker. It opens when, within
@@ -67,7 +84,7 @@ type BreakerStatus struct {
 // getScheduler reports whether sending runs.
 //
 //	@Summary		Scheduler status
-//	@Description	Whether automatic sending runs, its interval and batch size, the last and next tick, and the state of the circuit breaker the workers share.
+//	@Description	Whether automatic sending runs, its interval and batch size, the last and next tick, the state of the circuit breaker the workers share, and the last retention purge.
 //	@Tags			scheduler
 //	@Produce		json
 //	@Security		BearerAuth
@@ -145,6 +162,15 @@ func (s *Server) schedulerStatus(ctx context.Context, ctl store.Control) (Schedu
 		PausedReason:    ctl.PausedReason,
 		LastRunAt:       utc(ctl.LastTickAt),
 		UpdatedAt:       ctl.UpdatedAt.UTC(),
+	}
+	ret, err := s.deps.Store.Retention(ctx)
+	if err != nil {
+		return SchedulerStatus{}, err
+	}
+	st.Retention = RetentionStatus{
+		PeriodSeconds: int64(s.cfg.Retention() / time.Second),
+		LastPurgeAt:   utc(ret.LastRunAt),
+		LastPurged:    ret.LastPurged,
 	}
 	st.SchedulerAlive = ctl.SchedulerAlive(schedulerAliveWithin)
 	if ctl.Running && st.SchedulerAlive {

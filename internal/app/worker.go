@@ -20,6 +20,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/logging"
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/redisconn"
+	"github.com/messaging-server/messaging-server/internal/retention"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
 	"github.com/messaging-server/messaging-server/internal/task"
 	"github.com/messaging-server/messaging-server/internal/wake"
@@ -188,15 +189,50 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// NewScheduler builds a scheduler replica over d.
-func NewScheduler(cfg config.Config, d *Deps, syncInterval time.Duration) (*scheduler.Scheduler, error) {
-	return scheduler.New(RedisConnOpt(cfg), d.Store, scheduler.Config{
+// Scheduler is one scheduler process: the replica that enqueues ticks and
+// the retention purge beside it.
+type Scheduler struct {
+	sch   *scheduler.Scheduler
+	purge *retention.Purger
+}
+
+// NewScheduler builds a scheduler replica over d, with the retention purge
+// (which does nothing while RETENTION_PERIOD is 0). The purge lives here
+// because every deployment runs a scheduler and it has little else to do;
+// replicas share the work under the purge's advisory lock.
+func NewScheduler(cfg config.Config, d *Deps, syncInterval time.Duration) (*Scheduler, error) {
+	sch, err := scheduler.New(RedisConnOpt(cfg), d.Store, scheduler.Config{
 		Interval:     cfg.CronIntervalDuration(),
 		Queue:        cfg.Queue,
 		TaskTimeout:  TaskTimeout(cfg),
 		SyncInterval: syncInterval,
 		LogLevel:     cfg.LogLevel,
 	}, d.Log)
+	if err != nil {
+		return nil, err
+	}
+	purge := retention.New(retention.Deps{
+		Config: retention.Config{Period: cfg.Retention(), Interval: cfg.RetentionInterval, Batch: cfg.RetentionBatch},
+		Store:  d.Store,
+		Cache:  cache.New(d.Redis, cfg.CacheTTL()),
+		Log:    d.Log,
+	})
+	return &Scheduler{sch: sch, purge: purge}, nil
+}
+
+// Run enqueues ticks and purges until ctx ends; it returns once both
+// stopped.
+func (s *Scheduler) Run(ctx context.Context) error {
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.purge.Run(pctx)
+	}()
+	err := s.sch.Run(ctx)
+	stop() // the scheduler may stop on its own (a failed start)
+	<-done
+	return err
 }
 
 // RedisConnOpt describes the configured Redis (one server, Sentinel or

@@ -78,3 +78,22 @@ func (c *Cache) GetSent(ctx context.Context, id string) (Sent, error) {
 	}
 	return s, nil
 }
+
+// Delete removes the records of ids in one pipelined round trip; a missing
+// record is not an error. Each key is its own command, so the keys may live
+// on different nodes of a cluster.
+func (c *Cache) Delete(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Del(ctx, Key(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete sent records: %w", err)
+	}
+	return nil
+}

@@ -124,6 +124,14 @@ type Config struct {
 	// gives no validity_period; 0 means such messages never expire.
 	DefaultValidityPeriod time.Duration `env:"DEFAULT_VALIDITY_PERIOD" envDefault:"0" accepts:"whole seconds or a Go duration, from 0 to 720h (30 days), in whole seconds (0 means no expiry)"`
 
+	// Retention. RetentionPeriod is how long a message in a final status
+	// is kept after it became final (0: forever); the purge runs every
+	// RetentionInterval, deleting at most RetentionBatch rows per
+	// statement.
+	RetentionPeriod   Days          `env:"RETENTION_PERIOD" envDefault:"0" accepts:"0 (keep forever), whole seconds, a Go duration or whole days with a d suffix (30d), at most 36500d"`
+	RetentionInterval time.Duration `env:"RETENTION_INTERVAL" envDefault:"10m" accepts:"whole seconds or a Go duration, from 1s to 24h"`
+	RetentionBatch    int           `env:"RETENTION_BATCH" envDefault:"1000" accepts:"a whole number from 1 to 100000"`
+
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
 	Queue string `env:"QUEUE_NAME" envDefault:"messages" accepts:"letters, digits, '-' or '_'"`
@@ -166,6 +174,7 @@ func Load(environ []string) (Config, error) {
 		Environment: vars,
 		FuncMap: map[reflect.Type]env.ParserFunc{
 			reflect.TypeFor[time.Duration](): func(v string) (any, error) { return ParseDuration(v) },
+			reflect.TypeFor[Days]():          func(v string) (any, error) { d, err := ParseDays(v); return Days(d), err },
 		},
 	}
 	if err := env.ParseWithOptions(&c, opts); err != nil {
@@ -314,6 +323,23 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// Days is a duration that may also be written in whole days ("30d").
+type Days time.Duration
+
+// ParseDays reads a duration variable that may be long: whole days with a
+// d suffix ("30d"), or anything ParseDuration takes.
+func ParseDays(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		days, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || days > int64(math.MaxInt64/(24*time.Hour)) {
+			return 0, fmt.Errorf("%q: too many days", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return ParseDuration(s)
+}
+
 // seconds accepts a whole number of seconds from lo to hi: the variables
 // that always took seconds keep that unit (a tick, a TTL, a grace period),
 // so "1500ms" is refused rather than silently rounded.
@@ -360,6 +386,9 @@ func (c *Config) validate(vars map[string]string) error {
 		{"BreakerMinCalls", between(c.BreakerMinCalls, 1, 100000)},
 		{"BreakerFailureRate", c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1}, // NaN fails both
 		{"BreakerCooldown", c.BreakerCooldown >= time.Second && c.BreakerCooldown <= day},
+		{"RetentionPeriod", c.RetentionPeriod >= 0 && time.Duration(c.RetentionPeriod) <= 36500*day},
+		{"RetentionInterval", c.RetentionInterval >= time.Second && c.RetentionInterval <= day},
+		{"RetentionBatch", between(c.RetentionBatch, 1, 100000)},
 	}
 	for _, ch := range checks {
 		if ch.ok {
@@ -478,6 +507,9 @@ func (c Config) SessionDuration() time.Duration { return c.SessionTTL }
 // DefaultValidity is how long a created message stays sendable when its
 // create names no validity_period; 0 means forever.
 func (c Config) DefaultValidity() time.Duration { return c.DefaultValidityPeriod }
+
+// Retention is how long a finished message is kept; 0 means forever.
+func (c Config) Retention() time.Duration { return time.Duration(c.RetentionPeriod) }
 
 // CacheTTL is how long a sent record stays in Redis.
 func (c Config) CacheTTL() time.Duration { return c.RedisTTL }

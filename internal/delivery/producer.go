@@ -252,6 +252,9 @@ func (p *producer) claimed(r claimResult) {
 		return
 	}
 	for _, c := range r.rows {
+		if c.Attempt == 1 {
+			s.m.FirstAttempt(c.Waited)
+		}
 		p.queue = append(p.queue, job{c: c, claimedAt: r.at})
 	}
 	p.held += len(r.rows)

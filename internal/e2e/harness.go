@@ -53,7 +53,7 @@ func RunWithBinaries(m interface{ Run() int }, setDir func(string), after func()
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	if err := Build(dir, "api", "worker", "scheduler"); err != nil {
+	if err := Build(dir, "api", "worker", "scheduler", "sink"); err != nil {
 		_, _ = fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -102,13 +102,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// Start runs bin with exactly env (no inherited variables, so the test
-// controls the whole configuration). The process is killed when t ends if
+// Start runs bin with args and exactly env (no inherited variables, so the
+// test controls the whole configuration). The process is killed when t ends if
 // it is still running, and its output is logged when t failed.
-func Start(t testing.TB, bin, name string, env []string) *Proc {
+func Start(t testing.TB, bin, name string, env []string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(context.Background(), bin)
+	p.cmd = exec.CommandContext(context.Background(), bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -19,6 +19,7 @@ type Delivery struct {
 	released       prometheus.Counter
 	recordFailures prometheus.Counter
 	recordFailing  prometheus.Gauge
+	messageAge     prometheus.Histogram
 }
 
 // NewDelivery creates the delivery metrics and registers them on reg.
@@ -56,8 +57,13 @@ func NewDelivery(reg prometheus.Registerer) *Delivery {
 			Help: "1 while this worker cannot record outcomes and so starts no call (its /readyz answers 503), else 0.",
 		}),
 	}
+	d.messageAge = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "messaging", Name: "message_age_seconds",
+		Help:    "Time from a message's created_at (or its send_at, when later) to its first attempt's claim: the queue lag.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600},
+	})
 	reg.MustRegister(d.outcomes, d.webhookLatency, d.claimLatency, d.claimed, d.cacheErrors, d.released,
-		d.recordFailures, d.recordFailing)
+		d.recordFailures, d.recordFailing, d.messageAge)
 	return d
 }
 
@@ -77,6 +83,15 @@ func (d *Delivery) Claim(n int, took time.Duration) {
 	}
 	d.claimed.Add(float64(n))
 	d.claimLatency.Observe(took.Seconds())
+}
+
+// FirstAttempt records the queue lag of a message claimed for its first
+// attempt.
+func (d *Delivery) FirstAttempt(waited time.Duration) {
+	if d == nil {
+		return
+	}
+	d.messageAge.Observe(max(waited, 0).Seconds())
 }
 
 // CacheError records a failed cache write.

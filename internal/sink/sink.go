@@ -13,8 +13,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/messaging-server/messaging-server/internal/logging"
 )
 
 // Delivery is one request the sink received.
@@ -78,7 +81,10 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	if s.log != nil {
-		s.log.Info("webhook received", "idempotency_key", d.IdempotencyKey, "to", d.To, "content", d.Content, "attempt", n)
+		// The number masked and the content's length only: no personal
+		// data in a log.
+		s.log.Info("webhook received", "idempotency_key", d.IdempotencyKey, "to", logging.MaskPhone(d.To),
+			"content_chars", utf8.RuneCountInString(d.Content), "attempt", n)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)

@@ -23,6 +23,9 @@ type Claimed struct {
 	// Tick is the start of the tick whose budget the claim spent; a
 	// hand-back within the same tick gives the budget back.
 	Tick time.Time
+	// Waited is how long the message had been due (since send_at, else
+	// created_at) when this claim took it, by the database's clock.
+	Waited time.Duration
 }
 
 // leaseExpiredError is the last_error of a row whose lease ran out on its
@@ -87,12 +90,13 @@ WITH budget AS (
     SET status = 'sending', attempts = m.attempts + 1,
         lease_expires_at = now() + $2::float8 * interval '1 second'
     WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
-    RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at
+    RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at,
+              extract(epoch FROM now() - GREATEST(m.send_at, m.created_at))::float8 AS waited
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget)
+SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget), waited
 FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
@@ -105,11 +109,15 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration, maxAttemp
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
 		var c Claimed
-		var tick *time.Time
-		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick)
+		var (
+			tick   *time.Time
+			waited float64
+		)
+		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick, &waited)
 		if tick != nil {
 			c.Tick = *tick
 		}
+		c.Waited = time.Duration(waited * float64(time.Second))
 		return c, err
 	})
 	if err != nil {
