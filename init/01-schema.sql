@@ -134,11 +134,9 @@ CREATE TABLE IF NOT EXISTS console_sessions (
 );
 CREATE INDEX IF NOT EXISTS console_sessions_expires_idx ON console_sessions (expires_at);
 
--- Retention and traces (migration 00011): when a row became final (stamped
--- by a trigger), the creating request's traceparent, the purge's index and
--- its last run.
+-- Retention (migration 00011): when a row became final (stamped by a
+-- trigger), the purge's index and its last run.
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS finished_at TIMESTAMPTZ;
-ALTER TABLE messages ADD COLUMN IF NOT EXISTS traceparent TEXT;
 CREATE OR REPLACE FUNCTION messages_stamp_finished() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.finished_at := now();

@@ -7,9 +7,6 @@
 -- again. Rows finalised before this column existed keep NULL; the purge
 -- then falls back to sent_at, else created_at.
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS finished_at TIMESTAMPTZ;
--- The W3C traceparent of the request that created the message, so each
--- delivery attempt joins that trace; NULL for rows other systems insert.
-ALTER TABLE messages ADD COLUMN IF NOT EXISTS traceparent TEXT;
 
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION messages_stamp_finished() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -53,5 +50,4 @@ DROP INDEX IF EXISTS messages_finished_idx;
 DROP TRIGGER IF EXISTS messages_finished_ins ON messages;
 DROP TRIGGER IF EXISTS messages_finished_upd ON messages;
 DROP FUNCTION IF EXISTS messages_stamp_finished();
-ALTER TABLE messages DROP COLUMN IF EXISTS traceparent;
 ALTER TABLE messages DROP COLUMN IF EXISTS finished_at;
