@@ -107,6 +107,14 @@ func (s *syncBuffer) String() string {
 // it is still running, and its output is logged when t failed.
 func Start(t testing.TB, bin, name string, env []string) *Proc {
 	t.Helper()
+	p := launch(t, bin, name, env)
+	t.Cleanup(func() { p.reap(t) })
+	return p
+}
+
+// launch starts the process and leaves ending it to the caller.
+func launch(t testing.TB, bin, name string, env []string) *Proc {
+	t.Helper()
 	p := &Proc{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.CommandContext(context.Background(), bin)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
@@ -118,18 +126,21 @@ func Start(t testing.TB, bin, name string, env []string) *Proc {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, Tail(p.out.String(), 60))
-		}
-	})
 	return p
+}
+
+// reap kills the process if it still runs, waits for it, and logs its
+// output when t failed.
+func (p *Proc) reap(t testing.TB) {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Kill() // it ends either way; Wait reports how
+		<-p.done
+	}
+	if t.Failed() {
+		t.Logf("--- output of %s ---\n%s", p.Name, Tail(p.out.String(), 60))
+	}
 }
 
 // Tail is the last lines of s, for failure reports.
