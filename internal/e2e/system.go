@@ -37,11 +37,15 @@ type Options struct {
 	// neither. Without them the System serves a sink.New(Respond).
 	Sink       *sink.Sink
 	WebhookURL string
+	// StopTimeout bounds the exit of the programs still running when the
+	// test ends; DefaultStopTimeout if zero.
+	StopTimeout time.Duration
 }
 
-// StopTimeout is how long a program may take to exit after SIGTERM when
-// the System stops what is still running at the end of a test.
-const StopTimeout = 30 * time.Second
+// DefaultStopTimeout is how long a program may take to exit after SIGTERM,
+// both in System.StopAll and when the System stops what is still running
+// at the end of a test.
+const DefaultStopTimeout = 30 * time.Second
 
 // System is one test's whole deployment as processes: a database of its
 // own, a queue of its own, a local webhook receiver, and the api, scheduler
@@ -56,6 +60,7 @@ type System struct {
 	IDs   []string      // the rows InsertMessages put in, in age order
 	env   map[string]string
 	procs []*Proc
+	stop  time.Duration
 }
 
 // NewSystem creates the database, the queue and the receiver. It starts no
@@ -75,7 +80,10 @@ func NewSystem(t testing.TB, o Options) *System {
 			t.Fatal(err)
 		}
 	}
-	s := &System{t: t, bin: o.Bin, URI: uri, Pool: pool, Sink: o.Sink}
+	s := &System{t: t, bin: o.Bin, URI: uri, Pool: pool, Sink: o.Sink, stop: o.StopTimeout}
+	if s.stop == 0 {
+		s.stop = DefaultStopTimeout
+	}
 	hookURL := o.WebhookURL
 	if s.Sink == nil {
 		s.Sink, hookURL = NewReceiver(t, o.Respond)
@@ -200,14 +208,14 @@ func (s *System) AssertAlive(procs ...*Proc) {
 	}
 }
 
-// StopAll stops procs as StopAll does, with StopTimeout.
+// StopAll stops procs as StopAll does, within the System's stop timeout.
 func (s *System) StopAll(procs ...*Proc) {
 	s.t.Helper()
-	StopAll(s.t, StopTimeout, procs...)
+	StopAll(s.t, s.stop, procs...)
 }
 
 // stopRunning ends the programs still running when the test ends: SIGTERM
-// and exit 0 within StopTimeout while the test has passed so far, SIGKILL
+// and exit 0 within the stop timeout while the test has passed so far, SIGKILL
 // once it failed. Every program's output is logged when the test failed.
 func (s *System) stopRunning() {
 	var running []*Proc
@@ -223,7 +231,7 @@ func (s *System) stopRunning() {
 			}
 		}
 		for _, p := range running {
-			if code, err := p.Wait(StopTimeout); err != nil || code != 0 {
+			if code, err := p.Wait(s.stop); err != nil || code != 0 {
 				s.t.Errorf("%s: exit %d, %v", p.Name, code, err)
 			}
 		}

@@ -18,10 +18,10 @@ import (
 
 // drainResult is what one Redis-mode drain measured.
 type drainResult struct {
-	ledger
+	e2e.Ledger
 	resumed, longest time.Duration // ticks after the midway event
 	took             time.Duration
-	r                *run
+	r                *e2e.System
 }
 
 // drain sends 2,000 messages through a scheduler, 2 workers and an api
@@ -35,30 +35,27 @@ func drain(t *testing.T, vars map[string]string, midway func()) drainResult {
 	vars["MAX_CONCURRENT_JOBS"] = "8"
 	r := newRun(t, 2000, e2e.Slow(2*time.Millisecond), vars)
 	port := e2e.FreePort(t)
-	procs := []*e2e.Proc{r.start("scheduler"), r.start("worker-1"), r.start("worker-2"), r.start("api", fmt.Sprint("HTTP_PORT=", port))}
-	stopTicks := r.watchTicks()
+	procs := []*e2e.Proc{r.Start("scheduler"), r.Start("worker-1"), r.Start("worker-2"), r.Start("api", fmt.Sprint("HTTP_PORT=", port))}
+	stopTicks := watchTicks(r)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	get := func(path string) int {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			return 0
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode
-	}
-	testenv.Eventually(t, 30*time.Second, "half of the messages sent", func() bool { return r.count("sent") >= 1000 })
+	get := func(path string) int { return e2e.GetStatus(base + path) }
+	testenv.Eventually(t, 30*time.Second, "half of the messages sent", func() bool { return r.Count("sent") >= 1000 })
 	t0 := time.Now()
 	if midway != nil {
 		midway()
 	}
-	r.waitSent(60 * time.Second)
+	r.WaitSent(60 * time.Second)
 	res := drainResult{r: r}
-	res.resumed, res.longest = tickGap(stopTicks(), t0)
+	ticks, err := stopTicks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.resumed, res.longest = tickGap(ticks, t0)
 	testenv.Eventually(t, 20*time.Second, "/readyz 200 and asynqmon answering", func() bool {
 		return get("/readyz") == http.StatusOK && get("/monitoring/api/queues") == http.StatusOK
 	})
 	// The api reads a sent record through the same Redis.
-	resp, err := http.Get(base + "/api/v1/messages/" + r.ids[len(r.ids)-1])
+	resp, err := http.Get(base + "/api/v1/messages/" + r.IDs[len(r.IDs)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,16 +63,16 @@ func drain(t *testing.T, vars map[string]string, midway func()) drainResult {
 	if src := resp.Header.Get("X-Sent-Record-Source"); resp.StatusCode != http.StatusOK || src != "cache" {
 		t.Errorf("GET the last message: %d, source %q; want 200 from the cache", resp.StatusCode, src)
 	}
-	assertAlive(t, procs...)
-	e2e.StopAll(t, 30*time.Second, procs...)
-	res.ledger = r.checkLedger()
+	r.AssertAlive(procs...)
+	r.StopAll(procs...)
+	res.Ledger = r.Ledger(nil)
 	res.took = time.Since(start)
 	return res
 }
 
 func (d drainResult) log(t *testing.T, what string) {
 	t.Logf("%s: %d messages, %d delivered, %d repeated, %d lost in %s; ticks resumed %.1f s after the event, longest interval between ticks %.1f s (CRON_INTERVAL 1 s)",
-		what, d.messages, d.delivered, d.repeats, d.lost, d.took.Round(100*time.Millisecond), d.resumed.Seconds(), d.longest.Seconds())
+		what, d.Messages, d.Delivered, d.Repeats, d.Lost, d.took.Round(100*time.Millisecond), d.resumed.Seconds(), d.longest.Seconds())
 }
 
 // sentinels is a master, a replica and three sentinels watching them.
@@ -212,7 +209,7 @@ func TestClusterDrain(t *testing.T) {
 	t.Cleanup(func() { _ = cc.Close() })
 	ctx := context.Background()
 	cmds, err := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range res.r.ids {
+		for _, id := range res.r.IDs {
 			p.Get(ctx, "message:sent:"+id)
 		}
 		return nil
@@ -224,9 +221,9 @@ func TestClusterDrain(t *testing.T) {
 	for i, c := range cmds {
 		v, err := c.(*redis.StringCmd).Result()
 		if err != nil || !strings.Contains(v, `"message_id"`) {
-			t.Fatalf("message:sent:%s: %q %v", res.r.ids[i], v, err)
+			t.Fatalf("message:sent:%s: %q %v", res.r.IDs[i], v, err)
 		}
-		perNode[fmt.Sprint(cc.ClusterKeySlot(ctx, "message:sent:"+res.r.ids[i]).Val()/5462)]++
+		perNode[fmt.Sprint(cc.ClusterKeySlot(ctx, "message:sent:"+res.r.IDs[i]).Val()/5462)]++
 	}
 	t.Logf("%d sent records read through the cluster, spread over slot thirds %v", len(cmds), perNode)
 }
