@@ -55,6 +55,7 @@ type System struct {
 	t     testing.TB
 	bin   string
 	URI   string        // the database, reached directly
+	Queue string        // the programs' QUEUE_NAME
 	Pool  *pgxpool.Pool // a pool on URI for the test's own queries
 	Sink  *sink.Sink    // what the receiver got
 	IDs   []string      // the rows InsertMessages put in, in age order
@@ -92,7 +93,8 @@ func NewSystem(t testing.TB, o Options) *System {
 	if redisAddr == "" {
 		redisAddr = testenv.RedisAddr()
 	}
-	s.env = BaseEnv(uri, redisAddr, testenv.Queue(t), hookURL)
+	s.Queue = testenv.Queue(t)
+	s.env = BaseEnv(uri, redisAddr, s.Queue, hookURL)
 	for k, v := range o.Vars {
 		s.Setenv(k, v)
 	}
