@@ -1,6 +1,10 @@
 // Package e2e runs the real binaries as separate processes against the real
-// PostgreSQL and Redis, for the end-to-end and fault tests. Its helpers
-// start, signal and reap processes and always clean up what they started.
+// PostgreSQL and Redis. System is the one harness every system test uses
+// (end-to-end, console, faults, scale-out): a database, a queue and a
+// webhook receiver of the test's own, the programs started by name, waits
+// on the table, the delivery ledger, and a clean stop. The lower helpers
+// start, signal and reap single processes and always clean up what they
+// started.
 package e2e
 
 import (
