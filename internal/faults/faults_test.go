@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -117,25 +116,6 @@ func TestPostgresConnectionsCut(t *testing.T) {
 	report(t, c, start, "2 PostgreSQL connections cut", "/readyz 503 then 200")
 }
 
-// startRedis runs a private Redis on port, so restarting it touches no other
-// test.
-func startRedis(t *testing.T, port int) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	testenv.Eventually(t, 10*time.Second, "redis to answer", func() bool {
-		out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "ping").Output()
-		return err == nil && strings.TrimSpace(string(out)) == "PONG"
-	})
-	return cmd
-}
-
 // Scenario 3: Redis restarts and loses everything (it keeps nothing on
 // disk); sending resumes at the next tick and the running state, kept in
 // PostgreSQL, is unchanged.
@@ -143,17 +123,15 @@ func TestRedisRestart(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	port := e2e.FreePort(t)
-	rds := startRedis(t, port)
+	rds := e2e.StartRedis(t, "redis", port, nil)
 	c := newSystem(t, e2e.Options{Messages: 400, Respond: e2e.Slow(5 * time.Millisecond), RedisAddr: "127.0.0.1:" + strconv.Itoa(port), Vars: map[string]string{
 		"MESSAGE_FETCH_LIMIT": "40", "MAX_CONCURRENT_JOBS": "4",
 	}})
 	procs := []*e2e.Proc{c.Start("scheduler"), c.Start("worker-1"), c.Start("worker-2")}
 	testenv.Eventually(t, 20*time.Second, "first deliveries", func() bool { return c.Count("sent") >= 80 })
-	if err := rds.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	rds.Kill()
 	time.Sleep(time.Second) //nolint:forbidigo // the length of the outage
-	startRedis(t, port)
+	e2e.StartRedis(t, "redis", port, nil)
 	c.WaitSettled(90*time.Second, 0)
 	ctl, err := store.New(c.Pool).Control(context.Background())
 	if err != nil || !ctl.Running {

@@ -5,14 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/messaging-server/messaging-server/internal/e2e"
 	"github.com/messaging-server/messaging-server/internal/sink"
-	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
 var binDir string
@@ -52,75 +49,6 @@ func runOptions(n int, respond sink.Responder, vars map[string]string) e2e.Optio
 		env[k] = v
 	}
 	return e2e.Options{Bin: binDir, Messages: n, Respond: respond, Vars: env}
-}
-
-// server is a process the test started (redis-server, a sentinel,
-// pgbouncer); it is killed when the test ends.
-type server struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startServer(t *testing.T, name string, args ...string) *server {
-	t.Helper()
-	s := &server{name: name, done: make(chan struct{})}
-	s.cmd = exec.Command(args[0], args[1:]...)
-	f, err := os.CreateTemp(t.TempDir(), "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.Stdout, s.cmd.Stderr = f, f
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = s.cmd.Wait(); _ = f.Close(); close(s.done) }()
-	t.Cleanup(func() {
-		s.kill()
-		if t.Failed() {
-			if b, err := os.ReadFile(f.Name()); err == nil {
-				t.Logf("--- output of %s ---\n%s", name, e2e.Tail(string(b), 30))
-			}
-		}
-	})
-	return s
-}
-
-// kill stops the server with SIGKILL, as a crash would, and reaps it.
-func (s *server) kill() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-}
-
-// redisCLI runs redis-cli with args and returns its trimmed output.
-func redisCLI(args ...string) (string, error) {
-	out, err := exec.Command("redis-cli", args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("redis-cli %v: %w: %s", args, err, out)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// startRedis runs a private redis-server on port with extra arguments and
-// waits until it answers; ping are the redis-cli arguments that reach it.
-func startRedis(t *testing.T, name string, port int, ping []string, extra ...string) *server {
-	t.Helper()
-	args := append([]string{"redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir()}, extra...)
-	s := startServer(t, name, args...)
-	if ping == nil {
-		ping = []string{"-h", "127.0.0.1", "-p", fmt.Sprint(port)}
-	}
-	testenv.Eventually(t, 10*time.Second, name+" to answer", func() bool {
-		out, err := redisCLI(append(ping, "ping")...)
-		return err == nil && out == "PONG"
-	})
-	return s
 }
 
 // watchTicks samples dispatch_control.last_tick_at every 50 ms until stop

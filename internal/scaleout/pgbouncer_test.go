@@ -66,7 +66,7 @@ admin_users = %s
 	if os.Geteuid() == 0 {
 		args = []string{"pgbouncer", "-u", "nobody", filepath.Join(dir, "pgbouncer.ini")}
 	}
-	startServer(t, "pgbouncer", args...)
+	e2e.StartServer(t, "pgbouncer", args...)
 	testenv.Eventually(t, 10*time.Second, "pgbouncer to listen", func() bool {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err != nil {

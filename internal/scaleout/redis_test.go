@@ -77,7 +77,7 @@ func (d drainResult) log(t *testing.T, what string) {
 
 // sentinels is a master, a replica and three sentinels watching them.
 type sentinels struct {
-	master, replica *server
+	master, replica *e2e.Server
 	masterPort      int
 	addrs           []string
 }
@@ -87,9 +87,9 @@ const masterName = "msmaster"
 func startSentinels(t *testing.T) *sentinels {
 	t.Helper()
 	s := &sentinels{masterPort: e2e.FreePort(t)}
-	s.master = startRedis(t, "redis-master", s.masterPort, nil)
+	s.master = e2e.StartRedis(t, "redis-master", s.masterPort, nil)
 	rport := e2e.FreePort(t)
-	s.replica = startRedis(t, "redis-replica", rport, nil, "--replicaof", "127.0.0.1", fmt.Sprint(s.masterPort))
+	s.replica = e2e.StartRedis(t, "redis-replica", rport, nil, "--replicaof", "127.0.0.1", fmt.Sprint(s.masterPort))
 	for i := range 3 {
 		port := e2e.FreePort(t)
 		dir := t.TempDir()
@@ -100,7 +100,7 @@ func startSentinels(t *testing.T) *sentinels {
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		startServer(t, fmt.Sprintf("sentinel-%d", i+1), "redis-sentinel", conf)
+		e2e.StartServer(t, fmt.Sprintf("sentinel-%d", i+1), "redis-sentinel", conf)
 		s.addrs = append(s.addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	// Every sentinel must know the replica and the two other sentinels
@@ -170,7 +170,7 @@ func TestSentinelMasterKilled(t *testing.T) {
 	s := startSentinels(t)
 	var promoted time.Duration
 	res := drain(t, s.env(), func() {
-		s.master.kill()
+		s.master.Kill()
 		promoted = s.waitNewMaster(t)
 	})
 	res.log(t, fmt.Sprintf("sentinel, master killed (new master named after %.1f s)", promoted.Seconds()))
@@ -187,18 +187,18 @@ func TestClusterDrain(t *testing.T) {
 	for i := range 3 {
 		port, bus := e2e.FreePort(t), e2e.FreePort(t)
 		dir := t.TempDir()
-		startRedis(t, fmt.Sprintf("cluster-node-%d", i+1), port, nil,
+		e2e.StartRedis(t, fmt.Sprintf("cluster-node-%d", i+1), port, nil,
 			"--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000")
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
-	if _, err := redisCLI(append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")...); err != nil {
+	if _, err := e2e.RedisCLI(append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")...); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range addrs {
 		host, port, _ := strings.Cut(a, ":")
 		testenv.Eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
-			out, err := redisCLI("-h", host, "-p", port, "cluster", "info")
+			out, err := e2e.RedisCLI("-h", host, "-p", port, "cluster", "info")
 			return err == nil && strings.Contains(out, "cluster_state:ok")
 		})
 	}
@@ -235,7 +235,7 @@ func TestTLSDrain(t *testing.T) {
 	dir := t.TempDir()
 	ca, cert, key := writeTestPKI(t, dir)
 	port := e2e.FreePort(t)
-	startRedis(t, "redis-tls", 0, []string{"--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", fmt.Sprint(port)},
+	e2e.StartRedis(t, "redis-tls", 0, []string{"--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", fmt.Sprint(port)},
 		"--tls-port", fmt.Sprint(port), "--tls-cert-file", cert, "--tls-key-file", key,
 		"--tls-ca-cert-file", ca, "--tls-auth-clients", "no")
 	res := drain(t, map[string]string{
