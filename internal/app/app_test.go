@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/e2e"
 	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
@@ -34,10 +34,10 @@ type system struct {
 func newSystem(t *testing.T, vars ...string) *system {
 	t.Helper()
 	uri := testenv.NewDatabase(t)
-	s := &system{t: t, sink: sink.New(nil, nil), cancel: func() {}}
-	srv := httptest.NewServer(s.sink)
-	t.Cleanup(srv.Close)
-	base := []string{"WEBHOOK_URL=" + srv.URL, "METRICS_PORT=0", "CRON_INTERVAL=1", "WEBHOOK_TIMEOUT=2"}
+	s := &system{t: t, cancel: func() {}}
+	var hookURL string
+	s.sink, hookURL = e2e.NewReceiver(t, nil)
+	base := []string{"WEBHOOK_URL=" + hookURL, "METRICS_PORT=0", "CRON_INTERVAL=1", "WEBHOOK_TIMEOUT=2"}
 	s.cfg = testenv.Config(t, uri, testenv.Queue(t), append(base, vars...)...)
 	s.deps = s.open()
 	return s
@@ -111,7 +111,9 @@ func (s *system) count(status string) int {
 
 func (s *system) dropCache(ids []string) {
 	for _, id := range ids {
-		s.deps.Redis.Del(context.Background(), cache.Key(id))
+		if err := s.deps.Redis.Del(context.Background(), cache.Key(id)).Err(); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 }
 

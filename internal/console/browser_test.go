@@ -11,9 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,9 +25,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/messaging-server/messaging-server/internal/api"
-	"github.com/messaging-server/messaging-server/internal/app"
-	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/e2e"
 	"github.com/messaging-server/messaging-server/internal/sink"
+	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -56,96 +54,45 @@ func needChromium(t *testing.T) {
 	t.Skipf("%s is missing: install Debian's chromium package (apt-get install chromium) to run the browser tests", chromiumPath)
 }
 
-// system is the api, one worker and one scheduler, as three processes
-// would run them, each over connections of its own.
+// system is the api, one worker and one scheduler, run as the built
+// programs by e2e.System.
 type system struct {
-	t      *testing.T
-	cfg    config.Config
-	deps   *app.Deps
-	base   string
-	cancel []context.CancelFunc
-	wg     sync.WaitGroup
+	*e2e.System
+	t    *testing.T
+	base string
 }
 
 func startSystem(t *testing.T) *system {
 	t.Helper()
-	uri := testenv.NewDatabase(t)
-	recv := sink.New(func(w http.ResponseWriter, _ *http.Request, d sink.Delivery, n int) bool {
-		if strings.Contains(d.Content, failMarker) && n == 1 {
-			http.Error(w, `{"error":"invalid recipient"}`, http.StatusBadRequest)
-			return true
-		}
-		return false
-	}, nil)
-	hook := httptest.NewServer(recv)
-	t.Cleanup(hook.Close)
-	s := &system{t: t}
-	s.cfg = testenv.Config(t, uri, testenv.Queue(t),
-		"WEBHOOK_URL="+hook.URL, "API_KEY="+browserKey, "CRON_INTERVAL=1", "MESSAGE_FETCH_LIMIT=10",
-		"METRICS_PORT=0", "WEBHOOK_TIMEOUT=2", "RATE_LIMIT=0")
-	s.deps = s.open()
+	if binDir == "" {
+		t.Skip("the browser test runs the built programs, which -short does not build")
+	}
+	sys := e2e.NewSystem(t, e2e.Options{
+		Bin: binDir,
+		Respond: func(w http.ResponseWriter, _ *http.Request, d sink.Delivery, n int) bool {
+			if strings.Contains(d.Content, failMarker) && n == 1 {
+				http.Error(w, `{"error":"invalid recipient"}`, http.StatusBadRequest)
+				return true
+			}
+			return false
+		},
+		Vars: map[string]string{"API_KEY": browserKey, "MESSAGE_FETCH_LIMIT": "10", "RATE_LIMIT": "0"},
+	})
+	s := &system{System: sys, t: t}
 	// Sending starts stopped, so the counts hold still until the test
 	// presses start.
-	if _, err := s.deps.Store.SetRunning(context.Background(), false, ""); err != nil {
+	if _, err := store.New(sys.Pool).SetRunning(context.Background(), false, ""); err != nil {
 		t.Fatal(err)
 	}
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.base = "http://" + ln.Addr().String()
-	d := s.open()
-	srv := api.New(s.cfg, d)
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close api: %v", err)
-		}
-	})
-	s.run("api", func(ctx context.Context) error { return srv.ServeListener(ctx, ln) })
-	w := app.NewWorker(s.cfg, s.open(), app.Tuning{PollInterval: 50 * time.Millisecond, BackoffBase: 50 * time.Millisecond})
-	s.run("worker", w.Run)
-	sch, err := app.NewScheduler(s.cfg, s.open(), 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.run("scheduler", sch.Run)
+	_, s.base = sys.StartAPI()
+	sys.Start("worker")
+	sys.Start("scheduler")
 	return s
-}
-
-func (s *system) open() *app.Deps {
-	d, err := app.Open(context.Background(), s.cfg, testenv.Logger(s.t), 4)
-	if err != nil {
-		s.t.Fatalf("open: %v", err)
-	}
-	// Programs stop before their connections close, as in a process.
-	s.t.Cleanup(func() { s.stop(); d.Close() })
-	return d
-}
-
-func (s *system) run(name string, f func(ctx context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = append(s.cancel, cancel)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := f(ctx); err != nil {
-			s.t.Errorf("%s: %v", name, err)
-		}
-	}()
-}
-
-func (s *system) stop() {
-	for _, c := range s.cancel {
-		c()
-	}
-	s.cancel = nil
-	s.wg.Wait()
 }
 
 func (s *system) status(id string) string {
 	var st string
-	if err := s.deps.Pool.QueryRow(context.Background(), `SELECT status FROM messages WHERE id = $1`, id).Scan(&st); err != nil {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT status FROM messages WHERE id = $1`, id).Scan(&st); err != nil {
 		s.t.Fatalf("status of %s: %v", id, err)
 	}
 	return st
@@ -155,7 +102,7 @@ func (s *system) counts() map[string]int {
 	out := map[string]int{}
 	for _, st := range []string{"pending", "sending", "sent", "failed", "expired", "canceled"} {
 		var n int
-		if err := s.deps.Pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = $1`, st).Scan(&n); err != nil {
+		if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = $1`, st).Scan(&n); err != nil {
 			s.t.Fatal(err)
 		}
 		out[st] = n
@@ -169,7 +116,7 @@ func (s *system) seed() {
 	s.t.Helper()
 	// Minute g of the last hour has 2 to 10 messages; about one in eleven
 	// failed, and the newest few are still pending.
-	_, err := s.deps.Pool.Exec(context.Background(), `
+	_, err := s.Pool.Exec(context.Background(), `
 WITH m AS (
     SELECT 'seed-' || lpad(g::text, 2, '0') || '-' || k AS id, g, k,
            now() - (g || ' minutes')::interval - (k || ' seconds')::interval AS at,
@@ -190,7 +137,7 @@ FROM m`)
 	if err != nil {
 		s.t.Fatalf("seed messages: %v", err)
 	}
-	_, err = s.deps.Pool.Exec(context.Background(), `
+	_, err = s.Pool.Exec(context.Background(), `
 INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status_code, outcome, error)
 SELECT id, 1, sent_at - interval '80 milliseconds', 80, 202, 'sent', NULL FROM messages WHERE status = 'sent'
 UNION ALL
@@ -384,7 +331,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Start: sending runs.
 	b.run(t, "press start", chromedp.Click(css(tid("btn-start"))))
 	b.waitJS(t, "running", textIs(tid("switch-state"), "running"))
-	if ctl, err := s.deps.Store.Control(context.Background()); err != nil || !ctl.Running {
+	if ctl, err := store.New(s.Pool).Control(context.Background()); err != nil || !ctl.Running {
 		t.Fatalf("after start: %+v %v", ctl, err)
 	}
 
@@ -447,7 +394,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.run(t, "open the dashboard",
 		chromedp.Navigate(s.base+"/monitoring/"),
 		chromedp.WaitVisible(css(`#root table`)))
-	b.waitJS(t, "the dispatch queue in the dashboard", fmt.Sprintf(`document.body.innerText.includes(%q)`, s.cfg.Queue))
+	b.waitJS(t, "the dispatch queue in the dashboard", fmt.Sprintf(`document.body.innerText.includes(%q)`, s.Queue))
 	b.run(t, "open the OpenAPI page",
 		chromedp.Navigate(s.base+"/swagger/index.html"),
 		chromedp.WaitVisible(css(`#swagger-ui .information-container`)))
@@ -475,13 +422,13 @@ func TestConsoleInBrowser(t *testing.T) {
 func failedWithoutCall(t *testing.T, b *browser, s *system) {
 	t.Helper()
 	const id = "row-with-a-bad-number"
-	if _, err := s.deps.Pool.Exec(context.Background(),
+	if _, err := s.Pool.Exec(context.Background(),
 		`INSERT INTO messages (id, content, phone_number) VALUES ($1, 'Inserted around the API', '12345')`, id); err != nil {
 		t.Fatalf("insert an invalid row: %v", err)
 	}
 	testenv.Eventually(t, 30*time.Second, "the invalid row to fail", func() bool { return s.status(id) == "failed" })
 	var calls int
-	if err := s.deps.Pool.QueryRow(context.Background(), `SELECT count(*) FROM message_attempts WHERE message_id = $1`, id).Scan(&calls); err != nil {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM message_attempts WHERE message_id = $1`, id).Scan(&calls); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 0 {
@@ -559,7 +506,7 @@ func screenshots(t *testing.T, b *browser, s *system) {
 		t.Fatal(err)
 	}
 	var failed string
-	if err := s.deps.Pool.QueryRow(context.Background(), `SELECT id FROM messages WHERE status = 'failed' AND id LIKE 'seed-%' ORDER BY id LIMIT 1`).Scan(&failed); err != nil {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT id FROM messages WHERE status = 'failed' AND id LIKE 'seed-%' ORDER BY id LIMIT 1`).Scan(&failed); err != nil {
 		t.Fatal(err)
 	}
 	page := "/console/#msg=" + failed

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/e2e"
-	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -33,51 +31,46 @@ func bin(name string) string { return filepath.Join(binDir, name) }
 // SIGTERM.
 func TestProgramsSendTheSampleRows(t *testing.T) {
 	t.Parallel()
-	uri := testenv.NewDatabase(t)
-	pool := testenv.NewPool(t, uri)
-	testenv.RunInitScripts(t, pool)
-	var samples []string
-	rows, err := pool.Query(context.Background(), `SELECT id FROM messages ORDER BY created_at, id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id string
-		_ = rows.Scan(&id)
-		samples = append(samples, id)
-	}
-	rows.Close()
-	if len(samples) == 0 {
-		t.Fatal("init/ inserted no sample rows")
-	}
-
-	s := sink.New(nil, nil)
-	hook := httptest.NewServer(s)
-	defer hook.Close()
-	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), hook.URL)
 	// Secrets with values that cannot appear in a log by chance.
 	secrets := map[string]string{
 		"WEBHOOK_AUTH_KEY": "authkey-" + testenv.Name("s"),
 		"API_KEY":          "apikey-" + testenv.Name("s"),
 		"WEBHOOK_SECRET":   "whsec_c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw==",
 	}
-	for k, v := range secrets {
-		env[k] = v
+	sys := e2e.NewSystem(t, e2e.Options{Bin: binDir, Unmigrated: true, Vars: secrets})
+	testenv.RunInitScripts(t, sys.Pool)
+	var samples []string
+	rows, err := sys.Pool.Query(context.Background(), `SELECT id FROM messages ORDER BY created_at, id`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	apiPort := e2e.FreePort(t)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		samples = append(samples, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) == 0 {
+		t.Fatal("init/ inserted no sample rows")
+	}
 
+	apiPort := e2e.FreePort(t)
 	procs := []*e2e.Proc{
-		e2e.Start(t, bin("scheduler"), "scheduler", e2e.Env(env)),
-		e2e.Start(t, bin("worker"), "worker-1", e2e.Env(env)),
-		e2e.Start(t, bin("worker"), "worker-2", e2e.Env(env)),
-		e2e.Start(t, bin("api"), "api", e2e.Env(env, "HTTP_PORT="+strconv.Itoa(apiPort))),
+		sys.Start("scheduler"),
+		sys.Start("worker-1"),
+		sys.Start("worker-2"),
+		sys.Start("api", "HTTP_PORT="+strconv.Itoa(apiPort)),
 	}
 
 	testenv.Eventually(t, 30*time.Second, "all sample rows to be sent", func() bool {
-		var n int
-		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = 'sent'`).Scan(&n)
-		return n == len(samples)
+		return sys.Count("sent") == len(samples)
 	})
+	s := sys.Sink
 	calls := s.Calls()
 	for _, id := range samples {
 		if calls[id] != 1 {
@@ -89,7 +82,9 @@ func TestProgramsSendTheSampleRows(t *testing.T) {
 		if err := rdb.Get(context.Background(), cache.Key(id)).Err(); err != nil {
 			t.Errorf("sample %s not cached: %v", id, err)
 		}
-		rdb.Del(context.Background(), cache.Key(id))
+		if err := rdb.Del(context.Background(), cache.Key(id)).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	for _, path := range []string{"/healthz", "/readyz"} {

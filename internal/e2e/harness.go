@@ -1,6 +1,10 @@
 // Package e2e runs the real binaries as separate processes against the real
-// PostgreSQL and Redis, for the end-to-end and fault tests. Its helpers
-// start, signal and reap processes and always clean up what they started.
+// PostgreSQL and Redis. System is the one harness every system test uses
+// (end-to-end, console, faults, scale-out): a database, a queue and a
+// webhook receiver of the test's own, the programs started by name, waits
+// on the table, the delivery ledger, and a clean stop. The lower helpers
+// start, signal and reap single processes and always clean up what they
+// started.
 package e2e
 
 import (
@@ -107,6 +111,14 @@ func (s *syncBuffer) String() string {
 // it is still running, and its output is logged when t failed.
 func Start(t testing.TB, bin, name string, env []string, args ...string) *Proc {
 	t.Helper()
+	p := launch(t, bin, name, env)
+	t.Cleanup(func() { p.reap(t) })
+	return p
+}
+
+// launch starts the process and leaves ending it to the caller.
+func launch(t testing.TB, bin, name string, env []string) *Proc {
+	t.Helper()
 	p := &Proc{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.CommandContext(context.Background(), bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
@@ -118,18 +130,21 @@ func Start(t testing.TB, bin, name string, env []string, args ...string) *Proc {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, Tail(p.out.String(), 60))
-		}
-	})
 	return p
+}
+
+// reap kills the process if it still runs, waits for it, and logs its
+// output when t failed.
+func (p *Proc) reap(t testing.TB) {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Kill() // it ends either way; Wait reports how
+		<-p.done
+	}
+	if t.Failed() {
+		t.Logf("--- output of %s ---\n%s", p.Name, Tail(p.out.String(), 60))
+	}
 }
 
 // Tail is the last lines of s, for failure reports.

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/e2e"
-	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -20,7 +18,8 @@ import (
 // behind them is sent as usual.
 func TestIDsThatCannotTravelInAHeaderFailWithoutACall(t *testing.T) {
 	t.Parallel()
-	uri, pool, _ := testenv.MigratedStore(t)
+	sys := e2e.NewSystem(t, e2e.Options{Bin: binDir, Vars: map[string]string{"MESSAGE_FETCH_LIMIT": "20", "MAX_ATTEMPTS": "5"}})
+	pool := sys.Pool
 	bad := map[string]string{
 		"":          "empty",
 		"bad\nid":   "control character",
@@ -41,20 +40,10 @@ func TestIDsThatCannotTravelInAHeaderFailWithoutACall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := sink.New(nil, nil)
-	hook := httptest.NewServer(s)
-	defer hook.Close()
-	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), hook.URL)
-	env["MESSAGE_FETCH_LIMIT"] = "20"
-	env["MAX_ATTEMPTS"] = "5"
-	procs := []*e2e.Proc{
-		e2e.Start(t, bin("scheduler"), "scheduler", e2e.Env(env)),
-		e2e.Start(t, bin("worker"), "worker", e2e.Env(env)),
-	}
+	s := sys.Sink
+	procs := []*e2e.Proc{sys.Start("scheduler"), sys.Start("worker")}
 	testenv.Eventually(t, 30*time.Second, "every row to be sent or failed", func() bool {
-		var n int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE status IN ('sent', 'failed')`).Scan(&n)
-		return err == nil && n == len(bad)+1
+		return sys.Count("sent")+sys.Count("failed") == len(bad)+1
 	})
 	for id, want := range bad {
 		var status, lastError string

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,40 +25,15 @@ type lifecycleRun struct {
 
 func startLifecycle(t *testing.T, respond sink.Responder, extra ...string) *lifecycleRun {
 	t.Helper()
-	uri := testenv.NewDatabase(t)
-	s := sink.New(respond, nil)
-	hook := httptest.NewServer(s)
-	t.Cleanup(hook.Close)
-	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), hook.URL)
-	port := e2e.FreePort(t)
-	r := &lifecycleRun{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), sink: s}
-	r.procs = []*e2e.Proc{
-		e2e.Start(t, bin("api"), "api", e2e.Env(env, append([]string{"HTTP_PORT=" + strconv.Itoa(port)}, extra...)...)),
-	}
-	testenv.Eventually(t, 20*time.Second, "the api to answer", func() bool {
-		resp, err := http.Get(r.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	// The api creates the schema; programs still running at the end must
+	// exit 0 within 10 s of SIGTERM.
+	sys := e2e.NewSystem(t, e2e.Options{Bin: binDir, Respond: respond, Unmigrated: true, StopTimeout: 10 * time.Second})
+	r := &lifecycleRun{t: t, sink: sys.Sink}
+	api, base := sys.StartAPI(extra...)
+	r.base, r.procs = base, []*e2e.Proc{api}
 	// Stop sending before a worker runs, so the test sets the stage first.
 	r.call(http.MethodPost, "/api/v1/scheduler/stop", "", 200)
-	r.procs = append(r.procs,
-		e2e.Start(t, bin("scheduler"), "scheduler", e2e.Env(env, extra...)),
-		e2e.Start(t, bin("worker"), "worker", e2e.Env(env, extra...)),
-	)
-	t.Cleanup(func() {
-		for _, p := range r.procs {
-			_ = p.Signal(syscall.SIGTERM)
-		}
-		for _, p := range r.procs {
-			if code, err := p.Wait(10 * time.Second); err != nil || code != 0 {
-				t.Errorf("%s: exit %d, %v\n%s", p.Name, code, err, e2e.Tail(p.Output(), 20))
-			}
-		}
-	})
+	r.procs = append(r.procs, sys.Start("scheduler", extra...), sys.Start("worker", extra...))
 	return r
 }
 
@@ -97,7 +69,11 @@ func (r *lifecycleRun) call(method, path, body string, want int) map[string]any 
 
 func (r *lifecycleRun) status(id string) string {
 	r.t.Helper()
-	s, _ := r.call(http.MethodGet, "/api/v1/messages/"+id, "", 200)["status"].(string)
+	body := r.call(http.MethodGet, "/api/v1/messages/"+id, "", 200)
+	s, ok := body["status"].(string)
+	if !ok {
+		r.t.Fatalf("GET /api/v1/messages/%s: no status in %v", id, body)
+	}
 	return s
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/e2e"
 	"github.com/messaging-server/messaging-server/internal/sink"
-	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -125,21 +124,13 @@ func (p *provider) up() {
 // breakerCluster is 200 due messages, a scheduler, two workers and the api
 // against the provider, with default settings apart from the cooldown
 // (and the harness's short ticks, large budget and 2 s webhook timeout).
-func breakerCluster(t *testing.T, p *provider, messages int, cooldown time.Duration) (*cluster, []*e2e.Proc, int) {
+func breakerCluster(t *testing.T, p *provider, messages int, cooldown time.Duration) (*e2e.System, []*e2e.Proc, int) {
 	t.Helper()
-	uri := testenv.NewDatabase(t)
-	pool := testenv.NewPool(t, uri)
-	if err := store.Migrate(context.Background(), pool, testenv.Logger(t)); err != nil {
-		t.Fatal(err)
-	}
-	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), p.URL())
-	env["LOG_LEVEL"] = "INFO"
-	env["MESSAGE_FETCH_LIMIT"] = "1000"
-	env["BREAKER_COOLDOWN"] = cooldown.String()
-	c := &cluster{t: t, uri: uri, pool: pool, sink: p.sink, env: env}
-	c.ids = testenv.InsertMessages(t, pool, messages)
+	c := e2e.NewSystem(t, e2e.Options{Bin: binDir, Messages: messages, Sink: p.sink, WebhookURL: p.URL(), Vars: map[string]string{
+		"LOG_LEVEL": "INFO", "MESSAGE_FETCH_LIMIT": "1000", "BREAKER_COOLDOWN": cooldown.String(),
+	}})
 	port := e2e.FreePort(t)
-	procs := []*e2e.Proc{c.start("scheduler"), c.start("worker-1"), c.start("worker-2"), c.start("api", "HTTP_PORT="+strconv.Itoa(port))}
+	procs := []*e2e.Proc{c.Start("scheduler"), c.Start("worker-1"), c.Start("worker-2"), c.Start("api", "HTTP_PORT="+strconv.Itoa(port))}
 	return c, procs, port
 }
 
@@ -168,18 +159,20 @@ func getBreaker(port int) (breakerStatus, error) {
 
 // attempts is the number of webhook calls the workers have started:
 // attempts charged, minus the ones handed back uncharged.
-func (c *cluster) attempts() int {
+func attempts(t *testing.T, c *e2e.System) int {
+	t.Helper()
 	var n int
-	if err := c.pool.QueryRow(context.Background(), `SELECT COALESCE(sum(attempts), 0) FROM messages`).Scan(&n); err != nil {
-		c.t.Fatal(err)
+	if err := c.Pool.QueryRow(context.Background(), `SELECT COALESCE(sum(attempts), 0) FROM messages`).Scan(&n); err != nil {
+		t.Fatal(err)
 	}
 	return n
 }
 
-func (c *cluster) trips() int64 {
+func breakerTrips(t *testing.T, c *e2e.System) int64 {
+	t.Helper()
 	var n int64
-	if err := c.pool.QueryRow(context.Background(), `SELECT trips FROM delivery_breaker`).Scan(&n); err != nil {
-		c.t.Fatal(err)
+	if err := c.Pool.QueryRow(context.Background(), `SELECT trips FROM delivery_breaker`).Scan(&n); err != nil {
+		t.Fatal(err)
 	}
 	return n
 }
@@ -214,11 +207,11 @@ func runOutage(t *testing.T, mode int32, scenario string, cooldown time.Duration
 		}
 		time.Sleep(200 * time.Millisecond) //nolint:forbidigo // the length of the outage, polling the API
 	}
-	calls := c.attempts()
-	failedDuring := c.count("failed")
+	calls := attempts(t, c)
+	failedDuring := c.Count("failed")
 	p.up()
 	recovered := time.Now()
-	c.waitDone(3*time.Minute, 0)
+	c.WaitSettled(3*time.Minute, 0)
 	drain := time.Since(recovered)
 	if drain > recoveryBound {
 		t.Errorf("the last message was sent %s after the provider returned, want at most %s", drain.Round(100*time.Millisecond), recoveryBound)
@@ -240,11 +233,11 @@ func runOutage(t *testing.T, mode int32, scenario string, cooldown time.Duration
 		b, err := getBreaker(port)
 		return err == nil && b.State == "closed"
 	})
-	trips := c.trips()
+	trips := breakerTrips(t, c)
 	if trips < 1 {
 		t.Errorf("breaker never tripped")
 	}
-	assertAlive(t, procs)
+	c.AssertAlive(procs...)
 	e2e.StopAll(t, 20*time.Second, procs...)
 	// One log line per transition: the trips in the row are the
 	// closed -> open lines across the workers.
@@ -255,7 +248,7 @@ func runOutage(t *testing.T, mode int32, scenario string, cooldown time.Duration
 	if int64(lines) != trips {
 		t.Errorf("%d closed -> open log lines for %d trips", lines, trips)
 	}
-	c.report(start, scenario, fmt.Sprintf("outage %s, cooldown %s: %d calls while down (provider saw %d), %d failed, breaker seen %v, %d trip(s); all sent %s after recovery",
+	report(t, c, start, scenario, fmt.Sprintf("outage %s, cooldown %s: %d calls while down (provider saw %d), %d failed, breaker seen %v, %d trip(s); all sent %s after recovery",
 		*outage, cooldown, calls, p.calls.Load(), failedDuring, keys(seen), trips, drain.Round(100*time.Millisecond)))
 }
 
@@ -309,31 +302,24 @@ func TestBreakerMostlyHealthy(t *testing.T) {
 		}
 		return false
 	})
-	uri := testenv.NewDatabase(t)
-	pool := testenv.NewPool(t, uri)
-	if err := store.Migrate(context.Background(), pool, testenv.Logger(t)); err != nil {
-		t.Fatal(err)
-	}
-	ids := testenv.InsertMessages(t, pool, 200)
+	c := e2e.NewSystem(t, e2e.Options{Bin: binDir, Messages: 200, Sink: p.sink, WebhookURL: p.URL(), Vars: map[string]string{
+		"LOG_LEVEL": "INFO", "MESSAGE_FETCH_LIMIT": "1000",
+	}})
 	// Every fifth message goes to the number the provider rejects.
 	wantFailed := map[string]bool{}
-	for i := 0; i < len(ids); i += 5 {
-		wantFailed[ids[i]] = true
-		if _, err := pool.Exec(context.Background(), `UPDATE messages SET phone_number = $1 WHERE id = $2`, bad, ids[i]); err != nil {
+	for i := 0; i < len(c.IDs); i += 5 {
+		wantFailed[c.IDs[i]] = true
+		if _, err := c.Pool.Exec(context.Background(), `UPDATE messages SET phone_number = $1 WHERE id = $2`, bad, c.IDs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), p.URL())
-	env["LOG_LEVEL"] = "INFO"
-	env["MESSAGE_FETCH_LIMIT"] = "1000"
-	c := &cluster{t: t, uri: uri, pool: pool, sink: p.sink, env: env, ids: ids}
-	procs := []*e2e.Proc{c.start("scheduler"), c.start("worker-1"), c.start("worker-2")}
-	c.waitDone(2*time.Minute, len(wantFailed))
-	if n := c.trips(); n != 0 {
+	procs := []*e2e.Proc{c.Start("scheduler"), c.Start("worker-1"), c.Start("worker-2")}
+	c.WaitSettled(2*time.Minute, len(wantFailed))
+	if n := breakerTrips(t, c); n != 0 {
 		t.Errorf("the breaker tripped %d times on a healthy provider", n)
 	}
 	e2e.StopAll(t, 20*time.Second, procs...)
-	r := checkLedger(t, pool, p.sink, wantFailed)
+	r := row{Ledger: c.Ledger(wantFailed)}
 	r.Scenario, r.Took, r.Note = "10 breaker: 400 for one number", time.Since(start), "40 of 200 rejected with 400; 0 trips"
 	record(r)
 }

@@ -169,7 +169,7 @@ func TestHostileWebhook(t *testing.T) {
 		}
 		rdb.Del(context.Background(), cache.Key(id))
 	}
-	r := checkLedger(t, pool, s, wantFailed)
+	r := ledgerRow(t, pool, s, wantFailed)
 	callsAreAttempts(t, pool, s, 3)
 
 	hook.Close()
@@ -417,7 +417,7 @@ func TestHostileAnswers(t *testing.T) {
 			}
 		}
 	}
-	r := checkLedger(t, pool, s, wantFailed)
+	r := ledgerRow(t, pool, s, wantFailed)
 	if r.Repeats != 0 {
 		t.Errorf("%d messages accepted more than once", r.Repeats)
 	}

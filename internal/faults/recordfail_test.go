@@ -52,7 +52,7 @@ func TestRecordFailureStopsCalls(t *testing.T) {
 		lateWindow atomic.Int64 // ... after its first 3 s
 		settled    atomic.Bool
 	)
-	c := newCluster(t, messages, func(http.ResponseWriter, *http.Request, sink.Delivery, int) bool {
+	c := newSystem(t, e2e.Options{Messages: messages, Respond: func(http.ResponseWriter, *http.Request, sink.Delivery, int) bool {
 		if window.Load() {
 			inWindow.Add(1)
 			if settled.Load() {
@@ -61,13 +61,13 @@ func TestRecordFailureStopsCalls(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) //nolint:forbidigo // a receiver that takes a moment, so the drain lasts
 		return false
-	}, testenv.RedisAddr(), map[string]string{
+	}, Vars: map[string]string{
 		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": strconv.Itoa(jobs), "WEBHOOK_TIMEOUT": "10",
-	})
+	}})
 	ports := []int{e2e.FreePort(t), e2e.FreePort(t)}
-	procs := []*e2e.Proc{c.start("scheduler"),
-		c.start("worker-1", "METRICS_PORT="+strconv.Itoa(ports[0])),
-		c.start("worker-2", "METRICS_PORT="+strconv.Itoa(ports[1]))}
+	procs := []*e2e.Proc{c.Start("scheduler"),
+		c.Start("worker-1", "METRICS_PORT="+strconv.Itoa(ports[0])),
+		c.Start("worker-2", "METRICS_PORT="+strconv.Itoa(ports[1]))}
 	get := func(port int, path string) (int, string) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 		if err != nil {
@@ -80,10 +80,10 @@ func TestRecordFailureStopsCalls(t *testing.T) {
 		}
 		return resp.StatusCode, string(b)
 	}
-	testenv.Eventually(t, 30*time.Second, "the drain under way", func() bool { return c.count("sent") >= 100 })
+	testenv.Eventually(t, 30*time.Second, "the drain under way", func() bool { return c.Count("sent") >= 100 })
 
 	ctx := context.Background()
-	if _, err := c.pool.Exec(ctx, `
+	if _, err := c.Pool.Exec(ctx, `
 CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the fault test refuses to record a message as sent'; END $$;
 CREATE TRIGGER refuse_sent BEFORE UPDATE ON messages FOR EACH ROW
@@ -91,7 +91,7 @@ WHEN (NEW.status = 'sent' AND OLD.status IS DISTINCT FROM 'sent') EXECUTE FUNCTI
 		t.Fatal(err)
 	}
 	window.Store(true)
-	sentAtFault := c.count("sent")
+	sentAtFault := c.Count("sent")
 	faultEnds := time.NewTimer(recordFault)
 	defer faultEnds.Stop()
 
@@ -109,16 +109,16 @@ WHEN (NEW.status = 'sent' AND OLD.status IS DISTINCT FROM 'sent') EXECUTE FUNCTI
 	<-settle.C
 	settled.Store(true)
 	<-faultEnds.C // the fault lasts its 15 s
-	if n := c.count("sent"); n != sentAtFault {
+	if n := c.Count("sent"); n != sentAtFault {
 		t.Errorf("%d messages became sent while the trigger refused it", n-sentAtFault)
 	}
-	if _, err := c.pool.Exec(ctx, `DROP TRIGGER refuse_sent ON messages; DROP FUNCTION refuse_sent()`); err != nil {
+	if _, err := c.Pool.Exec(ctx, `DROP TRIGGER refuse_sent ON messages; DROP FUNCTION refuse_sent()`); err != nil {
 		t.Fatal(err)
 	}
 	window.Store(false)
 	calls, late := inWindow.Load(), lateWindow.Load()
 	acceptedAtDrop := map[string]int{}
-	for _, d := range c.sink.Accepted() {
+	for _, d := range c.Sink.Accepted() {
 		acceptedAtDrop[d.IdempotencyKey]++
 	}
 
@@ -127,8 +127,8 @@ WHEN (NEW.status = 'sent' AND OLD.status IS DISTINCT FROM 'sent') EXECUTE FUNCTI
 		b, _ := get(ports[1], "/readyz")
 		return a == http.StatusOK && b == http.StatusOK
 	})
-	c.waitDone(90*time.Second, 0)
-	assertAlive(t, procs)
+	c.WaitSettled(90*time.Second, 0)
+	c.AssertAlive(procs...)
 
 	failures := 0.0
 	for _, port := range ports {
@@ -157,7 +157,7 @@ WHEN (NEW.status = 'sent' AND OLD.status IS DISTINCT FROM 'sent') EXECUTE FUNCTI
 	// Accepted twice after the trigger went: a repeat of a message that was
 	// accepted before it went, or twice after.
 	twice := 0
-	for key, n := range countAccepted(c.sink) {
+	for key, n := range countAccepted(c.Sink) {
 		if n > 1 && n > acceptedAtDrop[key] {
 			twice++
 		}
@@ -172,7 +172,7 @@ WHEN (NEW.status = 'sent' AND OLD.status IS DISTINCT FROM 'sent') EXECUTE FUNCTI
 			t.Errorf("%s logged %d starts and %d ends of the record failure, want 1 and 1", w.Name, began, ended)
 		}
 	}
-	r := checkLedger(t, c.pool, c.sink, nil)
+	r := row{Ledger: c.Ledger(nil)}
 	if r.Repeats != 0 {
 		t.Errorf("%d repeated deliveries; the lease outlasts the fault, so none is expected", r.Repeats)
 	}

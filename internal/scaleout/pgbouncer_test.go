@@ -66,7 +66,7 @@ admin_users = %s
 	if os.Geteuid() == 0 {
 		args = []string{"pgbouncer", "-u", "nobody", filepath.Join(dir, "pgbouncer.ini")}
 	}
-	startServer(t, "pgbouncer", args...)
+	e2e.StartServer(t, "pgbouncer", args...)
 	testenv.Eventually(t, 10*time.Second, "pgbouncer to listen", func() bool {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err != nil {
@@ -136,15 +136,13 @@ func poolerErrors(t *testing.T, procs ...*e2e.Proc) {
 func TestPgBouncerDrain(t *testing.T) {
 	slowTest(t)
 	bouncer := startPgBouncer(t)
-	uri := testenv.NewDatabase(t)
-	pool := testenv.NewPool(t, uri)
-	r := newRunOn(t, uri, pool, e2e.Slow(2*time.Millisecond), map[string]string{
-		"POSTGRES_URI":         viaPgBouncer(t, uri, bouncer),
-		"POSTGRES_MIGRATE_URI": uri,
-		"MESSAGE_FETCH_LIMIT":  "500", "MAX_CONCURRENT_JOBS": "8",
-	})
+	o := runOptions(0, e2e.Slow(2*time.Millisecond), map[string]string{"MESSAGE_FETCH_LIMIT": "500", "MAX_CONCURRENT_JOBS": "8"})
+	o.Unmigrated = true
+	r := e2e.NewSystem(t, o)
+	r.Setenv("POSTGRES_URI", viaPgBouncer(t, r.URI, bouncer))
+	r.Setenv("POSTGRES_MIGRATE_URI", r.URI)
 	port := e2e.FreePort(t)
-	procs := []*e2e.Proc{r.start("scheduler"), r.start("worker-1"), r.start("worker-2"), r.start("api", fmt.Sprint("HTTP_PORT=", port))}
+	procs := []*e2e.Proc{r.Start("scheduler"), r.Start("worker-1"), r.Start("worker-2"), r.Start("api", fmt.Sprint("HTTP_PORT=", port))}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, p := range procs[1:3] {
@@ -156,24 +154,19 @@ func TestPgBouncerDrain(t *testing.T) {
 			t.Fatalf("the worker did not detect PgBouncer:\n%s", e2e.Tail(p.Output(), 20))
 		}
 	}
-	r.ids = testenv.InsertMessages(t, pool, 2000)
-	r.waitSent(60 * time.Second)
+	r.Insert(2000)
+	r.WaitSent(60 * time.Second)
 	testenv.Eventually(t, 10*time.Second, "/readyz 200 through pgbouncer", func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return e2e.GetStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", port)) == http.StatusOK
 	})
-	assertAlive(t, procs...)
+	r.AssertAlive(procs...)
 	e2e.StopAll(t, 30*time.Second, procs...)
 	poolerErrors(t, procs...)
-	l := r.checkLedger()
-	if l.repeats != 0 {
-		t.Errorf("%d messages accepted more than once", l.repeats)
+	l := r.Ledger(nil)
+	if l.Repeats != 0 {
+		t.Errorf("%d messages accepted more than once", l.Repeats)
 	}
-	t.Logf("pgbouncer drain, plain URI: %d messages, %d delivered, %d repeated, %d lost", l.messages, l.delivered, l.repeats, l.lost)
+	t.Logf("pgbouncer drain, plain URI: %d messages, %d delivered, %d repeated, %d lost", l.Messages, l.Delivered, l.Repeats, l.Lost)
 }
 
 // The kill -9 fault scenario through PgBouncer with a plain POSTGRES_URI:
@@ -193,11 +186,11 @@ func TestPgBouncerKillWorker(t *testing.T) {
 	r := newRun(t, 3000, e2e.Slow(20*time.Millisecond), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8", "WEBHOOK_TIMEOUT": "10",
 	})
-	r.env["POSTGRES_URI"] = viaPgBouncer(t, r.uri, bouncer)
-	r.env["POSTGRES_MIGRATE_URI"] = r.uri
-	sched := r.start("scheduler")
-	w := []*e2e.Proc{r.start("worker-1"), r.start("worker-2"), r.start("worker-3")}
-	testenv.Eventually(t, 30*time.Second, "a third of the backlog", func() bool { return r.count("sent") >= 1000 })
+	r.Setenv("POSTGRES_URI", viaPgBouncer(t, r.URI, bouncer))
+	r.Setenv("POSTGRES_MIGRATE_URI", r.URI)
+	sched := r.Start("scheduler")
+	w := []*e2e.Proc{r.Start("worker-1"), r.Start("worker-2"), r.Start("worker-3")}
+	testenv.Eventually(t, 30*time.Second, "a third of the backlog", func() bool { return r.Count("sent") >= 1000 })
 	if err := w[1].Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +198,7 @@ func TestPgBouncerKillWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	leased := map[string]bool{}
-	rows, err := r.pool.Query(context.Background(), `SELECT id FROM messages WHERE status = 'sending'`)
+	rows, err := r.Pool.Query(context.Background(), `SELECT id FROM messages WHERE status = 'sending'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,15 +213,15 @@ func TestPgBouncerKillWorker(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	seenAtKill := r.sink.Calls()
+	seenAtKill := r.Sink.Calls()
 	// The lease is 2*WEBHOOK_TIMEOUT+10s = 14s.
-	r.waitSent(90 * time.Second)
-	assertAlive(t, sched, w[0], w[2])
+	r.WaitSent(90 * time.Second)
+	r.AssertAlive(sched, w[0], w[2])
 	e2e.StopAll(t, 30*time.Second, sched, w[0], w[2])
 	poolerErrors(t, sched, w[0], w[2])
-	l := r.checkLedger()
+	l := r.Ledger(nil)
 	accepted := map[string]int{}
-	for _, d := range r.sink.Accepted() {
+	for _, d := range r.Sink.Accepted() {
 		accepted[d.IdempotencyKey]++
 	}
 	inFlight := 0
@@ -244,7 +237,7 @@ func TestPgBouncerKillWorker(t *testing.T) {
 		inFlight++
 	}
 	t.Logf("pgbouncer, plain URI, kill -9 one of 3 workers: %d messages, %d delivered, %d repeated (all calls in flight at the kill: %d), %d lost in %s",
-		l.messages, l.delivered, l.repeats, inFlight, l.lost, time.Since(start).Round(100*time.Millisecond))
+		l.Messages, l.Delivered, l.Repeats, inFlight, l.Lost, time.Since(start).Round(100*time.Millisecond))
 }
 
 // A 15 s PAUSE of the pooled database in the middle of a drain, then
@@ -261,32 +254,32 @@ func TestPgBouncerPause(t *testing.T) {
 	r := newRun(t, 3000, e2e.Slow(20*time.Millisecond), map[string]string{
 		"MESSAGE_FETCH_LIMIT": "100000", "MAX_CONCURRENT_JOBS": "8", "WEBHOOK_TIMEOUT": "10",
 	})
-	r.env["POSTGRES_URI"] = viaPgBouncer(t, r.uri, bouncer)
-	r.env["POSTGRES_MIGRATE_URI"] = r.uri
-	u, err := url.Parse(r.uri)
+	r.Setenv("POSTGRES_URI", viaPgBouncer(t, r.URI, bouncer))
+	r.Setenv("POSTGRES_MIGRATE_URI", r.URI)
+	u, err := url.Parse(r.URI)
 	if err != nil {
 		t.Fatal(err)
 	}
 	db := strings.TrimPrefix(u.Path, "/")
-	procs := []*e2e.Proc{r.start("scheduler"), r.start("worker-1"), r.start("worker-2")}
-	testenv.Eventually(t, 30*time.Second, "the drain under way", func() bool { return r.count("sent") >= 300 })
+	procs := []*e2e.Proc{r.Start("scheduler"), r.Start("worker-1"), r.Start("worker-2")}
+	testenv.Eventually(t, 30*time.Second, "the drain under way", func() bool { return r.Count("sent") >= 300 })
 	bouncerAdmin(t, bouncer, "PAUSE "+db)
-	paused := r.sink.Calls()
+	paused := r.Sink.Calls()
 	time.Sleep(15 * time.Second) //nolint:forbidigo // the length of the pause
-	during := r.sink.Calls()
+	during := r.Sink.Calls()
 	bouncerAdmin(t, bouncer, "RESUME "+db)
-	r.waitSent(120 * time.Second)
-	assertAlive(t, procs...)
+	r.WaitSent(120 * time.Second)
+	r.AssertAlive(procs...)
 	e2e.StopAll(t, 30*time.Second, procs...)
 	poolerErrors(t, procs...)
-	l := r.checkLedger()
-	if l.repeats != 0 {
-		t.Errorf("%d messages accepted more than once", l.repeats)
+	l := r.Ledger(nil)
+	if l.Repeats != 0 {
+		t.Errorf("%d messages accepted more than once", l.Repeats)
 	}
 	calls := 0
 	for k, n := range during {
 		calls += n - paused[k]
 	}
 	t.Logf("pgbouncer, plain URI, 15 s PAUSE mid-drain: %d messages, %d delivered, %d repeated, %d lost; %d calls made during the pause",
-		l.messages, l.delivered, l.repeats, l.lost, calls)
+		l.Messages, l.Delivered, l.Repeats, l.Lost, calls)
 }

@@ -18,10 +18,10 @@ import (
 
 // drainResult is what one Redis-mode drain measured.
 type drainResult struct {
-	ledger
+	e2e.Ledger
 	resumed, longest time.Duration // ticks after the midway event
 	took             time.Duration
-	r                *run
+	r                *e2e.System
 }
 
 // drain sends 2,000 messages through a scheduler, 2 workers and an api
@@ -35,30 +35,27 @@ func drain(t *testing.T, vars map[string]string, midway func()) drainResult {
 	vars["MAX_CONCURRENT_JOBS"] = "8"
 	r := newRun(t, 2000, e2e.Slow(2*time.Millisecond), vars)
 	port := e2e.FreePort(t)
-	procs := []*e2e.Proc{r.start("scheduler"), r.start("worker-1"), r.start("worker-2"), r.start("api", fmt.Sprint("HTTP_PORT=", port))}
-	stopTicks := r.watchTicks()
+	procs := []*e2e.Proc{r.Start("scheduler"), r.Start("worker-1"), r.Start("worker-2"), r.Start("api", fmt.Sprint("HTTP_PORT=", port))}
+	stopTicks := watchTicks(r)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	get := func(path string) int {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			return 0
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode
-	}
-	testenv.Eventually(t, 30*time.Second, "half of the messages sent", func() bool { return r.count("sent") >= 1000 })
+	get := func(path string) int { return e2e.GetStatus(base + path) }
+	testenv.Eventually(t, 30*time.Second, "half of the messages sent", func() bool { return r.Count("sent") >= 1000 })
 	t0 := time.Now()
 	if midway != nil {
 		midway()
 	}
-	r.waitSent(60 * time.Second)
+	r.WaitSent(60 * time.Second)
 	res := drainResult{r: r}
-	res.resumed, res.longest = tickGap(stopTicks(), t0)
+	ticks, err := stopTicks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.resumed, res.longest = tickGap(ticks, t0)
 	testenv.Eventually(t, 20*time.Second, "/readyz 200 and asynqmon answering", func() bool {
 		return get("/readyz") == http.StatusOK && get("/monitoring/api/queues") == http.StatusOK
 	})
 	// The api reads a sent record through the same Redis.
-	resp, err := http.Get(base + "/api/v1/messages/" + r.ids[len(r.ids)-1])
+	resp, err := http.Get(base + "/api/v1/messages/" + r.IDs[len(r.IDs)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,21 +63,21 @@ func drain(t *testing.T, vars map[string]string, midway func()) drainResult {
 	if src := resp.Header.Get("X-Sent-Record-Source"); resp.StatusCode != http.StatusOK || src != "cache" {
 		t.Errorf("GET the last message: %d, source %q; want 200 from the cache", resp.StatusCode, src)
 	}
-	assertAlive(t, procs...)
-	e2e.StopAll(t, 30*time.Second, procs...)
-	res.ledger = r.checkLedger()
+	r.AssertAlive(procs...)
+	r.StopAll(procs...)
+	res.Ledger = r.Ledger(nil)
 	res.took = time.Since(start)
 	return res
 }
 
 func (d drainResult) log(t *testing.T, what string) {
 	t.Logf("%s: %d messages, %d delivered, %d repeated, %d lost in %s; ticks resumed %.1f s after the event, longest interval between ticks %.1f s (CRON_INTERVAL 1 s)",
-		what, d.messages, d.delivered, d.repeats, d.lost, d.took.Round(100*time.Millisecond), d.resumed.Seconds(), d.longest.Seconds())
+		what, d.Messages, d.Delivered, d.Repeats, d.Lost, d.took.Round(100*time.Millisecond), d.resumed.Seconds(), d.longest.Seconds())
 }
 
 // sentinels is a master, a replica and three sentinels watching them.
 type sentinels struct {
-	master, replica *server
+	master, replica *e2e.Server
 	masterPort      int
 	addrs           []string
 }
@@ -90,9 +87,9 @@ const masterName = "msmaster"
 func startSentinels(t *testing.T) *sentinels {
 	t.Helper()
 	s := &sentinels{masterPort: e2e.FreePort(t)}
-	s.master = startRedis(t, "redis-master", s.masterPort, nil)
+	s.master = e2e.StartRedis(t, "redis-master", s.masterPort, nil)
 	rport := e2e.FreePort(t)
-	s.replica = startRedis(t, "redis-replica", rport, nil, "--replicaof", "127.0.0.1", fmt.Sprint(s.masterPort))
+	s.replica = e2e.StartRedis(t, "redis-replica", rport, nil, "--replicaof", "127.0.0.1", fmt.Sprint(s.masterPort))
 	for i := range 3 {
 		port := e2e.FreePort(t)
 		dir := t.TempDir()
@@ -103,7 +100,7 @@ func startSentinels(t *testing.T) *sentinels {
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		startServer(t, fmt.Sprintf("sentinel-%d", i+1), "redis-sentinel", conf)
+		e2e.StartServer(t, fmt.Sprintf("sentinel-%d", i+1), "redis-sentinel", conf)
 		s.addrs = append(s.addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	// Every sentinel must know the replica and the two other sentinels
@@ -173,7 +170,7 @@ func TestSentinelMasterKilled(t *testing.T) {
 	s := startSentinels(t)
 	var promoted time.Duration
 	res := drain(t, s.env(), func() {
-		s.master.kill()
+		s.master.Kill()
 		promoted = s.waitNewMaster(t)
 	})
 	res.log(t, fmt.Sprintf("sentinel, master killed (new master named after %.1f s)", promoted.Seconds()))
@@ -190,18 +187,18 @@ func TestClusterDrain(t *testing.T) {
 	for i := range 3 {
 		port, bus := e2e.FreePort(t), e2e.FreePort(t)
 		dir := t.TempDir()
-		startRedis(t, fmt.Sprintf("cluster-node-%d", i+1), port, nil,
+		e2e.StartRedis(t, fmt.Sprintf("cluster-node-%d", i+1), port, nil,
 			"--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000")
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
-	if _, err := redisCLI(append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")...); err != nil {
+	if _, err := e2e.RedisCLI(append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")...); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range addrs {
 		host, port, _ := strings.Cut(a, ":")
 		testenv.Eventually(t, 30*time.Second, "cluster_state:ok on "+a, func() bool {
-			out, err := redisCLI("-h", host, "-p", port, "cluster", "info")
+			out, err := e2e.RedisCLI("-h", host, "-p", port, "cluster", "info")
 			return err == nil && strings.Contains(out, "cluster_state:ok")
 		})
 	}
@@ -212,7 +209,7 @@ func TestClusterDrain(t *testing.T) {
 	t.Cleanup(func() { _ = cc.Close() })
 	ctx := context.Background()
 	cmds, err := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range res.r.ids {
+		for _, id := range res.r.IDs {
 			p.Get(ctx, "message:sent:"+id)
 		}
 		return nil
@@ -224,9 +221,9 @@ func TestClusterDrain(t *testing.T) {
 	for i, c := range cmds {
 		v, err := c.(*redis.StringCmd).Result()
 		if err != nil || !strings.Contains(v, `"message_id"`) {
-			t.Fatalf("message:sent:%s: %q %v", res.r.ids[i], v, err)
+			t.Fatalf("message:sent:%s: %q %v", res.r.IDs[i], v, err)
 		}
-		perNode[fmt.Sprint(cc.ClusterKeySlot(ctx, "message:sent:"+res.r.ids[i]).Val()/5462)]++
+		perNode[fmt.Sprint(cc.ClusterKeySlot(ctx, "message:sent:"+res.r.IDs[i]).Val()/5462)]++
 	}
 	t.Logf("%d sent records read through the cluster, spread over slot thirds %v", len(cmds), perNode)
 }
@@ -238,7 +235,7 @@ func TestTLSDrain(t *testing.T) {
 	dir := t.TempDir()
 	ca, cert, key := writeTestPKI(t, dir)
 	port := e2e.FreePort(t)
-	startRedis(t, "redis-tls", 0, []string{"--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", fmt.Sprint(port)},
+	e2e.StartRedis(t, "redis-tls", 0, []string{"--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", fmt.Sprint(port)},
 		"--tls-port", fmt.Sprint(port), "--tls-cert-file", cert, "--tls-key-file", key,
 		"--tls-ca-cert-file", ca, "--tls-auth-clients", "no")
 	res := drain(t, map[string]string{

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/messaging-server/messaging-server/internal/e2e"
-	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
 // metricsAddr is the address a worker logged for its metrics listener.
@@ -61,10 +60,10 @@ func scrape(addr string) (string, error) {
 func TestFourWorkersWithDefaultSettings(t *testing.T) {
 	slowTest(t)
 	r := newRun(t, 400, nil, map[string]string{"METRICS_PORT": "", "MESSAGE_FETCH_LIMIT": "100"})
-	sched := r.start("scheduler")
+	sched := r.Start("scheduler")
 	var workers []*e2e.Proc
 	for i := 1; i <= 4; i++ {
-		workers = append(workers, r.start(fmt.Sprintf("worker-%d", i)))
+		workers = append(workers, r.Start(fmt.Sprintf("worker-%d", i)))
 	}
 	seen := map[string]string{}
 	for _, w := range workers {
@@ -74,7 +73,7 @@ func TestFourWorkersWithDefaultSettings(t *testing.T) {
 		}
 		seen[addr] = w.Name
 	}
-	r.waitSent(60 * time.Second)
+	r.WaitSent(60 * time.Second)
 	for addr, name := range seen {
 		body, err := scrape(addr)
 		if err != nil {
@@ -85,10 +84,10 @@ func TestFourWorkersWithDefaultSettings(t *testing.T) {
 		}
 		t.Logf("%s serves /metrics on %s", name, addr)
 	}
-	assertAlive(t, append(workers, sched)...)
+	r.AssertAlive(append(workers, sched)...)
 	e2e.StopAll(t, 30*time.Second, append(workers, sched)...)
-	if l := r.checkLedger(); l.lost != 0 {
-		t.Fatalf("lost %d", l.lost)
+	if l := r.Ledger(nil); l.Lost != 0 {
+		t.Fatalf("lost %d", l.Lost)
 	}
 }
 
@@ -102,9 +101,8 @@ func TestExplicitMetricsPortInUseExits2(t *testing.T) {
 	}
 	defer func() { _ = ln.Close() }()
 	port := ln.Addr().(*net.TCPAddr).Port
-	uri, _, _ := testenv.MigratedStore(t)
-	r := newRunOn(t, uri, nil, nil, map[string]string{"METRICS_PORT": fmt.Sprint(port)})
-	w := r.start("worker")
+	r := newRun(t, 0, nil, map[string]string{"METRICS_PORT": fmt.Sprint(port)})
+	w := r.Start("worker")
 	code, err := w.Wait(30 * time.Second)
 	if err != nil {
 		t.Fatal(err)
