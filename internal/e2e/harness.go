@@ -111,13 +111,13 @@ func (s *syncBuffer) String() string {
 // it is still running, and its output is logged when t failed.
 func Start(t testing.TB, bin, name string, env []string, args ...string) *Proc {
 	t.Helper()
-	p := launch(t, bin, name, env)
+	p := launch(t, bin, name, env, args...)
 	t.Cleanup(func() { p.reap(t) })
 	return p
 }
 
 // launch starts the process and leaves ending it to the caller.
-func launch(t testing.TB, bin, name string, env []string) *Proc {
+func launch(t testing.TB, bin, name string, env []string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.CommandContext(context.Background(), bin, args...)
