@@ -133,3 +133,15 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     expires_at      TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX IF NOT EXISTS console_sessions_expires_idx ON console_sessions (expires_at);
+
+-- Opt-outs and the 'suppressed' status (migration 00010): a message to a
+-- number in opt_outs ends 'suppressed' without a call.
+CREATE TABLE IF NOT EXISTS opt_outs (
+    phone_number VARCHAR(20) PRIMARY KEY,
+    source       TEXT        NOT NULL CHECK (source IN ('inbound', 'api')),
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS opt_outs_created_idx ON opt_outs (created_at DESC, phone_number DESC);
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_status_check;
+ALTER TABLE messages ADD CONSTRAINT messages_status_check
+    CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'expired', 'canceled', 'suppressed'));

@@ -20,6 +20,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/retry"
 )
 
@@ -123,6 +124,13 @@ type Config struct {
 	// DefaultValidityPeriod sets expires_at on a created message that
 	// gives no validity_period; 0 means such messages never expire.
 	DefaultValidityPeriod time.Duration `env:"DEFAULT_VALIDITY_PERIOD" envDefault:"0" accepts:"whole seconds or a Go duration, from 0 to 720h (30 days), in whole seconds (0 means no expiry)"`
+
+	// SMS rules. AllowedCountries are the ISO 3166 alpha-2 regions
+	// messages may go to, by the phone library's region lookup; empty
+	// allows every country. MaxSegments is the most SMS segments a created
+	// message's content may take.
+	AllowedCountries []string `env:"ALLOWED_COUNTRIES" accepts:"comma-separated ISO 3166 alpha-2 country codes the phone library knows, e.g. US,GB (unset: every country)"`
+	MaxSegments      int      `env:"MAX_SEGMENTS" envDefault:"10" accepts:"a whole number from 1 to 255"`
 
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
@@ -356,6 +364,8 @@ func (c *Config) validate(vars map[string]string) error {
 		{"TrustedProxies", proxies(c.TrustedProxies)},
 		{"Queue", queueName(c.Queue)},
 		{"DefaultValidityPeriod", seconds(c.DefaultValidityPeriod, 0, 30*day)},
+		{"AllowedCountries", countries(c.AllowedCountries)},
+		{"MaxSegments", between(c.MaxSegments, 1, 255)},
 		{"BreakerWindow", c.BreakerWindow >= time.Second && c.BreakerWindow <= time.Hour},
 		{"BreakerMinCalls", between(c.BreakerMinCalls, 1, 100000)},
 		{"BreakerFailureRate", c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1}, // NaN fails both
@@ -373,6 +383,9 @@ func (c *Config) validate(vars map[string]string) error {
 		return fieldError(f, v)
 	}
 	c.LogLevel = strings.ToUpper(c.LogLevel)
+	for i, cc := range c.AllowedCountries {
+		c.AllowedCountries[i] = strings.ToUpper(strings.TrimSpace(cc))
+	}
 	c.LogFormat = strings.ToLower(c.LogFormat)
 	if !maxSet {
 		// One call per step, plus the first: every step is used.
@@ -445,6 +458,18 @@ func proxies(list []string) bool {
 			continue
 		}
 		if _, err := netip.ParseAddr(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// countries accepts ISO 3166 alpha-2 codes, in any case, that the phone
+// library has numbering data for (so UK, which is not ISO 3166, is
+// refused: GB is).
+func countries(list []string) bool {
+	for _, c := range list {
+		if !message.KnownRegion(strings.ToUpper(strings.TrimSpace(c))) {
 			return false
 		}
 	}

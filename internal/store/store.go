@@ -26,10 +26,13 @@ const (
 	StatusExpired = "expired"
 	// StatusCanceled: canceled by the API while pending; never sent.
 	StatusCanceled = "canceled"
+	// StatusSuppressed: its number opted out (opt_outs) before a call
+	// started; no call was made and no budget spent.
+	StatusSuppressed = "suppressed"
 )
 
 // Statuses lists every status a message can have, in lifecycle order.
-var Statuses = []string{StatusPending, StatusSending, StatusSent, StatusFailed, StatusExpired, StatusCanceled}
+var Statuses = []string{StatusPending, StatusSending, StatusSent, StatusFailed, StatusExpired, StatusCanceled, StatusSuppressed}
 
 // Errors callers branch on.
 var (
@@ -145,7 +148,11 @@ WHERE status = 'sending' AND lease_expires_at < now() AND attempts >= $1`
 // whose lease expired on its last allowed attempt ($3) is never taken
 // again: the same statement fails it, as ReserveTick's cleanup does, so
 // no message gets more calls than MAX_ATTEMPTS. That search reads
-// messages_lease_idx, which holds only the rows in flight. The
+// messages_lease_idx, which holds only the rows in flight. A picked row
+// whose number is in opt_outs (it opted out after the message was created)
+// is not claimed: the same statement marks it 'suppressed', without a call
+// and without spending budget; that is one primary key probe of opt_outs
+// per picked row. The
 // update finds its rows by primary key (= ANY of an array): a join against
 // picked let the planner hash-join over a scan of the whole table once the
 // backlog was large, while every claim held the budget row.
@@ -153,7 +160,7 @@ const claimSQL = `
 WITH budget AS (
     SELECT budget FROM dispatch_control WHERE id = 1 AND running FOR UPDATE
 ), picked AS (
-    SELECT id FROM messages
+    SELECT id, phone_number FROM messages
     WHERE ((status = 'pending' AND next_attempt_at <= now())
         OR (status = 'sending' AND lease_expires_at < now()))
       AND (send_at IS NULL OR send_at <= now())
@@ -184,11 +191,18 @@ WITH budget AS (
         last_error = 'not sent: expired at ' || to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
                      || ' before a call started'
     WHERE m.id = ANY (ARRAY(SELECT id FROM expiring))
+), blocked AS (
+    SELECT p.id FROM picked p
+    WHERE EXISTS (SELECT 1 FROM opt_outs o WHERE o.phone_number = p.phone_number)
+), suppressed AS (
+    UPDATE messages m
+    SET status = 'suppressed', lease_expires_at = NULL, last_error = '` + optedOutError + `'
+    WHERE m.id = ANY (ARRAY(SELECT id FROM blocked))
 ), claimed AS (
     UPDATE messages m
     SET status = 'sending', attempts = m.attempts + 1,
         lease_expires_at = now() + $2::float8 * interval '1 second'
-    WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
+    WHERE m.id = ANY (ARRAY(SELECT id FROM picked EXCEPT SELECT id FROM blocked))
     RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
