@@ -18,8 +18,8 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/delivery"
-	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/message"
+	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 	"github.com/messaging-server/messaging-server/internal/webhook"
