@@ -22,6 +22,7 @@ import (
 type lifecycleRun struct {
 	t     *testing.T
 	base  string
+	uri   string // the test's own database
 	sink  *sink.Sink
 	procs []*e2e.Proc
 }
@@ -34,7 +35,7 @@ func startLifecycle(t *testing.T, respond sink.Responder, extra ...string) *life
 	t.Cleanup(hook.Close)
 	env := e2e.BaseEnv(uri, testenv.RedisAddr(), testenv.Queue(t), hook.URL)
 	port := e2e.FreePort(t)
-	r := &lifecycleRun{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), sink: s}
+	r := &lifecycleRun{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), uri: uri, sink: s}
 	r.procs = []*e2e.Proc{
 		e2e.Start(t, bin("api"), "api", e2e.Env(env, append([]string{"HTTP_PORT=" + strconv.Itoa(port)}, extra...)...)),
 	}
