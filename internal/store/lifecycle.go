@@ -51,11 +51,15 @@ INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, 
 SELECT r.id, r.content, r.phone, r.send_at,
        CASE WHEN r.validity > 0 THEN COALESCE(r.send_at, now()) + r.validity * interval '1 second' END,
        r.priority,
-       CASE WHEN o.phone_number IS NULL THEN 'pending' ELSE 'suppressed' END,
-       CASE WHEN o.phone_number IS NOT NULL THEN '` + optedOutError + `' END
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[])
-     WITH ORDINALITY AS r(id, content, phone, send_at, validity, priority, ord)
-LEFT JOIN opt_outs o ON o.phone_number = r.phone
+       CASE WHEN r.opted_out THEN 'suppressed' ELSE 'pending' END,
+       CASE WHEN r.opted_out THEN '` + optedOutError + `' END
+FROM (
+    -- A scalar subquery per row (a primary key probe), not a join the
+    -- planner might hash over a scan of all of opt_outs.
+    SELECT u.*, (SELECT true FROM opt_outs o WHERE o.phone_number = u.phone) IS NOT NULL AS opted_out
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[])
+         WITH ORDINALITY AS u(id, content, phone, send_at, validity, priority, ord)
+) r
 ORDER BY r.ord
 ON CONFLICT (id) DO NOTHING
 RETURNING ` + messageColumns

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,60 @@ func TestSuppressedAtCreateAndClaim(t *testing.T) {
 	counts, err := s.CountByStatus(ctx)
 	if err != nil || counts[store.StatusSuppressed] != 2 {
 		t.Fatalf("counts %v %v", counts, err)
+	}
+}
+
+// The claim's opt-out check is one primary key probe per picked row,
+// whatever the size of opt_outs: never a scan of it.
+func TestClaimPlanProbesOptOuts(t *testing.T) {
+	t.Parallel()
+	_, pool, _ := testenv.MigratedStore(t)
+	exec(t, pool, `
+INSERT INTO opt_outs (phone_number, source)
+SELECT '+1201' || lpad(g::text, 7, '0'), 'inbound' FROM generate_series(1, 50000) g;
+INSERT INTO messages (id, content, phone_number)
+SELECT 'pending-' || g, 'x', '+1201' || lpad(g::text, 7, '0') FROM generate_series(1, 30000) g;
+ANALYZE opt_outs; ANALYZE messages`)
+	setBudget(t, pool, 5)
+	rows, err := pool.Query(context.Background(), "EXPLAIN "+store.ClaimSQL, 32, 60.0, maxAttempts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "opt_outs_pkey") || strings.Contains(text, "Seq Scan on opt_outs") || strings.Contains(text, "Seq Scan on messages") {
+		t.Fatalf("claim plan does not probe opt_outs by key:\n%s", text)
+	}
+	// A create of 1,000 rows probes too.
+	var createPlan []string
+	rows, err = pool.Query(context.Background(), "EXPLAIN "+store.CreateSQL, make([]string, 1000), make([]string, 1000),
+		make([]string, 1000), make([]*time.Time, 1000), make([]int64, 1000), make([]int16, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		createPlan = append(createPlan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(createPlan, "\n"); !strings.Contains(text, "opt_outs_pkey") || strings.Contains(text, "Seq Scan on opt_outs") {
+		t.Fatalf("create plan does not probe opt_outs by key:\n%s", text)
 	}
 }

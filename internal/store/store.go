@@ -192,8 +192,11 @@ WITH budget AS (
                      || ' before a call started'
     WHERE m.id = ANY (ARRAY(SELECT id FROM expiring))
 ), blocked AS (
+    -- A scalar subquery, not EXISTS: EXISTS would become a join, which the
+    -- planner, not knowing how few rows picked holds, hashes over a scan of
+    -- all of opt_outs; this is one primary key probe per picked row.
     SELECT p.id FROM picked p
-    WHERE EXISTS (SELECT 1 FROM opt_outs o WHERE o.phone_number = p.phone_number)
+    WHERE (SELECT 1 FROM opt_outs o WHERE o.phone_number = p.phone_number) IS NOT NULL
 ), suppressed AS (
     UPDATE messages m
     SET status = 'suppressed', lease_expires_at = NULL, last_error = '` + optedOutError + `'
