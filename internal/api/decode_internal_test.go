@@ -583,3 +583,39 @@ func surrogatesPaired(b []byte) bool {
 	}
 	return true
 }
+
+// decodeInbound on any body: it never panics, an accepted body gives an
+// E.164 sender and the text as sent, and a refused one is a 400 *Error or
+// a 422 on from, text or received_at.
+func FuzzDecodeInbound(f *testing.F) {
+	for _, s := range []string{`{"from": "+1 (201) 555-0123", "text": " Stop "}`, `{"from": "+12015550123", "text": "x", "received_at": "2026-01-02T03:04:05Z"}`,
+		`{"from": "0555", "text": "STOP"}`, `{"from": "+12015550123"}`, `{}`, `[]`, `{"from": 1}`, `{"from": "+12015550123", "text": "a", "to": "b"}`} {
+		f.Add([]byte(s))
+	}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		from, _, _, err := decodeInbound(body, now)
+		if err == nil {
+			if !e164.MatchString(from) {
+				t.Fatalf("%q: sender %q is not E.164", body, from)
+			}
+			return
+		}
+		var (
+			ae *Error
+			ve *ValidationError
+		)
+		switch {
+		case errors.As(err, &ae):
+			if ae.Status != 400 {
+				t.Fatalf("%q: %v", body, err)
+			}
+		case errors.As(err, &ve):
+			if ve.Field != "from" && ve.Field != "text" && ve.Field != "received_at" {
+				t.Fatalf("%q: %v", body, err)
+			}
+		default:
+			t.Fatalf("%q: %v", body, err)
+		}
+	})
+}
