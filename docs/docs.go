@@ -167,6 +167,158 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/inbound": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The endpoint a provider calls with a message a recipient sent back. The text, trimmed and compared without regard to case, opts the sender out when it is STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE or OPTOUT, and back in when it is START, UNSTOP or YES; any other text (HELP included) changes nothing. From then on a message to an opted-out number ends suppressed without a call: at its create, or at its claim for one created earlier. Opting out again keeps the first opt-out; opting in a number that is not opted out changes nothing. The body is decoded as strictly as a create.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "opt-outs"
+                ],
+                "summary": "Receive an inbound message",
+                "parameters": [
+                    {
+                        "description": "The inbound message",
+                        "name": "message",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.InboundRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.InboundResult"
+                        }
+                    },
+                    "400": {
+                        "description": "Malformed JSON, a repeated key or an unknown field",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_json",
+                                    "message": "malformed JSON at byte 23"
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "Body larger than 64 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "too_large",
+                                    "message": "request body is too large: at most 65536 bytes, 2097152 for a batch create"
+                                }
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unsupported_media_type",
+                                    "message": "Content-Type must be application/json"
+                                }
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "from is not a phone number, text is missing, or received_at is bad; error.field names it",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "from must be a full international number starting with + and the country code, e.g. +1 201 555 0123",
+                                    "field": "from"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/messages": {
             "get": {
                 "security": [
@@ -190,7 +342,8 @@ const docTemplate = `{
                             "sent",
                             "failed",
                             "expired",
-                            "canceled"
+                            "canceled",
+                            "suppressed"
                         ],
                         "type": "string",
                         "description": "Only messages in this status",
@@ -236,7 +389,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "invalid_parameter",
-                                    "message": "status must be one of pending, sending, sent, failed, expired, canceled",
+                                    "message": "status must be one of pending, sending, sent, failed, expired, canceled, suppressed",
                                     "field": "status"
                                 }
                             }
@@ -306,7 +459,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: a letter, digit, punctuation mark or symbol (Unicode categories L, N, P and S, except U+2800 braille blank, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and U+1D159); white space, format characters (zero-width, the BOM, bidi controls), combining marks and those blank symbols alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent.",
+                "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: a letter, digit, punctuation mark or symbol (Unicode categories L, N, P and S, except U+2800 braille blank, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and U+1D159); white space, format characters (zero-width, the BOM, bidi controls), combining marks and those blank symbols alone are refused. phone_number is a full international number in any usual form (+1 (201) 555-0123, +44 7400 123456): it must be a possible number for its country by length, in a country ALLOWED_COUNTRIES allows (when set), and it is stored, shown and sent in E.164 (+12015550123); a replay compares that form. The content may take at most MAX_SEGMENTS (default 10) SMS segments; every message answer shows its encoding (GSM-7 or UCS-2) and segments. A message to an opted-out number is stored with status suppressed (201) and never sent. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent, apart from the phone number's E.164 form.",
                 "consumes": [
                     "application/json"
                 ],
@@ -427,7 +580,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "validation_failed",
-                                    "message": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0",
+                                    "message": "phone_number must be a full international number starting with + and the country code, e.g. +1 201 555 0123",
                                     "field": "phone_number"
                                 }
                             }
@@ -599,7 +752,7 @@ const docTemplate = `{
                                         {
                                             "index": 1,
                                             "field": "phone_number",
-                                            "message": "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0"
+                                            "message": "phone_number must be a full international number starting with + and the country code, e.g. +1 201 555 0123"
                                         }
                                     ]
                                 }
@@ -1047,7 +1200,7 @@ const docTemplate = `{
                             "application/json": {
                                 "error": {
                                     "code": "not_cancelable",
-                                    "message": "only a pending message can be canceled; this one is sending, sent, failed or expired"
+                                    "message": "only a pending message can be canceled; this one is sending, sent, failed, expired or suppressed"
                                 }
                             }
                         }
@@ -1168,6 +1321,335 @@ const docTemplate = `{
                                 "error": {
                                     "code": "not_failed",
                                     "message": "only a failed message can be retried"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/opt-outs": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Every opted-out number, newest first (created_at, then phone_number, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "opt-outs"
+                ],
+                "summary": "List opt-outs",
+                "parameters": [
+                    {
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 20,
+                        "description": "Page size; values above 100 are capped",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.OptOutPage"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad limit or cursor",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "invalid_parameter",
+                                    "message": "limit must be a whole number from 1 (values above 100 are capped)",
+                                    "field": "limit"
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/opt-outs/{phone_number}": {
+            "put": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Adds an opt-out with source api. Idempotent: a number already opted out keeps its opt-out (and its source and created_at), and the answer is 200 again. Write the + as %2B in the path; any usual formatting of the number is read, and it is stored in E.164.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "opt-outs"
+                ],
+                "summary": "Opt a number out",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "The number, e.g. %2B12015550123",
+                        "name": "phone_number",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.OptOutEntry"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "Not a phone number (error.field is phone_number)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "phone_number must be a full international number starting with + and the country code, e.g. +1 201 555 0123",
+                                    "field": "phone_number"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Removes the number's opt-out, so messages to it are sent again (those already suppressed stay so). Write the + as %2B in the path.",
+                "tags": [
+                    "opt-outs"
+                ],
+                "summary": "Remove an opt-out",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "The number, e.g. %2B12015550123",
+                        "name": "phone_number",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "Removed"
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "The number is not opted out",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "this number is not opted out",
+                                    "field": "phone_number"
+                                }
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "Not a phone number (error.field is phone_number)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "validation_failed",
+                                    "message": "phone_number must be a full international number starting with + and the country code, e.g. +1 201 555 0123",
+                                    "field": "phone_number"
                                 }
                             }
                         }
@@ -2143,11 +2625,11 @@ const docTemplate = `{
                     "example": "order-4711-otp"
                 },
                 "phone_number": {
-                    "description": "PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,\nthe first not 0.",
+                    "description": "PhoneNumber is the recipient as a full international number: + and\nthe country code, then the number, in any usual formatting (spaces,\ndashes, parentheses, dots), at most 64 characters. It must be a\npossible number for its country by length. It is stored, shown and\nsent in E.164 form (+12015550123).",
                     "type": "string",
-                    "maxLength": 16,
-                    "pattern": "^\\+[1-9][0-9]{7,14}$",
-                    "example": "+905551111111"
+                    "maxLength": 64,
+                    "minLength": 1,
+                    "example": "+1 (201) 555-0123"
                 },
                 "priority": {
                     "description": "Priority 0 (default) to 9: among due messages a higher one is sent\nfirst. A JSON integer: a string, fraction, exponent or boolean is\nrefused.",
@@ -2258,6 +2740,57 @@ const docTemplate = `{
                 }
             }
         },
+        "api.InboundRequest": {
+            "type": "object",
+            "required": [
+                "from",
+                "text"
+            ],
+            "properties": {
+                "from": {
+                    "description": "From is the sender, a full international number in any usual form.",
+                    "type": "string",
+                    "maxLength": 64,
+                    "minLength": 1,
+                    "example": "+1 (201) 555-0123"
+                },
+                "received_at": {
+                    "description": "ReceivedAt is when the provider received it (RFC 3339); an opt-out\nit makes is dated so. Without it: now.",
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2026-12-01T09:00:00Z"
+                },
+                "text": {
+                    "description": "Text is what the sender wrote.",
+                    "type": "string",
+                    "maxLength": 1600,
+                    "example": "STOP"
+                }
+            },
+            "additionalProperties": false
+        },
+        "api.InboundResult": {
+            "type": "object",
+            "required": [
+                "action",
+                "phone_number"
+            ],
+            "properties": {
+                "action": {
+                    "type": "string",
+                    "enum": [
+                        "opted_out",
+                        "opted_in",
+                        "none"
+                    ],
+                    "example": "opted_out"
+                },
+                "phone_number": {
+                    "type": "string",
+                    "example": "+12015550123"
+                }
+            }
+        },
         "api.ItemError": {
             "type": "object",
             "required": [
@@ -2287,10 +2820,12 @@ const docTemplate = `{
                 "delivered_at",
                 "delivery_error",
                 "delivery_status",
+                "encoding",
                 "expires_at",
                 "id",
                 "phone_number",
                 "priority",
+                "segments",
                 "send_at",
                 "status"
             ],
@@ -2327,6 +2862,15 @@ const docTemplate = `{
                     "x-nullable": true,
                     "example": "delivered"
                 },
+                "encoding": {
+                    "description": "Encoding is GSM-7 when every character is in the GSM 03.38 basic\nset or its extension table, else UCS-2.",
+                    "type": "string",
+                    "enum": [
+                        "GSM-7",
+                        "UCS-2"
+                    ],
+                    "example": "GSM-7"
+                },
                 "expires_at": {
                     "description": "ExpiresAt is the latest time a call may start; null: never.",
                     "type": "string",
@@ -2348,6 +2892,11 @@ const docTemplate = `{
                     "minimum": 0,
                     "example": 0
                 },
+                "segments": {
+                    "description": "Segments is how many SMS the content takes: one holds 160 GSM-7\nseptets (an extension-table character such as € takes 2) or 70\nUCS-2 units (a character outside the BMP, such as an emoji, takes\n2); a longer content is split into segments of 153 septets or 67\nunits, never inside a character.",
+                    "type": "integer",
+                    "example": 1
+                },
                 "send_at": {
                     "description": "SendAt is the earliest send time; null: at once.",
                     "type": "string",
@@ -2356,7 +2905,7 @@ const docTemplate = `{
                     "example": "2026-12-01T09:00:00Z"
                 },
                 "status": {
-                    "description": "Status is pending for a new message; a replay shows the stored\nmessage's status.",
+                    "description": "Status is pending for a new message, or suppressed when its number\nopted out (it will never be sent); a replay shows the stored\nmessage's status.",
                     "type": "string",
                     "enum": [
                         "pending",
@@ -2364,7 +2913,8 @@ const docTemplate = `{
                         "sent",
                         "failed",
                         "expired",
-                        "canceled"
+                        "canceled",
+                        "suppressed"
                     ],
                     "example": "pending"
                 }
@@ -2379,12 +2929,14 @@ const docTemplate = `{
                 "delivered_at",
                 "delivery_error",
                 "delivery_status",
+                "encoding",
                 "expires_at",
                 "id",
                 "last_error",
                 "phone_number",
                 "priority",
                 "remote_message_id",
+                "segments",
                 "send_at",
                 "sent_at",
                 "status"
@@ -2427,6 +2979,15 @@ const docTemplate = `{
                     "x-nullable": true,
                     "example": "delivered"
                 },
+                "encoding": {
+                    "description": "Encoding is GSM-7 when every character is in the GSM 03.38 basic\nset or its extension table, else UCS-2.",
+                    "type": "string",
+                    "enum": [
+                        "GSM-7",
+                        "UCS-2"
+                    ],
+                    "example": "GSM-7"
+                },
                 "expires_at": {
                     "description": "ExpiresAt is the latest time a call may start; null: never.",
                     "type": "string",
@@ -2460,6 +3021,11 @@ const docTemplate = `{
                     "x-nullable": true,
                     "example": "67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"
                 },
+                "segments": {
+                    "description": "Segments is how many SMS the content takes: one holds 160 GSM-7\nseptets (an extension-table character such as € takes 2) or 70\nUCS-2 units (a character outside the BMP, such as an emoji, takes\n2); a longer content is split into segments of 153 septets or 67\nunits, never inside a character.",
+                    "type": "integer",
+                    "example": 1
+                },
                 "send_at": {
                     "description": "SendAt is the earliest send time; null: at once.",
                     "type": "string",
@@ -2482,7 +3048,8 @@ const docTemplate = `{
                         "sent",
                         "failed",
                         "expired",
-                        "canceled"
+                        "canceled",
+                        "suppressed"
                     ],
                     "example": "sent"
                 }
@@ -2547,6 +3114,55 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/api.MinuteStat"
                     }
+                }
+            }
+        },
+        "api.OptOutEntry": {
+            "type": "object",
+            "required": [
+                "created_at",
+                "phone_number",
+                "source"
+            ],
+            "properties": {
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2026-12-01T09:00:00Z"
+                },
+                "phone_number": {
+                    "type": "string",
+                    "example": "+12015550123"
+                },
+                "source": {
+                    "description": "Source is inbound (the recipient sent a STOP keyword) or api (added\nby hand).",
+                    "type": "string",
+                    "enum": [
+                        "inbound",
+                        "api"
+                    ],
+                    "example": "inbound"
+                }
+            }
+        },
+        "api.OptOutPage": {
+            "type": "object",
+            "required": [
+                "data",
+                "next_cursor"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.OptOutEntry"
+                    }
+                },
+                "next_cursor": {
+                    "description": "NextCursor fetches the following page; null on the last one.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "MjAyNi0xMi0wMVQwOTowMDowMFp8KzEyMDE1NTUwMTIz"
                 }
             }
         },
@@ -2735,11 +3351,13 @@ const docTemplate = `{
                 "delivered_at",
                 "delivery_error",
                 "delivery_status",
+                "encoding",
                 "expires_at",
                 "id",
                 "phone_number",
                 "priority",
                 "remote_message_id",
+                "segments",
                 "send_at",
                 "sent_at"
             ],
@@ -2771,6 +3389,15 @@ const docTemplate = `{
                     "x-nullable": true,
                     "example": "delivered"
                 },
+                "encoding": {
+                    "description": "Encoding is GSM-7 when every character is in the GSM 03.38 basic\nset or its extension table, else UCS-2.",
+                    "type": "string",
+                    "enum": [
+                        "GSM-7",
+                        "UCS-2"
+                    ],
+                    "example": "GSM-7"
+                },
                 "expires_at": {
                     "description": "ExpiresAt is the latest time a call may start; null: never.",
                     "type": "string",
@@ -2797,6 +3424,11 @@ const docTemplate = `{
                     "type": "string",
                     "x-nullable": true,
                     "example": "67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"
+                },
+                "segments": {
+                    "description": "Segments is how many SMS the content takes: one holds 160 GSM-7\nseptets (an extension-table character such as € takes 2) or 70\nUCS-2 units (a character outside the BMP, such as an emoji, takes\n2); a longer content is split into segments of 153 septets or 67\nunits, never inside a character.",
+                    "type": "integer",
+                    "example": 1
                 },
                 "send_at": {
                     "description": "SendAt is the earliest send time; null: at once.",
@@ -2843,7 +3475,8 @@ const docTemplate = `{
                 "failed",
                 "pending",
                 "sending",
-                "sent"
+                "sent",
+                "suppressed"
             ],
             "properties": {
                 "canceled": {
@@ -2869,6 +3502,11 @@ const docTemplate = `{
                 "sent": {
                     "type": "integer",
                     "example": 4031
+                },
+                "suppressed": {
+                    "description": "Suppressed is messages to opted-out numbers, never sent.",
+                    "type": "integer",
+                    "example": 0
                 }
             }
         }

@@ -161,3 +161,14 @@ CREATE TABLE IF NOT EXISTS retention_state (
     purged_total BIGINT      NOT NULL DEFAULT 0
 );
 INSERT INTO retention_state (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+-- Opt-outs and the 'suppressed' status (migration 00010): a message to a
+-- number in opt_outs ends 'suppressed' without a call.
+CREATE TABLE IF NOT EXISTS opt_outs (
+    phone_number VARCHAR(20) PRIMARY KEY,
+    source       TEXT        NOT NULL CHECK (source IN ('inbound', 'api')),
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS opt_outs_created_idx ON opt_outs (created_at DESC, phone_number DESC);
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_status_check;
+ALTER TABLE messages ADD CONSTRAINT messages_status_check
+    CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'expired', 'canceled', 'suppressed'));

@@ -152,6 +152,14 @@ func accessMatrix(other string) map[string]cell {
 		"POST /api/v1/sessions/revoke-all": {get("POST", "/api/v1/sessions/revoke-all"), apiWrite(200)},
 		"POST /api/v1/erasures":            {static(jsonReq("POST", "/api/v1/erasures", `{"phone_number": "+905559999999"}`)), apiWrite(200)},
 
+		"GET /api/v1/opt-outs":               {get("GET", "/api/v1/opt-outs"), apiRead(200)},
+		"POST /api/v1/inbound":               {static(jsonReq("POST", "/api/v1/inbound", `{"from": "+12015550123", "text": "HELP"}`)), apiWrite(200)},
+		"PUT /api/v1/opt-outs/:phone_number": {get("PUT", "/api/v1/opt-outs/%2B12015550123"), apiWrite(200)},
+		"DELETE /api/v1/opt-outs/:phone_number": {func(e *env) req {
+			e.exec(`INSERT INTO opt_outs (phone_number, source) VALUES ('+12015550124', 'api') ON CONFLICT DO NOTHING`)
+			return req{method: "DELETE", path: "/api/v1/opt-outs/%2B12015550124"}
+		}, apiWrite(204)},
+
 		// The console's page needs a session; the bearer key does not
 		// open it (a browser cannot send it on the page's own calls).
 		"GET /console/": {get("GET", "/console/"), [credKinds]int{303, 303, 303, 303, 200, 303, 303}},

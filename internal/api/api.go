@@ -44,6 +44,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/console"
+	"github.com/messaging-server/messaging-server/internal/message"
 )
 
 // BodyLimit is the largest request body the API reads on every route but
@@ -86,6 +87,7 @@ type Server struct {
 	readKey *auth.Key // API_READ_KEY; nil when unset
 	trusted []netip.Prefix
 	closers []func() error
+	limits  createLimits // what a create is checked and completed with
 }
 
 // New builds the routes over d, the connections every program shares (the
@@ -99,6 +101,10 @@ func New(cfg config.Config, d *app.Deps) *Server {
 		cache: cache.New(d.Redis, cfg.CacheTTL()),
 		// Shares the client, so it has nothing of its own to close.
 		insp: asynq.NewInspectorFromRedisClient(d.Redis),
+	}
+	s.limits = createLimits{
+		MaxContent: cfg.MaxContentLength, DefaultValidity: cfg.DefaultValidity(),
+		MaxSegments: cfg.MaxSegments, Countries: message.NewCountries(cfg.AllowedCountries),
 	}
 	s.fullKey = auth.NewKey(cfg.APIKey)
 	s.readKey = auth.NewKey(cfg.APIReadKey)
@@ -187,6 +193,10 @@ func (s *Server) routes() {
 	v1.Get("/messages", s.listMessages)
 	v1.Post(strings.TrimPrefix(batchPath, "/api/v1"), requireJSON, s.createBatch)
 	v1.Post("/receipts", requireJSON, s.postReceipt)
+	v1.Post("/inbound", requireJSON, s.inbound)
+	v1.Get("/opt-outs", s.listOptOuts)
+	v1.Put("/opt-outs/:phone_number", s.putOptOut)
+	v1.Delete("/opt-outs/:phone_number", s.deleteOptOut)
 	// Registered before /messages/:id so that "sent" is not read as an id.
 	v1.Get("/messages/sent", s.listSent)
 	v1.Get("/messages/:id", s.getMessage)

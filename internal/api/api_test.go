@@ -212,10 +212,15 @@ func TestSchedulerNextRunFromLiveScheduler(t *testing.T) {
 func TestCreateMessage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	cases := []struct{ name, content, phone string }{
-		{"ascii", "Hello there", "+905551111111"},
-		{"exactly 160 multibyte characters", strings.Repeat("ç", 160), "+12345678"},
-		{"15 digits and line breaks", "line one\nline two\ttabbed", "+123456789012345"},
+	cases := []struct {
+		name, content, phone, stored, encoding string
+		segments                               int
+	}{
+		{"ascii", "Hello there", "+905551111111", "+905551111111", "GSM-7", 1},
+		{"exactly 160 multibyte characters", strings.Repeat("ç", 160), "+1 (201) 555-0123", "+12015550123", "UCS-2", 3},
+		{"line breaks and a tab", "line one\nline two\ttabbed", "+44 7400 123456", "+447400123456", "UCS-2", 1},
+		{"161 GSM-7 septets", strings.Repeat("€", 80) + "a", "+90 501 234 56 78", "+905012345678", "GSM-7", 2},
+		{"a test range", "€", "+1 555 010 0001", "+15550100001", "GSM-7", 1},
 	}
 	for _, c := range cases {
 		body := fmt.Sprintf(`{"content": %q, "phone_number": %q}`, c.content, c.phone)
@@ -228,14 +233,15 @@ func TestCreateMessage(t *testing.T) {
 		if _, err := uuid.Parse(m.ID); err != nil {
 			t.Fatalf("%s: id %q is not a UUID", c.name, m.ID)
 		}
-		if m.Content != c.content || m.PhoneNumber != c.phone || m.Status != "pending" || m.CreatedAt.Before(before) || m.CreatedAt.After(time.Now().Add(time.Second)) {
+		if m.Content != c.content || m.PhoneNumber != c.stored || m.Status != "pending" || m.CreatedAt.Before(before) || m.CreatedAt.After(time.Now().Add(time.Second)) ||
+			m.Encoding != c.encoding || m.Segments != c.segments {
 			t.Fatalf("%s: %+v", c.name, m)
 		}
 		if h.Get("Location") != "/api/v1/messages/"+m.ID {
 			t.Fatalf("%s: Location %q", c.name, h.Get("Location"))
 		}
 		got, err := e.st.Get(context.Background(), m.ID)
-		if err != nil || got.Content != c.content || got.PhoneNumber != c.phone || got.Status != messaging.StatusPending || got.Attempts != 0 {
+		if err != nil || got.Content != c.content || got.PhoneNumber != c.stored || got.Status != messaging.StatusPending || got.Attempts != 0 {
 			t.Fatalf("%s: stored %+v, %v", c.name, got, err)
 		}
 		if !got.NextAttemptAt.Before(time.Now().Add(time.Second)) {
@@ -275,7 +281,9 @@ func TestCreateMessageRejections(t *testing.T) {
 		{"phone leading zero", `{"content": "hi", "phone_number": "+05551111111"}`, nil, 422, "validation_failed", "phone_number"},
 		{"phone too short", `{"content": "hi", "phone_number": "+1234567"}`, nil, 422, "validation_failed", "phone_number"},
 		{"phone too long", `{"content": "hi", "phone_number": "+1234567890123456"}`, nil, 422, "validation_failed", "phone_number"},
-		{"phone with spaces", `{"content": "hi", "phone_number": "+90 555 111 1111"}`, nil, 422, "validation_failed", "phone_number"},
+		{"phone too short for +1, formatted", `{"content": "hi", "phone_number": "+1 (201) 555-012"}`, nil, 422, "validation_failed", "phone_number"},
+		{"phone too long for +90, formatted", `{"content": "hi", "phone_number": "+90 555 111 1111 1"}`, nil, 422, "validation_failed", "phone_number"},
+		{"phone with an extension", `{"content": "hi", "phone_number": "+1 201 555 0123 ext. 7"}`, nil, 422, "validation_failed", "phone_number"},
 		{"phone with letters", `{"content": "hi", "phone_number": "+90555abc1111"}`, nil, 422, "validation_failed", "phone_number"},
 		{"text/plain", `{"content": "hi", ` + ok + `}`, []string{"Content-Type: text/plain"}, 415, "unsupported_media_type", ""},
 		{"form", `content=hi`, []string{"Content-Type: application/x-www-form-urlencoded"}, 415, "unsupported_media_type", ""},
@@ -579,7 +587,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := client.Enqueue(asynq.NewTask("test:noop", nil), asynq.Queue(e.cfg.Queue)); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"pending": "3", "sending": "0", "sent": "2", "failed": "1", "expired": "0", "canceled": "0"}
+	want := map[string]string{"pending": "3", "sending": "0", "sent": "2", "failed": "1", "expired": "0", "canceled": "0", "suppressed": "0"}
 	// asynq's collector lists every queue in the shared Redis; a queue
 	// another test deletes mid-scrape can cost one scrape its asynq_*
 	// metrics, so poll.
@@ -601,4 +609,22 @@ func TestMetrics(t *testing.T) {
 		}
 		return strings.Contains(text, fmt.Sprintf(`asynq_queue_size{queue=%q} 1`, e.cfg.Queue))
 	})
+}
+
+// A create over MAX_SEGMENTS gets 422 on content, with the count, and
+// stores nothing; one at the limit is stored.
+func TestCreateOverMaxSegments(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "MAX_SEGMENTS=1", "MAX_CONTENT_LENGTH=255")
+	status, _, b := e.postJSON("/api/v1/messages", fmt.Sprintf(`{"content": %q, "phone_number": "+905551111111"}`, strings.Repeat("a", 161)))
+	if status != 422 || !strings.Contains(string(b), `"field":"content"`) || !strings.Contains(string(b), "2 SMS segments") {
+		t.Fatalf("161 septets: %d %s", status, b)
+	}
+	status, _, b = e.postJSON("/api/v1/messages", fmt.Sprintf(`{"content": %q, "phone_number": "+905551111111"}`, strings.Repeat("a", 160)))
+	if status != 201 || !strings.Contains(string(b), `"segments":1`) || !strings.Contains(string(b), `"encoding":"GSM-7"`) {
+		t.Fatalf("160 septets: %d %s", status, b)
+	}
+	if n := e.count("TRUE"); n != 1 {
+		t.Fatalf("%d rows stored, want 1", n)
+	}
 }

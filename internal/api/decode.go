@@ -53,9 +53,12 @@ type CreateMessageRequest struct {
 	// least one visible character (a letter, digit, punctuation mark or
 	// symbol; U+2800 and the Hangul fillers do not count).
 	Content string `json:"content" example:"Your verification code is 123456" minLength:"1" maxLength:"160"`
-	// PhoneNumber is the recipient in E.164 form: + then 8 to 15 digits,
-	// the first not 0.
-	PhoneNumber string `json:"phone_number" example:"+905551111111" maxLength:"16"`
+	// PhoneNumber is the recipient as a full international number: + and
+	// the country code, then the number, in any usual formatting (spaces,
+	// dashes, parentheses, dots), at most 64 characters. It must be a
+	// possible number for its country by length. It is stored, shown and
+	// sent in E.164 form (+12015550123).
+	PhoneNumber string `json:"phone_number" example:"+1 (201) 555-0123" minLength:"1" maxLength:"64"`
 	// The optional lifecycle fields (LifecycleFields, below).
 	LifecycleFields
 }
@@ -96,11 +99,22 @@ const (
 )
 
 // validateNewMessage checks a new message against the rules the database
-// and the provider impose (message.Validate), so that a message the API
-// accepts can always be stored and sent. It returns nil or a
+// and the provider impose (message.Validate), MAX_SEGMENTS and
+// ALLOWED_COUNTRIES, so that a message the API accepts can always be
+// stored and sent. It returns the phone number's E.164 form, or a
 // *ValidationError naming the first bad field.
-func validateNewMessage(r CreateMessageRequest, maxContent int) error {
-	return message.Validate(r.Content, r.PhoneNumber, maxContent)
+func validateNewMessage(r CreateMessageRequest, lim createLimits) (string, error) {
+	phone, err := message.Validate(r.Content, r.PhoneNumber, lim.MaxContent)
+	if err != nil {
+		return "", err
+	}
+	if err := message.CheckSegments(r.Content, lim.MaxSegments); err != nil {
+		return "", err
+	}
+	if err := lim.Countries.CheckCountry(phone); err != nil {
+		return "", err
+	}
+	return phone, nil
 }
 
 // IDPattern is the form of an id a create may choose, as the OpenAPI
@@ -196,22 +210,28 @@ func parseValidity(v *int) (time.Duration, bool, error) {
 }
 
 // createLimits are the settings a create is checked and completed with:
-// MAX_CONTENT_LENGTH and DEFAULT_VALIDITY_PERIOD.
+// MAX_CONTENT_LENGTH, DEFAULT_VALIDITY_PERIOD, MAX_SEGMENTS and
+// ALLOWED_COUNTRIES.
 type createLimits struct {
 	MaxContent      int
 	DefaultValidity time.Duration
+	MaxSegments     int
+	Countries       message.Countries
 }
 
 // buildNewMessage turns a decoded create into what the store inserts, with
-// content, phone number and id exactly as sent, or the *ValidationError of
+// content and id exactly as sent and the phone number in E.164 form (so a
+// replay that formats the number otherwise is the same message), or the
+// *ValidationError of
 // its first bad field. past reports that the only fault was a send_at
 // already past (a replay may still match). Without an id it picks a
 // version 7 UUID.
 func buildNewMessage(r CreateMessageRequest, now time.Time, lim createLimits) (n store.NewMessage, past bool, err error) {
-	if err := validateNewMessage(r, lim.MaxContent); err != nil {
+	phone, err := validateNewMessage(r, lim)
+	if err != nil {
 		return n, false, err
 	}
-	n = store.NewMessage{Content: r.Content, PhoneNumber: r.PhoneNumber, Validity: lim.DefaultValidity}
+	n = store.NewMessage{Content: r.Content, PhoneNumber: phone, Validity: lim.DefaultValidity}
 	if r.ID != nil {
 		if err := parseID(*r.ID); err != nil {
 			return n, false, err

@@ -29,8 +29,8 @@ func TestValidateNewMessage(t *testing.T) {
 		{"emoji count as one each", strings.Repeat("🙂", 10), phone, 10, ""},
 		{"tabs and line breaks", "a\tb\r\nc", phone, 160, ""},
 		{"max 255", strings.Repeat("x", 255), phone, 255, ""},
-		{"8 digits", "hi", "+12345678", 160, ""},
-		{"15 digits", "hi", "+123456789012345", 160, ""},
+		{"short German", "hi", "+49 30 123456", 160, ""},
+		{"test range", "hi", "+1 555 010 0001", 160, ""},
 		{"empty content", "", phone, 160, "content"},
 		{"blank content", " \t\n", phone, 160, "content"},
 		{"one rune over", strings.Repeat("ğ", 161), phone, 160, "content"},
@@ -46,15 +46,21 @@ func TestValidateNewMessage(t *testing.T) {
 		{"leading zero", "hi", "+0905551111", 160, "phone_number"},
 		{"7 digits", "hi", "+1234567", 160, "phone_number"},
 		{"16 digits", "hi", "+1234567890123456", 160, "phone_number"},
-		{"spaces", "hi", "+90 5551111111", 160, "phone_number"},
-		{"dashes", "hi", "+90-555-111-1111", 160, "phone_number"},
-		{"two plus", "hi", "++905551111111", 160, "phone_number"},
-		{"trailing newline", "hi", phone + "\n", 160, "phone_number"},
-		{"arabic-indic digits", "hi", "+٩٠٥٥٥١١١١١١١", 160, "phone_number"},
+		{"spaces", "hi", "+90 5551111111", 160, ""},
+		{"dashes", "hi", "+90-555-111-1111", 160, ""},
+		{"parentheses", "hi", "+1 (201) 555-0123", 160, ""},
+		{"too short for +1", "hi", "+1 201 555 012", 160, "phone_number"},
+		{"two plus, read as one", "hi", "++905551111111", 160, ""},
+		{"trailing newline", "hi", phone + "\n", 160, ""},
+		{"no country code", "hi", "05551111111", 160, "phone_number"},
+		{"4 segments, over MAX_SEGMENTS 3", strings.Repeat("€", 255), phone, 255, "content"},
+		{"99 emoji: 3 segments of 66 units", strings.Repeat("🙂", 99), phone, 255, ""},
+		{"100 emoji: 4 segments, a pair is never split", strings.Repeat("🙂", 100), phone, 255, "content"},
 		{"both bad: content reported first", "", "x", 160, "content"},
 	}
 	for _, c := range cases {
-		err := validateNewMessage(CreateMessageRequest{Content: c.content, PhoneNumber: c.phone}, c.max)
+		_, err := validateNewMessage(CreateMessageRequest{Content: c.content, PhoneNumber: c.phone},
+			createLimits{MaxContent: c.max, MaxSegments: 3})
 		if c.field == "" {
 			if err != nil {
 				t.Errorf("%s: unexpected error %v", c.name, err)
@@ -135,7 +141,8 @@ func FuzzValidateNewMessage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, content, phone string, max uint8) {
 		limit := int(max)%255 + 1 // the range config allows: 1..255
-		err := validateNewMessage(CreateMessageRequest{Content: content, PhoneNumber: phone}, limit)
+		stored, err := validateNewMessage(CreateMessageRequest{Content: content, PhoneNumber: phone},
+			createLimits{MaxContent: limit, MaxSegments: 10})
 		if err != nil {
 			var ve *ValidationError
 			if !errors.As(err, &ve) || (ve.Field != "content" && ve.Field != "phone_number") || ve.Message == "" {
@@ -146,12 +153,13 @@ func FuzzValidateNewMessage(f *testing.F) {
 			utf8.RuneCountInString(content) <= limit && !strings.ContainsFunc(content, func(r rune) bool {
 			return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r <= 0x9f
 		})
-		phoneOK := e164.MatchString(phone)
+		_, perr := message.NormalizePhone("phone_number", phone)
+		phoneOK := perr == nil
 		if (err == nil) != (contentOK && phoneOK) {
 			t.Fatalf("ValidateNewMessage(%q, %q, %d) = %v; content ok %v, phone ok %v", content, phone, limit, err, contentOK, phoneOK)
 		}
-		if err == nil && (strings.ContainsRune(content, 0) || utf8.RuneCountInString(content) > 255 || len(phone) > 20) {
-			t.Fatalf("accepted a message the database cannot store: %q %q", content, phone)
+		if err == nil && (strings.ContainsRune(content, 0) || utf8.RuneCountInString(content) > 255 || !e164.MatchString(stored)) {
+			t.Fatalf("accepted a message the database cannot store: %q %q", content, stored)
 		}
 	})
 }
@@ -574,4 +582,40 @@ func surrogatesPaired(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// decodeInbound on any body: it never panics, an accepted body gives an
+// E.164 sender and the text as sent, and a refused one is a 400 *Error or
+// a 422 on from, text or received_at.
+func FuzzDecodeInbound(f *testing.F) {
+	for _, s := range []string{`{"from": "+1 (201) 555-0123", "text": " Stop "}`, `{"from": "+12015550123", "text": "x", "received_at": "2026-01-02T03:04:05Z"}`,
+		`{"from": "0555", "text": "STOP"}`, `{"from": "+12015550123"}`, `{}`, `[]`, `{"from": 1}`, `{"from": "+12015550123", "text": "a", "to": "b"}`} {
+		f.Add([]byte(s))
+	}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		from, _, _, err := decodeInbound(body, now)
+		if err == nil {
+			if !e164.MatchString(from) {
+				t.Fatalf("%q: sender %q is not E.164", body, from)
+			}
+			return
+		}
+		var (
+			ae *Error
+			ve *ValidationError
+		)
+		switch {
+		case errors.As(err, &ae):
+			if ae.Status != 400 {
+				t.Fatalf("%q: %v", body, err)
+			}
+		case errors.As(err, &ve):
+			if ve.Field != "from" && ve.Field != "text" && ve.Field != "received_at" {
+				t.Fatalf("%q: %v", body, err)
+			}
+		default:
+			t.Fatalf("%q: %v", body, err)
+		}
+	})
 }

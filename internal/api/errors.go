@@ -144,7 +144,9 @@ func answerFor(err error) *Error {
 			Message: "a message with this id already exists with a different body"}
 	case errors.Is(err, messaging.ErrNotCancelable):
 		return &Error{Status: fiber.StatusConflict, Code: "not_cancelable",
-			Message: "only a pending message can be canceled; this one is sending, sent, failed or expired"}
+			Message: "only a pending message can be canceled; this one is sending, sent, failed, expired or suppressed"}
+	case errors.Is(err, messaging.ErrOptOutNotFound):
+		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Field: "phone_number", Message: "this number is not opted out"}
 	case errors.Is(err, messaging.ErrRemoteNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "no sent message has this message_id"}
 	case errors.Is(err, messaging.ErrAmbiguousRemoteID):

@@ -2,9 +2,11 @@ package api
 
 import (
 	"errors"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
@@ -44,10 +46,19 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 		case "POST /api/v1/erasures":
 			_, err := decodeErasure([]byte(`{"phone_number": "+905551111111",}`))
 			return of(err)
+		case "POST /api/v1/inbound":
+			_, _, _, err := decodeInbound([]byte(`{"from": "+12015550123",}`), time.Now())
+			return of(err)
+		case "GET /api/v1/opt-outs":
+			_, err := parseLimit("ten")
+			return of(err)
 		}
 	case fiber.StatusUnauthorized:
 		return body(errUnauthorized)
 	case fiber.StatusNotFound:
+		if op == "DELETE /api/v1/opt-outs/{phone_number}" {
+			return of(messaging.ErrOptOutNotFound)
+		}
 		return body(answerFor(messaging.ErrNotFound))
 	case fiber.StatusConflict:
 		switch op {
@@ -67,12 +78,12 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 	case fiber.StatusUnprocessableEntity:
 		switch op {
 		case "POST /api/v1/messages":
-			return body(answerFor(validateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160)))
+			return body(answerFor(invalidExample()))
 		case "POST /api/v1/messages/batch":
 			// Item 1 of a batch whose item 0 is valid, as createBatch
 			// reports it.
 			var ve *ValidationError
-			if !errors.As(validateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"}, 160), &ve) {
+			if !errors.As(invalidExample(), &ve) {
 				return nil, false
 			}
 			return of(&BatchError{Items: []ItemError{{Index: 1, Field: ve.Field, Message: ve.Message}}})
@@ -81,6 +92,12 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 			return of(err)
 		case "POST /api/v1/erasures":
 			_, err := decodeErasure([]byte(`{"phone_number": "erased"}`))
+			return of(err)
+		case "POST /api/v1/inbound":
+			_, _, _, err := decodeInbound([]byte(`{"from": "05551111111", "text": "STOP"}`), time.Now())
+			return of(err)
+		case "PUT /api/v1/opt-outs/{phone_number}", "DELETE /api/v1/opt-outs/{phone_number}":
+			_, err := message.NormalizePhone("phone_number", "05551111111")
 			return of(err)
 		}
 	case fiber.StatusTooManyRequests:
@@ -95,4 +112,12 @@ func ResponseExample(method, path string, status int) (example any, ok bool) {
 		}
 	}
 	return nil, false
+}
+
+// invalidExample is the validation error of a create whose phone number
+// has no country code.
+func invalidExample() error {
+	_, err := validateNewMessage(CreateMessageRequest{Content: "hi", PhoneNumber: "05551111111"},
+		createLimits{MaxContent: 160, MaxSegments: 10})
+	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
@@ -24,11 +25,13 @@ type MessageCreated struct {
 	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
 	Content     string `json:"content" example:"Your verification code is 123456"`
 	PhoneNumber string `json:"phone_number" example:"+905551111111"`
-	// Status is pending for a new message; a replay shows the stored
+	// Status is pending for a new message, or suppressed when its number
+	// opted out (it will never be sent); a replay shows the stored
 	// message's status.
-	Status    string    `json:"status" example:"pending" enums:"pending,sending,sent,failed,expired,canceled"`
+	Status    string    `json:"status" example:"pending" enums:"pending,sending,sent,failed,expired,canceled,suppressed"`
 	CreatedAt time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
 	Lifecycle
+	SMSParts
 }
 
 // SentMessage is one entry of the sent list.
@@ -43,6 +46,7 @@ type SentMessage struct {
 	// last.
 	SentAt *time.Time `json:"sent_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
 	Lifecycle
+	SMSParts
 }
 
 // SentPage is one page of the sent list, newest first.
@@ -57,7 +61,7 @@ type MessageDetail struct {
 	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
 	Content     string `json:"content" example:"Your verification code is 123456"`
 	PhoneNumber string `json:"phone_number" example:"+905551111111"`
-	Status      string `json:"status" example:"sent" enums:"pending,sending,sent,failed,expired,canceled"`
+	Status      string `json:"status" example:"sent" enums:"pending,sending,sent,failed,expired,canceled,suppressed"`
 	// Attempts is how many times a worker took the message since it was
 	// created or last retried; a try can end without a webhook call (an
 	// invalid row). The calls are in /attempts.
@@ -70,6 +74,7 @@ type MessageDetail struct {
 	LastError *string   `json:"last_error" extensions:"x-nullable" example:"webhook answered 503"`
 	CreatedAt time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
 	Lifecycle
+	SMSParts
 }
 
 // MessagePage is one page of the list of every message, newest first.
@@ -107,6 +112,25 @@ type Lifecycle struct {
 	DeliveryError *string `json:"delivery_error" extensions:"x-nullable" example:"30003"`
 }
 
+// SMSParts is how a message's content travels as SMS, computed from the
+// content (message.Split).
+type SMSParts struct {
+	// Encoding is GSM-7 when every character is in the GSM 03.38 basic
+	// set or its extension table, else UCS-2.
+	Encoding string `json:"encoding" enums:"GSM-7,UCS-2" example:"GSM-7"`
+	// Segments is how many SMS the content takes: one holds 160 GSM-7
+	// septets (an extension-table character such as € takes 2) or 70
+	// UCS-2 units (a character outside the BMP, such as an emoji, takes
+	// 2); a longer content is split into segments of 153 septets or 67
+	// units, never inside a character.
+	Segments int `json:"segments" example:"1"`
+}
+
+func smsParts(content string) SMSParts {
+	p := message.Split(content)
+	return SMSParts{Encoding: p.Encoding, Segments: p.Count()}
+}
+
 func lifecycle(m store.Message) Lifecycle {
 	return Lifecycle{
 		SendAt: utc(m.SendAt), ExpiresAt: utc(m.ExpiresAt), Priority: m.Priority,
@@ -117,7 +141,7 @@ func lifecycle(m store.Message) Lifecycle {
 // createMessage stores a new pending message.
 //
 //	@Summary		Create a message
-//	@Description	Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: a letter, digit, punctuation mark or symbol (Unicode categories L, N, P and S, except U+2800 braille blank, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and U+1D159); white space, format characters (zero-width, the BOM, bidi controls), combining marks and those blank symbols alone are refused. phone_number is E.164. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent.
+//	@Description	Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: a letter, digit, punctuation mark or symbol (Unicode categories L, N, P and S, except U+2800 braille blank, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and U+1D159); white space, format characters (zero-width, the BOM, bidi controls), combining marks and those blank symbols alone are refused. phone_number is a full international number in any usual form (+1 (201) 555-0123, +44 7400 123456): it must be a possible number for its country by length, in a country ALLOWED_COUNTRIES allows (when set), and it is stored, shown and sent in E.164 (+12015550123); a replay compares that form. The content may take at most MAX_SEGMENTS (default 10) SMS segments; every message answer shows its encoding (GSM-7 or UCS-2) and segments. A message to an opted-out number is stored with status suppressed (201) and never sent. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent, apart from the phone number's E.164 form.
 //	@Tags			messages
 //	@Accept			json
 //	@Produce		json
@@ -156,7 +180,7 @@ func (s *Server) createMessage(c *fiber.Ctx) error {
 // newMessage turns a decoded create into what the store inserts; see
 // buildNewMessage.
 func (s *Server) newMessage(r CreateMessageRequest, now time.Time) (store.NewMessage, bool, error) {
-	return buildNewMessage(r, now, createLimits{MaxContent: s.cfg.MaxContentLength, DefaultValidity: s.cfg.DefaultValidity()})
+	return buildNewMessage(r, now, s.limits)
 }
 
 // replayOf answers whether a create whose send_at is already past is a
@@ -186,7 +210,7 @@ func (s *Server) createOne(c *fiber.Ctx, r CreateMessageRequest) (store.Created,
 func created(m store.Message) MessageCreated {
 	return MessageCreated{
 		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, CreatedAt: m.CreatedAt.UTC(),
-		Lifecycle: lifecycle(m),
+		Lifecycle: lifecycle(m), SMSParts: smsParts(m.Content),
 	}
 }
 
@@ -242,7 +266,7 @@ func (s *Server) getMessage(c *fiber.Ctx) error {
 //	@Tags			messages
 //	@Produce		json
 //	@Security		BearerAuth
-//	@Param			status		query		string	false	"Only messages in this status"	Enums(pending, sending, sent, failed, expired, canceled)
+//	@Param			status		query		string	false	"Only messages in this status"	Enums(pending, sending, sent, failed, expired, canceled, suppressed)
 //	@Param			priority	query		int		false	"Only messages of this priority"	minimum(0)	maximum(9)
 //	@Param			limit		query		int		false	"Page size; values above 100 are capped"	minimum(1)	default(20)
 //	@Param			cursor		query		string	false	"next_cursor of the previous page"
@@ -308,7 +332,7 @@ func parseStatusFilter(s string) error {
 		}
 	}
 	return &Error{Status: fiber.StatusBadRequest, Code: "invalid_parameter", Field: "status",
-		Message: "status must be one of pending, sending, sent, failed, expired, canceled"}
+		Message: "status must be one of pending, sending, sent, failed, expired, canceled, suppressed"}
 }
 
 // listSent pages through sent messages, newest first.
@@ -349,6 +373,7 @@ func (s *Server) listSent(c *fiber.Ctx) error {
 		page.Data[i] = SentMessage{
 			ID: r.ID, Content: r.Content, PhoneNumber: r.PhoneNumber,
 			RemoteMessageID: nullable(r.RemoteMessageID), SentAt: utc(r.SentAt), Lifecycle: lifecycle(r),
+			SMSParts: smsParts(r.Content),
 		}
 	}
 	if more {
@@ -504,6 +529,7 @@ func detail(m store.Message) MessageDetail {
 		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, Attempts: m.Attempts,
 		RemoteMessageID: nullable(m.RemoteMessageID), SentAt: utc(m.SentAt),
 		LastError: nullable(m.LastError), CreatedAt: m.CreatedAt.UTC(), Lifecycle: lifecycle(m),
+		SMSParts: smsParts(m.Content),
 	}
 }
 

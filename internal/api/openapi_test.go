@@ -74,6 +74,7 @@ func operations() []operation {
 	batch := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/messages/batch", body, key) }
 	receipt := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/receipts", body, key) }
 	erase := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/erasures", body, key) }
+	inbound := func(body string) req { return jsonReq(http.MethodPost, "/api/v1/inbound", body, key) }
 	// A create with every lifecycle field; the same text again is a
 	// replay, other text a duplicate id.
 	sendAt := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
@@ -131,8 +132,10 @@ func operations() []operation {
 				{"C1 control", create(`{"content": "a\u0085b"` + ok), 422, true, "", false},
 				{"escape control", create(`{"content": "a\u001bb"` + ok), 422, true, "", false},
 				{"zero-width only", create(`{"content": "\u200b\ufeff"` + ok), 422, false, "", false},
-				{"phone without plus", create(`{"content": "hi", "phone_number": "905551111111"}`), 422, true, "", false},
-				{"phone too long", create(`{"content": "hi", "phone_number": "+1234567890123456"}`), 422, true, "", false},
+				{"phone without plus", create(`{"content": "hi", "phone_number": "905551111111"}`), 422, false, "", false},
+				{"phone too long", create(`{"content": "hi", "phone_number": "+1234567890123456"}`), 422, false, "", false},
+				{"phone over 64 characters", create(`{"content": "hi", "phone_number": "+` + strings.Repeat("1", 64) + `"}`), 422, true, "", false},
+				{"formatted phone", create(`{"content": "hi", "phone_number": "+1 (201) 555-0123"}`), 201, false, "", false},
 			},
 		},
 		{
@@ -140,7 +143,7 @@ func operations() []operation {
 			sample: opCase{"two messages", batch(`{"messages": [{"content": "one"` + ok + `, {"content": "two", "priority": 9` + ok + `]}`), 201, false, "", false},
 			cases: []opCase{
 				{"with ids and a replayed item", batch(`{"messages": [` + lifecycleBody("Your code is 123456") + `, {"id": "batch-2", "content": "two"` + ok + `]}`), 201, false, "", false},
-				{"one bad item", batch(`{"messages": [{"content": "one"` + ok + `, {"content": "two", "phone_number": "0555"}]}`), 422, true, "", false},
+				{"one bad item", batch(`{"messages": [{"content": "one"` + ok + `, {"content": "two", "phone_number": "0555"}]}`), 422, false, "", false},
 				{"C1 control in an item", batch(`{"messages": [{"content": "a\u0085b"` + ok + `]}`), 422, true, "", false},
 				{"unknown field in an item", batch(`{"messages": [{"content": "one", "colour": "red"` + ok + `]}`), 422, true, "", false},
 				{"an item reuses an id", batch(`{"messages": [` + lifecycleBody("another body") + `]}`), 409, false, "duplicate_id", false},
@@ -235,6 +238,46 @@ func operations() []operation {
 				{"pending message", get("/api/v1/messages/pending-1"), 200, false, "", false},
 				{"unknown", get("/api/v1/messages/unknown"), 404, false, "", false},
 				{"id longer than 36", get("/api/v1/messages/" + strings.Repeat("x", 37)), 404, true, "", false},
+			},
+		},
+		{
+			op:     "POST /api/v1/inbound",
+			sample: opCase{"STOP", inbound(`{"from": "+1 (201) 555-0123", "text": " Stop ", "received_at": "2026-01-02T03:04:05Z"}`), 200, false, "", false},
+			cases: []opCase{
+				{"START", inbound(`{"from": "+12015550123", "text": "START"}`), 200, false, "", false},
+				{"HELP", inbound(`{"from": "+12015550123", "text": "HELP"}`), 200, false, "", false},
+				{"from not a number", inbound(`{"from": "05551111111", "text": "STOP"}`), 422, false, "", false},
+				{"missing text", inbound(`{"from": "+12015550123"}`), 422, true, "", false},
+				{"received_at not a time", inbound(`{"from": "+12015550123", "text": "STOP", "received_at": "today"}`), 422, true, "", false},
+				{"malformed JSON", inbound(`{"from": "+12015550123",}`), 400, true, "", false},
+				{"unknown field", inbound(`{"from": "+12015550123", "text": "STOP", "to": "+1"}`), 400, true, "unknown_field", false},
+				{"too large", inbound(`{"from": "+12015550123", "text": "` + strings.Repeat("x", 70_000) + `"}`), 413, true, "", true},
+				{"text/plain", req{method: http.MethodPost, path: "/api/v1/inbound", body: `{}`,
+					headers: []string{"Content-Type: text/plain", key}}, 415, true, "", false},
+			},
+		},
+		{
+			op:     "PUT /api/v1/opt-outs/{phone_number}",
+			sample: opCase{"add", req{method: http.MethodPut, path: "/api/v1/opt-outs/%2B447400123456", headers: []string{key}}, 200, false, "", false},
+			cases: []opCase{
+				{"again, formatted", req{method: http.MethodPut, path: "/api/v1/opt-outs/%2B44%207400%20123456", headers: []string{key}}, 200, false, "", false},
+				{"not a number", req{method: http.MethodPut, path: "/api/v1/opt-outs/0555", headers: []string{key}}, 422, false, "", false},
+			},
+		},
+		{
+			op:     "GET /api/v1/opt-outs",
+			sample: opCase{"first page", get("/api/v1/opt-outs?limit=1"), 200, false, "", false},
+			cases: []opCase{
+				{"limit zero", get("/api/v1/opt-outs?limit=0"), 400, true, "", false},
+				{"foreign cursor", get("/api/v1/opt-outs?cursor=bm9wZQ"), 400, false, "invalid_cursor", false},
+			},
+		},
+		{
+			op:     "DELETE /api/v1/opt-outs/{phone_number}",
+			sample: opCase{"remove", req{method: http.MethodDelete, path: "/api/v1/opt-outs/%2B447400123456", headers: []string{key}}, 204, false, "", false},
+			cases: []opCase{
+				{"not there", req{method: http.MethodDelete, path: "/api/v1/opt-outs/%2B447400123456", headers: []string{key}}, 404, false, "", false},
+				{"not a number", req{method: http.MethodDelete, path: "/api/v1/opt-outs/0555", headers: []string{key}}, 422, false, "", false},
 			},
 		},
 		{

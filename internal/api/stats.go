@@ -16,6 +16,8 @@ type StatusCounts struct {
 	Failed   int64 `json:"failed" example:"3"`
 	Expired  int64 `json:"expired" example:"0"`
 	Canceled int64 `json:"canceled" example:"1"`
+	// Suppressed is messages to opted-out numbers, never sent.
+	Suppressed int64 `json:"suppressed" example:"0"`
 }
 
 // MinuteStat is one minute of the chart.
@@ -59,6 +61,7 @@ func (s *Server) statusCounts(c *fiber.Ctx) error {
 	return c.JSON(StatusCounts{
 		Pending: n[messaging.StatusPending], Sending: n[messaging.StatusSending], Sent: n[messaging.StatusSent],
 		Failed: n[messaging.StatusFailed], Expired: n[messaging.StatusExpired], Canceled: n[messaging.StatusCanceled],
+		Suppressed: n[messaging.StatusSuppressed],
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/logging"
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/redisconn"
 	"github.com/messaging-server/messaging-server/internal/retention"
@@ -106,6 +107,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 			RetryDelay:  retryDelay,
 			BackoffBase: t.BackoffBase,
 			MaxContent:  cfg.MaxContentLength,
+			Countries:   message.NewCountries(cfg.AllowedCountries),
 		},
 		Store:   d.Store,
 		Sender:  hook,

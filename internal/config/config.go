@@ -20,6 +20,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/retry"
 )
 
@@ -131,6 +132,12 @@ type Config struct {
 	RetentionPeriod   Days          `env:"RETENTION_PERIOD" envDefault:"0" accepts:"0 (keep forever), whole seconds, a Go duration or whole days with a d suffix (30d), at most 36500d"`
 	RetentionInterval time.Duration `env:"RETENTION_INTERVAL" envDefault:"10m" accepts:"whole seconds or a Go duration, from 1s to 24h"`
 	RetentionBatch    int           `env:"RETENTION_BATCH" envDefault:"1000" accepts:"a whole number from 1 to 100000"`
+	// SMS rules. AllowedCountries are the ISO 3166 alpha-2 regions
+	// messages may go to, by the phone library's region lookup; empty
+	// allows every country. MaxSegments is the most SMS segments a created
+	// message's content may take.
+	AllowedCountries []string `env:"ALLOWED_COUNTRIES" accepts:"comma-separated ISO 3166 alpha-2 country codes the phone library knows, e.g. US,GB (unset: every country)"`
+	MaxSegments      int      `env:"MAX_SEGMENTS" envDefault:"10" accepts:"a whole number from 1 to 255"`
 
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
@@ -382,6 +389,8 @@ func (c *Config) validate(vars map[string]string) error {
 		{"TrustedProxies", proxies(c.TrustedProxies)},
 		{"Queue", queueName(c.Queue)},
 		{"DefaultValidityPeriod", seconds(c.DefaultValidityPeriod, 0, 30*day)},
+		{"AllowedCountries", countries(c.AllowedCountries)},
+		{"MaxSegments", between(c.MaxSegments, 1, 255)},
 		{"BreakerWindow", c.BreakerWindow >= time.Second && c.BreakerWindow <= time.Hour},
 		{"BreakerMinCalls", between(c.BreakerMinCalls, 1, 100000)},
 		{"BreakerFailureRate", c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1}, // NaN fails both
@@ -402,6 +411,9 @@ func (c *Config) validate(vars map[string]string) error {
 		return fieldError(f, v)
 	}
 	c.LogLevel = strings.ToUpper(c.LogLevel)
+	for i, cc := range c.AllowedCountries {
+		c.AllowedCountries[i] = strings.ToUpper(strings.TrimSpace(cc))
+	}
 	c.LogFormat = strings.ToLower(c.LogFormat)
 	if !maxSet {
 		// One call per step, plus the first: every step is used.
@@ -474,6 +486,18 @@ func proxies(list []string) bool {
 			continue
 		}
 		if _, err := netip.ParseAddr(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// countries accepts ISO 3166 alpha-2 codes, in any case, that the phone
+// library has numbering data for (so UK, which is not ISO 3166, is
+// refused: GB is).
+func countries(list []string) bool {
+	for _, c := range list {
+		if !message.KnownRegion(strings.ToUpper(strings.TrimSpace(c))) {
 			return false
 		}
 	}

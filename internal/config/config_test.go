@@ -547,3 +547,22 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+func TestSMSSettings(t *testing.T) {
+	t.Parallel()
+	base := []string{"WEBHOOK_URL=http://127.0.0.1:1/hook"}
+	cfg, err := config.Load(base)
+	if err != nil || cfg.MaxSegments != 10 || len(cfg.AllowedCountries) != 0 {
+		t.Fatalf("defaults: %+v %v", cfg.AllowedCountries, err)
+	}
+	cfg, err = config.Load(append(base, "ALLOWED_COUNTRIES=us, gb", "MAX_SEGMENTS=3"))
+	if err != nil || cfg.MaxSegments != 3 || strings.Join(cfg.AllowedCountries, ",") != "US,GB" {
+		t.Fatalf("set: %v %d %v", cfg.AllowedCountries, cfg.MaxSegments, err)
+	}
+	for _, bad := range []string{"ALLOWED_COUNTRIES=UK", "ALLOWED_COUNTRIES=US,,GB", "ALLOWED_COUNTRIES=USA", "MAX_SEGMENTS=0", "MAX_SEGMENTS=256"} {
+		var ce *config.Error
+		if _, err := config.Load(append(base, bad)); !errors.As(err, &ce) || !strings.HasPrefix(bad, ce.Var+"=") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

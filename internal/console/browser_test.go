@@ -100,7 +100,7 @@ func (s *system) status(id string) string {
 
 func (s *system) counts() map[string]int {
 	out := map[string]int{}
-	for _, st := range []string{"pending", "sending", "sent", "failed", "expired", "canceled"} {
+	for _, st := range []string{"pending", "sending", "sent", "failed", "expired", "canceled", "suppressed"} {
 		var n int
 		if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE status = $1`, st).Scan(&n); err != nil {
 			s.t.Fatal(err)
@@ -314,8 +314,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.waitJS(t, "the switch", textIs(tid("switch-state"), "stopped"))
 
-	// The counts are the database's.
+	// The counts are the database's, a suppressed message's included.
+	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO messages (id, content, phone_number, status, last_error)
+VALUES ('suppressed-1', 'hi', '+12015550123', 'suppressed', 'not sent: the recipient opted out')`); err != nil {
+		t.Fatal(err)
+	}
 	want := s.counts()
+	if want["suppressed"] != 1 {
+		t.Fatalf("counts %v, want one suppressed", want)
+	}
 	for st, n := range want {
 		b.waitJS(t, "count of "+st, textIs(tid("count-"+st), fmt.Sprint(n)))
 	}

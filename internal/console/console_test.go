@@ -35,7 +35,7 @@ func TestPageHasTheHooks(t *testing.T) {
 	}
 	page := get("/console/")
 	for _, hook := range []string{"switch-state", "btn-start", "btn-stop", "messages-table", "create-form",
-		"count-pending", "count-sending", "count-sent", "count-failed", "count-expired", "count-canceled"} {
+		"count-pending", "count-sending", "count-sent", "count-failed", "count-expired", "count-canceled", "count-suppressed"} {
 		if !strings.Contains(page, `data-testid="`+hook+`"`) {
 			t.Errorf("the page has no data-testid=%q", hook)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/messaging-server/messaging-server/internal/messaging"
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/webhook"
@@ -90,6 +91,13 @@ type Decision struct {
 // policy's RetryDelay are its only sources of time and chance.
 func Decide(c Call, now time.Time, p Policy) Decision {
 	o := store.Outcome{Claimed: c.Claimed, StartedAt: c.StartedAt, Duration: c.Duration}
+	if ce := (*message.CountryError)(nil); errors.As(c.Invalid, &ce) {
+		// A row inserted for a country ALLOWED_COUNTRIES leaves out: the
+		// reason is the bare code, for programs to match.
+		o.Status, o.Kind = messaging.StatusFailed, messaging.KindFailed
+		o.Error = message.CountryNotAllowed
+		return Decision{Outcome: o, Metric: "failed", Reason: message.CountryNotAllowed}
+	}
 	if c.Invalid != nil {
 		// Rows inserted around the API may break the rules the receiver
 		// relies on: they fail at once with the reason.

@@ -129,6 +129,13 @@ func TestDecide(t *testing.T) {
 				Error: "not sent: invalid message: content: content must not be blank", StartedAt: started, Kind: messaging.KindFailed},
 			metric: "failed", reason: "invalid",
 		},
+		{
+			name: "a row for a country not allowed fails without a call",
+			call: delivery.Call{Claimed: claimed(1), Invalid: &message.CountryError{Region: "TR"}},
+			want: store.Outcome{Claimed: claimed(1), Status: messaging.StatusFailed,
+				Error: "country_not_allowed", Kind: messaging.KindFailed},
+			metric: "failed", reason: "country_not_allowed",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/delivery"
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/sink"
 	"github.com/messaging-server/messaging-server/internal/store"
@@ -628,6 +629,45 @@ INSERT INTO messages (id, content, phone_number, created_at) VALUES
 		t.Fatalf("webhook calls %v, want only the good row", calls)
 	}
 	e.rdb.Del(context.Background(), cache.Key("good"))
+}
+
+// Rows inserted around the API are sent to their number's E.164 form, and
+// a row for a country ALLOWED_COUNTRIES leaves out fails with reason
+// country_not_allowed and no call.
+func TestInsertedRowsNormalisedAndCountriesChecked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	_, err := e.pool.Exec(context.Background(), `
+INSERT INTO messages (id, content, phone_number, created_at) VALUES
+  ('formatted', 'hello', '+1 (201) 555-0123', now() - interval '2 minutes'),
+  ('turkey', 'hello', '+905012345678', now() - interval '1 minute'),
+  ('britain', 'hello', '+447400123456', now())`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := e.start(t, delivery.Config{Concurrency: 2, MaxAttempts: 3, MaxContent: 160,
+		Countries: message.NewCountries([]string{"US", "GB"})})
+	if n := g.dispatch(); n != 3 {
+		t.Fatalf("%d rows recorded, want 3", n)
+	}
+	if m := e.message(t, "turkey"); m.Status != messaging.StatusFailed || m.LastError != "country_not_allowed" {
+		t.Fatalf("turkey: %+v", m)
+	}
+	to := map[string]string{}
+	for _, d := range e.sink.Accepted() {
+		to[d.IdempotencyKey] = d.To
+	}
+	if len(to) != 2 || to["formatted"] != "+12015550123" || to["britain"] != "+447400123456" {
+		t.Fatalf("webhook calls %v, want formatted in E.164 and britain", to)
+	}
+	for _, id := range []string{"formatted", "britain"} {
+		if m := e.message(t, id); m.Status != messaging.StatusSent {
+			t.Fatalf("%s: %+v", id, m)
+		}
+	}
+	if err := e.rdb.Del(context.Background(), cache.Key("formatted"), cache.Key("britain")).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Workers run one driver; dispatch tasks only start the tick and wake it.

@@ -97,17 +97,24 @@ func (s *Service) afterCall(d Decision, r result) {
 	s.m.Outcome(d.Metric, d.Reason, d.Outcome.Duration)
 }
 
-// call validates one claimed row and, when it is sendable, makes its
+// call validates one claimed row (message.ValidateClaimed, then
+// ALLOWED_COUNTRIES) and, when it is sendable, makes its
 // webhook call. The call ends by the webhook timeout or by Abort, not by the
 // handler's context: a started call is allowed to finish.
 func (s *Service) call(j job) Call {
 	c := Call{Claimed: j.c}
-	if err := message.ValidateClaimed(j.c.ID, j.c.Content, j.c.PhoneNumber, s.cfg.MaxContent); err != nil {
+	to, err := message.ValidateClaimed(j.c.ID, j.c.Content, j.c.PhoneNumber, s.cfg.MaxContent)
+	if err == nil && !s.cfg.Countries.Allows(to) {
+		err = &message.CountryError{Region: message.Region(to)}
+	}
+	if err != nil {
 		c.Invalid = err // no call: a zero StartedAt writes no attempt row
 		return c
 	}
 	c.StartedAt = time.Now()
-	c.Resp, c.Err = s.send.Send(s.callCtx, webhook.Request{ID: j.c.ID, To: j.c.PhoneNumber, Content: j.c.Content})
+	// The webhook receives the number's E.164 form, which is what the API
+	// stores; a row inserted around the API in another form is sent so too.
+	c.Resp, c.Err = s.send.Send(s.callCtx, webhook.Request{ID: j.c.ID, To: to, Content: j.c.Content})
 	c.Duration = time.Since(c.StartedAt)
 	c.Aborted = c.Err != nil && s.callCtx.Err() != nil
 	return c

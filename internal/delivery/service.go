@@ -29,6 +29,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/webhook"
@@ -93,6 +94,10 @@ type Config struct {
 	// MaxContent is the longest content, in characters, that is sent;
 	// longer rows (inserted around the API) fail without a call.
 	MaxContent int
+	// Countries are the regions rows may be sent to (ALLOWED_COUNTRIES);
+	// a row for any other fails with reason country_not_allowed, without
+	// a call. Empty: every country.
+	Countries message.Countries
 	// QueueSize is the most claimed rows that may wait for a free call
 	// slot (default QueueFactor × Concurrency). The producer queues that
 	// many only while calls are fast; see MaxQueueWait.

@@ -19,6 +19,7 @@ import (
 type lifecycleRun struct {
 	t     *testing.T
 	base  string
+	uri   string // the test's own database
 	sink  *sink.Sink
 	procs []*e2e.Proc
 }
@@ -28,7 +29,7 @@ func startLifecycle(t *testing.T, respond sink.Responder, extra ...string) *life
 	// The api creates the schema; programs still running at the end must
 	// exit 0 within 10 s of SIGTERM.
 	sys := e2e.NewSystem(t, e2e.Options{Bin: binDir, Respond: respond, Unmigrated: true, StopTimeout: 10 * time.Second})
-	r := &lifecycleRun{t: t, sink: sys.Sink}
+	r := &lifecycleRun{t: t, uri: sys.URI, sink: sys.Sink}
 	api, base := sys.StartAPI(extra...)
 	r.base, r.procs = base, []*e2e.Proc{api}
 	// Stop sending before a worker runs, so the test sets the stage first.

@@ -25,11 +25,11 @@ func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
 const MaxIDLength = 36
 
 // PhonePattern is E.164: "+", a non-zero digit, then 7 to 14 more digits, 8
-// to 15 digits in all, which also fits the VARCHAR(20) column. The OpenAPI
-// document states the same pattern.
+// to 15 digits in all, which also fits the VARCHAR(20) column. It is the
+// form NormalizePhone returns and the API stores.
 const PhonePattern = `^\+[1-9][0-9]{7,14}$`
 
-var e164 = regexp.MustCompile(PhonePattern)
+var e164Form = regexp.MustCompile(PhonePattern)
 
 // ContentPattern matches text free of the control characters CheckContent
 // refuses (it allows tab, LF and CR). The OpenAPI document states it, in a
@@ -38,28 +38,23 @@ var e164 = regexp.MustCompile(PhonePattern)
 const ContentPattern = `^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]+$`
 
 // Validate checks a message before it is stored or sent: content as
-// CheckContent, phone number in E.164 form. It returns nil or an
-// *InvalidError naming the first bad field.
-func Validate(content, phone string, maxContent int) error {
+// CheckContent, phone number as NormalizePhone. It returns the number's
+// E.164 form, or an *InvalidError naming the first bad field.
+func Validate(content, phone string, maxContent int) (string, error) {
 	if err := CheckContent(content, maxContent); err != nil {
-		return err
+		return "", err
 	}
-	switch {
-	case phone == "":
-		return &InvalidError{Field: "phone_number", Message: "phone_number is required"}
-	case !e164.MatchString(phone):
-		return &InvalidError{Field: "phone_number", Message: "phone_number must be in E.164 form: + then 8 to 15 digits, the first not 0"}
-	}
-	return nil
+	return NormalizePhone("phone_number", phone)
 }
 
 // ValidateClaimed is the check a worker makes on each claimed row before it
 // calls the webhook: the id must be able to travel in a header (CheckID),
-// and content and phone number must pass Validate. A row that fails it is
+// and content and phone number must pass Validate. It returns the number's
+// E.164 form, which is what the webhook receives. A row that fails it is
 // failed at once with the error as its reason, and no call is made.
-func ValidateClaimed(id, content, phone string, maxContent int) error {
+func ValidateClaimed(id, content, phone string, maxContent int) (string, error) {
 	if err := CheckID(id); err != nil {
-		return err
+		return "", err
 	}
 	return Validate(content, phone, maxContent)
 }

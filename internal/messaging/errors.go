@@ -14,6 +14,8 @@ var (
 	ErrNotFailed = errors.New("message is not failed")
 	// ErrNotCancelable: a cancel of a message that is no longer pending.
 	ErrNotCancelable = errors.New("message can no longer be canceled")
+	// ErrOptOutNotFound: the number has no opt-out.
+	ErrOptOutNotFound = errors.New("no opt-out for this number")
 )
 
 // Errors of a delivery receipt that cannot be applied.

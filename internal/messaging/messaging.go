@@ -22,10 +22,13 @@ const (
 	StatusExpired = "expired"
 	// StatusCanceled: canceled by the API while pending; never sent.
 	StatusCanceled = "canceled"
+	// StatusSuppressed: its number opted out (opt_outs) before a call
+	// started; no call was made and no budget spent.
+	StatusSuppressed = "suppressed"
 )
 
 // Statuses lists every status a message can have, in lifecycle order.
-var Statuses = []string{StatusPending, StatusSending, StatusSent, StatusFailed, StatusExpired, StatusCanceled}
+var Statuses = []string{StatusPending, StatusSending, StatusSent, StatusFailed, StatusExpired, StatusCanceled, StatusSuppressed}
 
 // Attempt kinds: what one webhook call came to, as stored in
 // message_attempts.outcome.

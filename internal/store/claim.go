@@ -46,15 +46,18 @@ const leaseExpiredError = "lease expired on the last attempt: the worker stopped
 // whose lease expired on its last allowed attempt ($3) is never taken
 // again: the same statement fails it, as ReserveTick's cleanup does, so
 // no message gets more calls than MAX_ATTEMPTS. That search reads
-// messages_lease_idx, which holds only the rows in flight. The
-// update finds its rows by primary key (= ANY of an array): a join against
+// messages_lease_idx, which holds only the rows in flight. A picked row
+// whose number is in opt_outs (it opted out after the message was created)
+// is not claimed: the same statement marks it 'suppressed', without a call
+// and without spending budget; that is one primary key probe of opt_outs
+// per picked row. The update finds its rows by primary key (= ANY of an array): a join against
 // picked let the planner hash-join over a scan of the whole table once the
 // backlog was large, while every claim held the budget row.
 const claimSQL = `
 WITH budget AS (
     SELECT budget, last_tick_at FROM dispatch_control WHERE id = 1 AND running FOR UPDATE
 ), picked AS (
-    SELECT id FROM messages
+    SELECT id, phone_number FROM messages
     WHERE ((status = 'pending' AND next_attempt_at <= now())
         OR (status = 'sending' AND lease_expires_at < now()))
       AND (send_at IS NULL OR send_at <= now())
@@ -85,11 +88,21 @@ WITH budget AS (
         last_error = 'not sent: expired at ' || to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
                      || ' before a call started'
     WHERE m.id = ANY (ARRAY(SELECT id FROM expiring))
+), blocked AS (
+    -- A scalar subquery, not EXISTS: EXISTS would become a join, which the
+    -- planner, not knowing how few rows picked holds, hashes over a scan of
+    -- all of opt_outs; this is one primary key probe per picked row.
+    SELECT p.id FROM picked p
+    WHERE (SELECT 1 FROM opt_outs o WHERE o.phone_number = p.phone_number) IS NOT NULL
+), suppressed AS (
+    UPDATE messages m
+    SET status = 'suppressed', lease_expires_at = NULL, last_error = '` + optedOutError + `'
+    WHERE m.id = ANY (ARRAY(SELECT id FROM blocked))
 ), claimed AS (
     UPDATE messages m
     SET status = 'sending', attempts = m.attempts + 1,
         lease_expires_at = now() + $2::float8 * interval '1 second'
-    WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
+    WHERE m.id = ANY (ARRAY(SELECT id FROM picked EXCEPT SELECT id FROM blocked))
     RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at,
               extract(epoch FROM now() - GREATEST(m.send_at, m.created_at))::float8 AS waited
 ), spent AS (

@@ -8,3 +8,6 @@ const (
 	RecordSQL  = recordSQL
 	ReleaseSQL = releaseSQL
 )
+
+// CreateSQL exposes the create statement to the plan test.
+const CreateSQL = createSQL

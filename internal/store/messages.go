@@ -88,14 +88,23 @@ type Created struct {
 
 // createSQL inserts a batch in one statement; rows whose id exists are left
 // alone and are not returned. expires_at is computed here, from the same
-// now() that sets created_at, so a replay can be compared exactly.
+// now() that sets created_at, so a replay can be compared exactly. A row
+// whose number is in opt_outs is stored 'suppressed', final, with the
+// reason in last_error.
 const createSQL = `
-INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority)
+INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, status, last_error)
 SELECT r.id, r.content, r.phone, r.send_at,
        CASE WHEN r.validity > 0 THEN COALESCE(r.send_at, now()) + r.validity * interval '1 second' END,
-       r.priority
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[])
-     WITH ORDINALITY AS r(id, content, phone, send_at, validity, priority, ord)
+       r.priority,
+       CASE WHEN r.opted_out THEN 'suppressed' ELSE 'pending' END,
+       CASE WHEN r.opted_out THEN '` + optedOutError + `' END
+FROM (
+    -- A scalar subquery per row (a primary key probe), not a join the
+    -- planner might hash over a scan of all of opt_outs.
+    SELECT u.*, (SELECT true FROM opt_outs o WHERE o.phone_number = u.phone) IS NOT NULL AS opted_out
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[])
+         WITH ORDINALITY AS u(id, content, phone, send_at, validity, priority, ord)
+) r
 ORDER BY r.ord
 ON CONFLICT (id) DO NOTHING
 RETURNING ` + messageColumns

@@ -38,12 +38,12 @@ import (
 
 // StrictBodies are the definitions of request bodies whose unknown fields
 // the API refuses with 400 unknown_field.
-var StrictBodies = []string{"api.CreateMessageRequest", "api.BatchRequest", "api.ReceiptRequest"}
+var StrictBodies = []string{"api.CreateMessageRequest", "api.BatchRequest", "api.ReceiptRequest", "api.InboundRequest"}
 
 // Patterns are the patterns of request fields, by definition and property,
 // from the rules the server applies.
 var Patterns = map[string]map[string]string{
-	"api.CreateMessageRequest": {"content": message.ContentPattern, "phone_number": message.PhonePattern, "id": api.IDPattern},
+	"api.CreateMessageRequest": {"content": message.ContentPattern, "id": api.IDPattern},
 }
 
 // Finish edits the swag output in dir.

@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const STATUSES = ["pending", "sending", "sent", "failed", "expired", "canceled"];
+  const STATUSES = ["pending", "sending", "sent", "failed", "expired", "canceled", "suppressed"];
   const PAGE_SIZE = 20;
   const REFRESH_MS = 3000;
   const CHART_REFRESH_MS = 15000;
@@ -374,6 +374,7 @@
       case "failed": return "Failed without a recorded webhook call" + why;
       case "expired": return "Expired without a webhook call" + why;
       case "canceled": return "Canceled before any webhook call.";
+      case "suppressed": return "Suppressed: the number opted out, so no webhook call was made.";
       default: return "No webhook call recorded.";
     }
   }
