@@ -71,7 +71,7 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 	auth := "Authorization: Bearer " + secrets["API_KEY"]
 	jsonCT := "Content-Type: application/json"
 	seed := time.Now().UnixNano() % 1e6
-	phones := []string{fmt.Sprintf("+9055530%06d", seed), fmt.Sprintf("+9055540%06d", seed)}
+	phones := []string{fmt.Sprintf("+90553%07d", seed%10000000), fmt.Sprintf("+90554%07d", seed%10000000)}
 	contents := []string{"drain content " + tag, "reject content " + tag}
 	for i := range phones {
 		status, _, b := do("POST", "/api/v1/messages", `{"id": "log-`+strconv.Itoa(i)+`", "content": "`+contents[i]+`", "phone_number": "`+phones[i]+`"}`, auth, jsonCT)
