@@ -199,7 +199,7 @@ kill -0 "$make_pid" 2>/dev/null && fail "make run did not stop within 60 s of Ct
 wait "$make_pid" || status=$?
 make_pid=
 [ "$status" -eq 0 ] || { tail -n 30 "$tmp/run.log" >&2; fail "make run ended with status $status"; }
-if grep -qE 'Interrupt|\*\*\*' "$tmp/run.log"; then
+if grep -qE '^make(\[[0-9]+\])?: \*\*\*|Interrupt' "$tmp/run.log"; then
 	tail -n 30 "$tmp/run.log" >&2
 	fail "make run printed an error line on Ctrl-C"
 fi
