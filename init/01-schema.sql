@@ -172,3 +172,6 @@ CREATE INDEX IF NOT EXISTS opt_outs_created_idx ON opt_outs (created_at DESC, ph
 ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_status_check;
 ALTER TABLE messages ADD CONSTRAINT messages_status_check
     CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'expired', 'canceled', 'suppressed'));
+
+-- Rows the API created carry a number it checked (migration 00013).
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS phone_checked BOOLEAN NOT NULL DEFAULT false;

@@ -151,14 +151,29 @@ func TestCheckID(t *testing.T) {
 
 func TestValidateClaimedChecksTheIDFirst(t *testing.T) {
 	t.Parallel()
-	if _, err := message.ValidateClaimed("a\nb", "", "", 160); field(err) != "id" {
+	if _, err := message.ValidateClaimed("a\nb", "", "", 160, false); field(err) != "id" {
 		t.Fatalf("got %v, want an id error", err)
 	}
-	if got, err := message.ValidateClaimed("ok", "hi", "+90 555 111 11 11", 160); err != nil || got != "+905551111111" {
+	if got, err := message.ValidateClaimed("ok", "hi", "+90 555 111 11 11", 160, false); err != nil || got != "+905551111111" {
 		t.Fatal(got, err)
 	}
-	if _, err := message.ValidateClaimed("ok", "\u200b", "+905551111111", 160); field(err) != "content" {
+	if _, err := message.ValidateClaimed("ok", "\u200b", "+905551111111", 160, false); field(err) != "content" {
 		t.Fatalf("got %v, want a content error", err)
+	}
+}
+
+// A number the API checked is taken as stored; the content is still
+// checked.
+func TestValidateClaimedTrustsACheckedNumber(t *testing.T) {
+	t.Parallel()
+	if got, err := message.ValidateClaimed("ok", "hi", "+905551111111", 160, true); err != nil || got != "+905551111111" {
+		t.Fatalf("checked number: %q, %v", got, err)
+	}
+	if _, err := message.ValidateClaimed("ok", "\u200b", "+905551111111", 160, true); field(err) != "content" {
+		t.Fatalf("blank content of a checked row: %v", err)
+	}
+	if _, err := message.ValidateClaimed("a\nb", "hi", "+905551111111", 160, true); field(err) != "id" {
+		t.Fatalf("bad id of a checked row: %v", err)
 	}
 }
 

@@ -511,3 +511,25 @@ ANALYZE messages`)
 		t.Fatalf("claim plan scans or sorts the table:\n%s", text)
 	}
 }
+
+// A claim says which rows the API created (their number was checked at the
+// create) and which other systems inserted.
+func TestClaimSaysWhetherTheAPICheckedTheNumber(t *testing.T) {
+	t.Parallel()
+	_, pool, s := testenv.MigratedStore(t)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, []store.NewMessage{{ID: "by-api", Content: "hi", PhoneNumber: "+905551111111"}}); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, pool, `INSERT INTO messages (id, content, phone_number) VALUES ('inserted', 'hi', '+90 555 111 11 12')`)
+	setBudget(t, pool, 10)
+	claimed, err := s.Claim(ctx, 10, time.Hour, maxAttempts)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %d rows, %v", len(claimed), err)
+	}
+	for _, c := range claimed {
+		if want := c.ID == "by-api"; c.PhoneChecked != want {
+			t.Errorf("%s: PhoneChecked %v, want %v", c.ID, c.PhoneChecked, want)
+		}
+	}
+}

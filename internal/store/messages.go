@@ -92,12 +92,13 @@ type Created struct {
 // whose number is in opt_outs is stored 'suppressed', final, with the
 // reason in last_error.
 const createSQL = `
-INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, status, last_error)
+INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, status, last_error, phone_checked)
 SELECT r.id, r.content, r.phone, r.send_at,
        CASE WHEN r.validity > 0 THEN COALESCE(r.send_at, now()) + r.validity * interval '1 second' END,
        r.priority,
        CASE WHEN r.opted_out THEN 'suppressed' ELSE 'pending' END,
-       CASE WHEN r.opted_out THEN '` + optedOutError + `' END
+       CASE WHEN r.opted_out THEN '` + optedOutError + `' END,
+       true
 FROM (
     -- A scalar subquery per row (a primary key probe), not a join the
     -- planner might hash over a scan of all of opt_outs.
