@@ -329,7 +329,7 @@ func TestMarkdownBaseline(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"| Issue 10: this code against 5324d75 (before the lifecycle columns), 1 worker × 32 calls, alternating | pair 1 | pair 2 | pair 3 | median | target | met |",
+		"| Baseline: this code against 5324d75, 1 worker × 32 calls, alternating | pair 1 | pair 2 | pair 3 | median | target | met |",
 		"| this code, messages/s | 8000 | 10000 | 9091 |  |  |  |",
 		"| 5324d75, messages/s | 10000 | 10000 | 10000 |  |  |  |",
 		"| **this code / 5324d75** | 0.80 | 1.00 | 0.91 | **0.91** | ≥ 0.90 | yes |",

@@ -330,7 +330,7 @@ func (r *Report) writeBaseline(w io.Writer) error {
 		return nil
 	}
 	t := &table{}
-	head := []string{fmt.Sprintf("Issue 10: this code against %s (before the lifecycle columns), 1 worker × %d calls, alternating",
+	head := []string{fmt.Sprintf("Baseline: this code against %s, 1 worker × %d calls, alternating",
 		r.BaselineRev, r.Baseline[0].This.Concurrency)}
 	for k := range r.Baseline {
 		head = append(head, fmt.Sprintf("pair %d", k+1))
