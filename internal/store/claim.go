@@ -26,6 +26,9 @@ type Claimed struct {
 	// Waited is how long the message had been due (since send_at, else
 	// created_at) when this claim took it, by the database's clock.
 	Waited time.Duration
+	// Traceparent is the W3C trace context stored with the message at
+	// create; empty for a row inserted by another system (NULL).
+	Traceparent string
 }
 
 // leaseExpiredError is the last_error of a row whose lease ran out on its
@@ -104,12 +107,14 @@ WITH budget AS (
         lease_expires_at = now() + $2::float8 * interval '1 second'
     WHERE m.id = ANY (ARRAY(SELECT id FROM picked EXCEPT SELECT id FROM blocked))
     RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at,
-              extract(epoch FROM now() - GREATEST(m.send_at, m.created_at))::float8 AS waited
+              extract(epoch FROM now() - GREATEST(m.send_at, m.created_at))::float8 AS waited,
+              m.traceparent
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget), waited
+SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget), waited,
+       COALESCE(traceparent, '')
 FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
@@ -126,7 +131,7 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration, maxAttemp
 			tick   *time.Time
 			waited float64
 		)
-		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick, &waited)
+		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick, &waited, &c.Traceparent)
 		if tick != nil {
 			c.Tick = *tick
 		}
