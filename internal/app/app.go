@@ -89,7 +89,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 			// Command arguments hold message records: never in a span.
 			redisotel.WithDBStatement(false),
 			redisotel.WithCommandFilter(func(c redis.Cmder) bool { return !CacheCommand(c.Name()) }),
-			redisotel.WithCommandsFilter(func(cs []redis.Cmder) bool { return !slices.ContainsFunc(cs, func(c redis.Cmder) bool { return CacheCommand(c.Name()) }) }),
+			redisotel.WithCommandsFilter(func(cs []redis.Cmder) bool {
+				return !slices.ContainsFunc(cs, func(c redis.Cmder) bool { return CacheCommand(c.Name()) })
+			}),
 		); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("trace redis: %w", err)
