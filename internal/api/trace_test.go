@@ -18,8 +18,8 @@ import (
 	"github.com/messaging-server/messaging-server/internal/api"
 	"github.com/messaging-server/messaging-server/internal/app"
 	"github.com/messaging-server/messaging-server/internal/e2e"
-	"github.com/messaging-server/messaging-server/internal/tracing"
 	"github.com/messaging-server/messaging-server/internal/testenv"
+	"github.com/messaging-server/messaging-server/internal/tracing"
 )
 
 // TestTraceFromCreateToAttempt: a create sent with a traceparent, then
@@ -159,7 +159,7 @@ func TestTraceFromCreateToAttempt(t *testing.T) {
 func attributes(s sdktrace.ReadOnlySpan) map[string]string {
 	m := map[string]string{}
 	for _, kv := range s.Attributes() {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }

@@ -90,14 +90,14 @@ func TestProcessorsAndMessageID(t *testing.T) {
 	s := ended[0]
 	attrs := map[string]string{}
 	for _, kv := range s.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	if attrs[tracing.MessageID] != "m-1" {
 		t.Errorf("span attributes %v, want %s=m-1", attrs, tracing.MessageID)
 	}
 	res := map[string]string{}
 	for _, kv := range s.Resource().Attributes() {
-		res[string(kv.Key)] = kv.Value.Emit()
+		res[string(kv.Key)] = kv.Value.String()
 	}
 	if res["service.name"] != "messaging-api" || res["deployment.environment"] != "test" {
 		t.Errorf("resource %v, want service.name messaging-api and deployment.environment test", res)
