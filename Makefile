@@ -88,7 +88,7 @@ lint: $(LINT)
 ## there fails when docs/ is stale. The flags must match docsConfig in
 ## internal/api/docs_test.go.
 docs:
-	$(GO) run github.com/swaggo/swag/cmd/swag@v1.16.6 init --quiet --requiredByDefault -d internal/api -g api.go -o docs
+	$(GO) tool swag init --quiet --requiredByDefault -d internal/api -g api.go -o docs
 	$(GO) run ./internal/api/apidoc/finish docs
 
 clean:

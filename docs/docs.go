@@ -17,11 +17,6 @@ const docTemplate = `{
     "paths": {
         "/api/v1/erasures": {
             "post": {
-                "security": [
-                    {
-                        "BearerAuth": []
-                    }
-                ],
                 "description": "For every message to phone_number (compared exactly): cancels the pending ones (scheduled, due or waiting for a retry), so none is sent; then, in every finished one (sent, failed, expired, canceled), replaces content with \"\" and phone_number with \"erased\", replaces each occurrence of the number (with and without its +) and of the content with \"erased\" in last_error, delivery_error and the attempts' error, and deletes the cached Redis record. A message in flight (sending) is left to its call; a later erasure erases it. An erased message still counts in the statistics and still answers GET /api/v1/messages/{id}, with the erased fields. A second call finds nothing and answers zeros.",
                 "consumes": [
                     "application/json"
@@ -164,16 +159,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/inbound": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/inbound": {
+            "post": {
                 "description": "The endpoint a provider calls with a message a recipient sent back. The text, trimmed and compared without regard to case, opts the sender out when it is STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE or OPTOUT, and back in when it is START, UNSTOP or YES; any other text (HELP included) changes nothing. From then on a message to an opted-out number ends suppressed without a call: at its create, or at its claim for one created earlier. Opting out again keeps the first opt-out; opting in a number that is not opted out changes nothing. The body is decoded as strictly as a create.",
                 "consumes": [
                     "application/json"
@@ -316,16 +311,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/messages": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/messages": {
+            "get": {
                 "description": "Every message, newest first (created_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. status and priority filter the list; keep them the same while you page.",
                 "produces": [
                     "application/json"
@@ -451,14 +446,14 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            },
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            },
+            "post": {
                 "description": "Stores a pending message; the workers send it on a coming tick, or at send_at, highest priority first, and never after expires_at (send_at or creation plus validity_period, or DEFAULT_VALIDITY_PERIOD). With an id, repeating the same create is safe: the same id and the same body answer 200 with the stored message and store nothing; the same id with another body answers 409 duplicate_id. Content is 1 to MAX_CONTENT_LENGTH (default 160; the document states the default) characters, without control characters other than tab, CR and LF (C1 controls U+0080 to U+009F included), with at least one visible character: a letter, digit, punctuation mark or symbol (Unicode categories L, N, P and S, except U+2800 braille blank, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and U+1D159); white space, format characters (zero-width, the BOM, bidi controls), combining marks and those blank symbols alone are refused. phone_number is a full international number in any usual form (+1 (201) 555-0123, +44 7400 123456): it must be a possible number for its country by length, in a country ALLOWED_COUNTRIES allows (when set), and it is stored, shown and sent in E.164 (+12015550123); a replay compares that form. The content may take at most MAX_SEGMENTS (default 10) SMS segments; every message answer shows its encoding (GSM-7 or UCS-2) and segments. A message to an opted-out number is stored with status suppressed (201) and never sent. The body must be UTF-8 JSON (Content-Type: application/json, charset utf-8 if any; escaped lone surrogates are refused), at most 64 KiB, with no unknown fields: names match exactly (case included), a name appears once, and each field has its documented JSON type (validity_period and priority are JSON integers: a string, fraction, exponent or boolean is refused with 422). Any other Content-Type, with or without parameters (multipart/form-data included), gets 415. Nothing is stored when any check fails, and what is stored is exactly what was sent, apart from the phone number's E.164 form.",
                 "consumes": [
                     "application/json"
@@ -628,16 +623,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/messages/batch": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/messages/batch": {
+            "post": {
                 "description": "Takes 1 to 1000 messages, each shaped like POST /api/v1/messages, in a body of at most 2 MiB, and stores all of them or none. Items are decoded as strictly as a single create; a field of the wrong JSON type or an unknown field in an item is that item's entry in error.items. Answers 201 with the messages in request order (an item whose id exists with the same body is a replay and comes back as stored). When any item is invalid the answer is 422 with error.items holding one entry (index, field, message) per bad item, and nothing is stored. An item whose id exists with a different body makes the whole batch 409 duplicate_id.",
                 "consumes": [
                     "application/json"
@@ -801,16 +796,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/messages/sent": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/messages/sent": {
+            "get": {
                 "description": "Newest first (sent_at, then id, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page. Messages sent while you page do not shift later pages, so a walk neither repeats nor skips a message. Messages sent before sent_at was recorded come last with sent_at null.",
                 "produces": [
                     "application/json"
@@ -913,16 +908,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/messages/{id}": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/messages/{id}": {
+            "get": {
                 "description": "PostgreSQL supplies the message; for a sent message, remote_message_id and sent_at come from the Redis record the worker cached at delivery when it is still there (header X-Sent-Record-Source: cache), else from PostgreSQL (database).",
                 "produces": [
                     "application/json"
@@ -1025,16 +1020,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/messages/{id}/attempts": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/messages/{id}/attempts": {
+            "get": {
                 "description": "One entry per webhook call, oldest first, written in the same statement as the call's outcome. Numbering continues across a manual retry. A message that failed without a call (an invalid row) or that expired has none.",
                 "produces": [
                     "application/json"
@@ -1129,16 +1124,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/messages/{id}/cancel": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/messages/{id}/cancel": {
+            "post": {
                 "description": "Cancels a pending message (scheduled, due, or waiting for a retry): it will never be sent, even if a worker is claiming it at the same moment (then one of the two wins: the cancel, or the claim and the cancel answers 409). Canceling a canceled message answers 200 again.",
                 "produces": [
                     "application/json"
@@ -1247,16 +1242,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/messages/{id}/retry": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/messages/{id}/retry": {
+            "post": {
                 "description": "Puts a failed message back to pending, due now, with attempts reset to 0; last_error stays until the next attempt. Only failed messages qualify.",
                 "produces": [
                     "application/json"
@@ -1367,16 +1362,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/opt-outs": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/opt-outs": {
+            "get": {
                 "description": "Every opted-out number, newest first (created_at, then phone_number, descending), by keyset pagination: pass next_cursor back as cursor for the next page; it is null on the last page.",
                 "produces": [
                     "application/json"
@@ -1479,16 +1474,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/opt-outs/{phone_number}": {
-            "put": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/opt-outs/{phone_number}": {
+            "put": {
                 "description": "Adds an opt-out with source api. Idempotent: a number already opted out keeps its opt-out (and its source and created_at), and the answer is 200 again. Write the + as %2B in the path; any usual formatting of the number is read, and it is stored in E.164.",
                 "produces": [
                     "application/json"
@@ -1584,14 +1579,14 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            },
-            "delete": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            },
+            "delete": {
                 "description": "Removes the number's opt-out, so messages to it are sent again (those already suppressed stay so). Write the + as %2B in the path.",
                 "tags": [
                     "opt-outs"
@@ -1696,16 +1691,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/receipts": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/receipts": {
+            "post": {
                 "description": "Sets delivery_status, delivered_at and delivery_error on the one sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, the first of equal timestamps wins, and the answer is the message as stored. When several sent messages carry message_id the answer is 409 ambiguous_remote_id and nothing changes. timestamp may be at most 5 minutes after the server's time (the database's clock) and at most 5 minutes before the message's sent_at, else 422 on timestamp. A delivered receipt carries no error_code (422 on error_code). A refused receipt changes nothing.",
                 "consumes": [
                     "application/json"
@@ -1877,16 +1872,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/scheduler": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/scheduler": {
+            "get": {
                 "description": "Whether automatic sending runs, its interval and batch size, the last and next tick, the state of the circuit breaker the workers share, and the last retention purge.",
                 "produces": [
                     "application/json"
@@ -1958,16 +1953,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/scheduler/start": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/scheduler/start": {
+            "post": {
                 "description": "Turns automatic sending on for every scheduler and worker process (schedulers notice within about a second). Idempotent: starting a running scheduler changes nothing and answers 200.",
                 "produces": [
                     "application/json"
@@ -2039,16 +2034,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/scheduler/stop": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/scheduler/stop": {
+            "post": {
                 "description": "Turns automatic sending off for every scheduler and worker process: no new tick is enqueued and workers claim nothing more; deliveries already in flight finish. Idempotent: stopping a stopped scheduler changes nothing and answers 200.",
                 "produces": [
                     "application/json"
@@ -2120,16 +2115,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/sessions/revoke-all": {
-            "post": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/sessions/revoke-all": {
+            "post": {
                 "description": "Deletes every console session, on every api replica at once: each browser signed in to the console or the dashboard (this one too, when called from the console) gets the sign-in page at its next request. Changing API_KEY ends every session as well. Idempotent: with no session it answers 200 with revoked 0.",
                 "produces": [
                     "application/json"
@@ -2201,16 +2196,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/stats/counts": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/stats/counts": {
+            "get": {
                 "description": "How many messages are in each status now, every status present (0 when none). It counts the whole table, so poll it every few seconds at most.",
                 "produces": [
                     "application/json"
@@ -2268,16 +2263,16 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
-            }
-        },
-        "/api/v1/stats/minutes": {
-            "get": {
+                },
                 "security": [
                     {
                         "BearerAuth": []
                     }
-                ],
+                ]
+            }
+        },
+        "/api/v1/stats/minutes": {
+            "get": {
                 "description": "Webhook calls of the last hour by the minute they started (from the attempts log): how many ended sent and how many failed the message for good. 60 entries, oldest first, the current minute last.",
                 "produces": [
                     "application/json"
@@ -2335,7 +2330,12 @@ const docTemplate = `{
                             }
                         }
                     }
-                }
+                },
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ]
             }
         },
         "/healthz": {

@@ -172,6 +172,9 @@ CREATE INDEX IF NOT EXISTS opt_outs_created_idx ON opt_outs (created_at DESC, ph
 ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_status_check;
 ALTER TABLE messages ADD CONSTRAINT messages_status_check
     CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'expired', 'canceled', 'suppressed'));
+-- The W3C trace context of the request that created a message (migration
+-- 00012); NULL for rows inserted by other systems.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS traceparent TEXT;
 
 -- Rows the API created carry a number it checked (migration 00013).
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS phone_checked BOOLEAN NOT NULL DEFAULT false;

@@ -31,11 +31,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofiber/contrib/otelfiber/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/hibiken/asynq"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	// The generated OpenAPI document registers itself with swag.
 	_ "github.com/messaging-server/messaging-server/docs"
@@ -45,6 +47,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/console"
 	"github.com/messaging-server/messaging-server/internal/message"
+	"github.com/messaging-server/messaging-server/internal/tracing"
 )
 
 // BodyLimit is the largest request body the API reads on every route but
@@ -88,6 +91,7 @@ type Server struct {
 	trusted []netip.Prefix
 	closers []func() error
 	limits  createLimits // what a create is checked and completed with
+	traces  *tracing.Tracing
 }
 
 // New builds the routes over d, the connections every program shares (the
@@ -100,7 +104,8 @@ func New(cfg config.Config, d *app.Deps) *Server {
 		log:   d.Log.With("component", "api"),
 		cache: cache.New(d.Redis, cfg.CacheTTL()),
 		// Shares the client, so it has nothing of its own to close.
-		insp: asynq.NewInspectorFromRedisClient(d.Redis),
+		insp:   asynq.NewInspectorFromRedisClient(d.Redis),
+		traces: d.Traces(),
 	}
 	s.limits = createLimits{
 		MaxContent: cfg.MaxContentLength, DefaultValidity: cfg.DefaultValidity(),
@@ -178,6 +183,17 @@ func (s *Server) routes() {
 	// Every request passes the guard before any route: the access rule,
 	// the path checks and the security headers (auth.go).
 	a.Use(s.guard)
+	// Each API request past the guard is a span, in the trace its
+	// traceparent header names or in a fresh one; a create stores that
+	// span's context with its messages (tracedPath says which requests).
+	// After the guard, which reads the raw path before anything parses
+	// the URI.
+	a.Use(otelfiber.Middleware(
+		otelfiber.WithTracerProvider(s.traces.Provider),
+		otelfiber.WithPropagators(s.traces.Propagator),
+		otelfiber.WithMeterProvider(noop.NewMeterProvider()),
+		otelfiber.WithNext(func(c *fiber.Ctx) bool { return !tracedPath(c.Path()) }),
+	))
 
 	a.Get("/healthz", s.healthz)
 	a.Get("/readyz", s.readyz)
@@ -215,6 +231,14 @@ func (s *Server) routes() {
 	mon := s.monitoring()
 	a.All(MonitoringPath, mon)
 	a.All(MonitoringPath+"/*", mon)
+}
+
+// tracedPath tells the requests that get a span: those under /api/v1,
+// except the opt-out routes, whose path holds a phone number (the span
+// would carry it in http.target). Probes, the scrape, the document, the
+// dashboard and the console are not traced.
+func tracedPath(path string) bool {
+	return strings.HasPrefix(path, "/api/v1/") && !strings.HasPrefix(path, "/api/v1/opt-outs")
 }
 
 // App exposes the fiber app, for app.Test and route listings in tests.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/messaging-server/messaging-server/internal/store"
 )
@@ -139,7 +141,15 @@ func (s *Server) createBatch(c *fiber.Ctx) error {
 		slices.SortStableFunc(bad, func(a, b ItemError) int { return a.Index - b.Index })
 		return &BatchError{Items: bad}
 	}
-	out, err := s.deps.Store.Create(c.UserContext(), ns)
+	// Every item keeps the request's trace: each one's attempts are spans
+	// in it.
+	ctx := c.UserContext()
+	tp := s.traces.Traceparent(ctx)
+	for i := range ns {
+		ns[i].Traceparent = tp
+	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("messaging.batch.message_count", len(ns)))
+	out, err := s.deps.Store.Create(ctx, ns)
 	if err != nil {
 		return err
 	}

@@ -13,11 +13,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/tracing"
 )
 
 // MessageCreated is the answer to POST /api/v1/messages.
@@ -200,7 +203,12 @@ func (s *Server) createOne(c *fiber.Ctx, r CreateMessageRequest) (store.Created,
 	if err != nil && (!past || !s.replayOf(c, r, n)) {
 		return store.Created{}, err
 	}
-	out, err := s.deps.Store.Create(c.UserContext(), []store.NewMessage{n})
+	// The message keeps the request's trace; its id tags the request's
+	// span and, through baggage, the statements that store it.
+	ctx := c.UserContext()
+	n.Traceparent = s.traces.Traceparent(ctx)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(tracing.MessageID, n.ID))
+	out, err := s.deps.Store.Create(tracing.WithMessageID(ctx, n.ID), []store.NewMessage{n})
 	if err != nil {
 		return store.Created{}, err
 	}

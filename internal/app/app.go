@@ -13,7 +13,13 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/exaring/otelpgx"
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +30,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/redisconn"
 	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/tracing"
 )
 
 // Deps are the connections every program shares.
@@ -34,12 +41,29 @@ type Deps struct {
 	Redis redis.UniversalClient
 	Store *store.Store
 	Log   *slog.Logger
+	// Tracing makes the spans of the program; nil is tracing.Off (spans
+	// carry trace ids and go nowhere).
+	Tracing *tracing.Tracing
+}
+
+// Traces is d's Tracing, or tracing.Off when it has none.
+func (d *Deps) Traces() *tracing.Tracing {
+	if d.Tracing == nil {
+		d.Tracing = tracing.Off()
+	}
+	return d.Tracing
 }
 
 // Open connects to PostgreSQL and Redis, waiting for them with a bounded
 // exponential backoff (containers start in any order), and migrates the
 // schema. poolSize is the most PostgreSQL connections this process uses.
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int) (*Deps, error) {
+// When tr sends spans somewhere (tr.Instrument), every PostgreSQL statement
+// (otelpgx) and every cache command on Redis (redisotel) is a span too; nil
+// tr is tracing.Off.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int, tr *tracing.Tracing) (*Deps, error) {
+	if tr == nil {
+		tr = tracing.Off()
+	}
 	pcfg, err := pgxpool.ParseConfig(cfg.PostgresURI)
 	if err != nil {
 		// pgx's message may quote the URI, password and all.
@@ -50,12 +74,29 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 	if !setsQueryExecMode(cfg.PostgresURI) {
 		pcfg.ConnConfig.DefaultQueryExecMode = poolerSafeMode
 	}
+	if tr.Instrument {
+		pcfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tr.Provider),
+			otelpgx.WithMeterProvider(noop.NewMeterProvider()))
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	rdb := redisconn.NewClient(cfg, max(poolSize, 10))
-	d := &Deps{Pool: pool, Redis: rdb, Store: store.New(pool), Log: log}
+	d := &Deps{Pool: pool, Redis: rdb, Store: store.New(pool), Log: log, Tracing: tr}
+	if tr.Instrument {
+		if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tr.Provider),
+			// Command arguments hold message records: never in a span.
+			redisotel.WithDBStatement(false),
+			redisotel.WithCommandFilter(func(c redis.Cmder) bool { return !CacheCommand(c.Name()) }),
+			redisotel.WithCommandsFilter(func(cs []redis.Cmder) bool {
+				return !slices.ContainsFunc(cs, func(c redis.Cmder) bool { return CacheCommand(c.Name()) })
+			}),
+		); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("trace redis: %w", err)
+		}
+	}
 
 	if err := waitFor(ctx, log, "postgres", pool.Ping); err != nil {
 		d.Close()
@@ -76,6 +117,18 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 		return nil, err
 	}
 	return d, nil
+}
+
+// CacheCommand tells the Redis commands that get a span: the cache's
+// reads, writes and deletes of message records. The rest on the shared
+// client is asynq's polling and the wake channel, several commands a
+// second per process that belong to no message's trace.
+func CacheCommand(name string) bool {
+	switch strings.ToLower(name) {
+	case "get", "set", "del":
+		return true
+	}
+	return false
 }
 
 // preferPreparedWhenDirect swaps the pool for one that prepares named

@@ -44,7 +44,7 @@ func newSystem(t *testing.T, vars ...string) *system {
 }
 
 func (s *system) open() *app.Deps {
-	d, err := app.Open(context.Background(), s.cfg, testenv.Logger(s.t), 8)
+	d, err := app.Open(context.Background(), s.cfg, testenv.Logger(s.t), 8, nil)
 	if err != nil {
 		s.t.Fatalf("open: %v", err)
 	}

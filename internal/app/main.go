@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/logging"
+	"github.com/messaging-server/messaging-server/internal/tracing"
 )
 
 // Exit codes of the programs.
@@ -39,7 +41,20 @@ func Main(ctx context.Context, p Program, environ []string, stderr io.Writer) in
 	if p.PoolSize != nil {
 		size = p.PoolSize(cfg)
 	}
-	d, err := Open(ctx, cfg, log, size)
+	tr, err := tracing.New(ctx, tracing.Deps{Config: cfg, Program: p.Name})
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return ExitConfig
+	}
+	defer func() {
+		// Spans not yet exported get a few seconds to leave.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	d, err := Open(ctx, cfg, log, size, tr)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return exitCode(err)

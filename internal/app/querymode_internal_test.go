@@ -53,3 +53,19 @@ func TestSameEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestCacheCommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"get", true}, {"SET", true}, {"del", true},
+		{"evalsha", false}, {"brpoplpush", false}, {"publish", false}, {"zadd", false}, {"", false},
+	}
+	for _, tt := range tests {
+		if got := CacheCommand(tt.name); got != tt.want {
+			t.Errorf("CacheCommand(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func TestQueryExecMode(t *testing.T) {
 				vars = append(vars, "POSTGRES_MIGRATE_URI="+uri)
 			}
 			cfg := testenv.Config(t, uri, testenv.Queue(t), vars...)
-			d, err := app.Open(context.Background(), cfg, testenv.Logger(t), 4)
+			d, err := app.Open(context.Background(), cfg, testenv.Logger(t), 4, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -74,6 +74,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		AuthHeader: cfg.WebhookAuthHeader,
 		AuthKey:    cfg.WebhookAuthKey,
 		MaxConns:   cfg.MaxConcurrentJobs,
+		Propagator: d.Traces().Propagator,
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -117,6 +118,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		Breaker: brk,
 		Ticks:   ticks,
 		Signals: t.Signals,
+		Tracing: d.Traces(),
 	})
 
 	poll := t.PollInterval

@@ -139,6 +139,18 @@ type Config struct {
 	AllowedCountries []string `env:"ALLOWED_COUNTRIES" accepts:"comma-separated ISO 3166 alpha-2 country codes the phone library knows, e.g. US,GB (unset: every country)"`
 	MaxSegments      int      `env:"MAX_SEGMENTS" envDefault:"10" accepts:"a whole number from 1 to 255"`
 
+	// Tracing, by the OpenTelemetry variables: OTLPEndpoint turns the
+	// exporter on, over OTLPProtocol; unset, spans are made (so the W3C
+	// context travels to the webhook) and never exported. The exporter
+	// itself reads the other OTEL_EXPORTER_OTLP_* variables (headers,
+	// timeout, certificates, compression).
+	OTLPEndpoint       string  `env:"OTEL_EXPORTER_OTLP_ENDPOINT" accepts:"an absolute http or https URL of an OTLP collector (unset: no exporter)"`
+	OTLPProtocol       string  `env:"OTEL_EXPORTER_OTLP_PROTOCOL" envDefault:"http/protobuf" accepts:"grpc or http/protobuf"`
+	ServiceName        string  `env:"OTEL_SERVICE_NAME" accepts:"any text (unset: messaging-<program>)"`
+	TracesSampler      string  `env:"OTEL_TRACES_SAMPLER" envDefault:"parentbased_always_on" accepts:"one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio"`
+	TracesSamplerArg   float64 `env:"OTEL_TRACES_SAMPLER_ARG" envDefault:"1" accepts:"a number from 0 to 1 (the ratio of the traceidratio samplers)"`
+	ResourceAttributes string  `env:"OTEL_RESOURCE_ATTRIBUTES" accepts:"comma-separated key=value pairs, values percent-encoded"`
+
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
 	Queue string `env:"QUEUE_NAME" envDefault:"messages" accepts:"letters, digits, '-' or '_'"`
@@ -359,6 +371,7 @@ func (c *Config) validate(vars map[string]string) error {
 	_, maxSet := vars["MAX_ATTEMPTS"]
 	const day = 24 * time.Hour
 	sched, schedErr := retry.Parse(c.RetrySchedule)
+	_, resourceErr := ParseResourceAttributes(c.ResourceAttributes)
 	checks := []struct {
 		field string
 		ok    bool
@@ -398,6 +411,11 @@ func (c *Config) validate(vars map[string]string) error {
 		{"RetentionPeriod", c.RetentionPeriod >= 0 && time.Duration(c.RetentionPeriod) <= 36500*day},
 		{"RetentionInterval", c.RetentionInterval >= time.Second && c.RetentionInterval <= day},
 		{"RetentionBatch", between(c.RetentionBatch, 1, 100000)},
+		{"OTLPEndpoint", c.OTLPEndpoint == "" || httpURL(c.OTLPEndpoint)},
+		{"OTLPProtocol", oneOf(c.OTLPProtocol, "grpc", "http/protobuf")},
+		{"TracesSampler", oneOf(c.TracesSampler, Samplers...)},
+		{"TracesSamplerArg", c.TracesSamplerArg >= 0 && c.TracesSamplerArg <= 1}, // NaN fails both
+		{"ResourceAttributes", resourceErr == nil},
 	}
 	for _, ch := range checks {
 		if ch.ok {

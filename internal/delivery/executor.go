@@ -30,8 +30,10 @@ func (e *executor) run() {
 			e.returned <- j // the producer hands it back
 			continue
 		}
-		call := e.s.call(j)
+		ctx, span := e.s.startAttempt(j)
+		call := e.s.call(ctx, j)
 		d := Decide(call, time.Now(), e.s.policy)
+		endAttempt(span, d)
 		r := result{
 			out: d.Outcome, gone: d.Gone,
 			counts:    !call.StartedAt.IsZero() && !call.Aborted,
@@ -99,12 +101,13 @@ func (s *Service) afterCall(d Decision, r result) {
 
 // call validates one claimed row (message.ValidateClaimed, then
 // ALLOWED_COUNTRIES) and, when it is sendable, makes its
-// webhook call. The call ends by the webhook timeout or by Abort, not by the
+// webhook call. The call ends by the webhook timeout or by Abort (ctx is
+// the attempt's span under the service's call context), not by the
 // handler's context: a started call is allowed to finish. A row the API
 // created had its number read, stored in E.164 and its country checked at
 // the create, so only rows other systems inserted are read with the phone
 // library here.
-func (s *Service) call(j job) Call {
+func (s *Service) call(ctx context.Context, j job) Call {
 	c := Call{Claimed: j.c}
 	to, err := message.ValidateClaimed(j.c.ID, j.c.Content, j.c.PhoneNumber, s.cfg.MaxContent, j.c.PhoneChecked)
 	if err == nil && !j.c.PhoneChecked && !s.cfg.Countries.Allows(to) {
@@ -117,7 +120,7 @@ func (s *Service) call(j job) Call {
 	c.StartedAt = time.Now()
 	// The webhook receives the number's E.164 form, which is what the API
 	// stores; a row inserted around the API in another form is sent so too.
-	c.Resp, c.Err = s.send.Send(s.callCtx, webhook.Request{ID: j.c.ID, To: to, Content: j.c.Content})
+	c.Resp, c.Err = s.send.Send(ctx, webhook.Request{ID: j.c.ID, To: to, Content: j.c.Content})
 	c.Duration = time.Since(c.StartedAt)
 	c.Aborted = c.Err != nil && s.callCtx.Err() != nil
 	return c

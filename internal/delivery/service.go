@@ -26,12 +26,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/tracing"
 	"github.com/messaging-server/messaging-server/internal/webhook"
 )
 
@@ -166,6 +168,9 @@ type Params struct {
 	Ticks TickAnnouncer
 	// Signals tells a test what the engine does; nil in production.
 	Signals *TestSignals
+	// Tracing makes each attempt a span in its message's trace; nil is
+	// tracing.Off.
+	Tracing *tracing.Tracing
 }
 
 // TickAnnouncer tells the other worker processes that a tick started.
@@ -203,6 +208,8 @@ type Service struct {
 	m      *metrics.Delivery
 	gate   Gate          // nil: no circuit breaker
 	herald TickAnnouncer // nil: other workers are not told of ticks
+	traces *tracing.Tracing
+	tracer trace.Tracer
 
 	kick chan struct{} // a tick refilled the budget: the producer should claim
 
@@ -229,7 +236,12 @@ func New(p Params) *Service {
 	if p.Signals != nil {
 		signals = *p.Signals
 	}
+	traces := p.Tracing
+	if traces == nil {
+		traces = tracing.Off()
+	}
 	return &Service{
+		traces: traces, tracer: traces.Tracer("github.com/messaging-server/messaging-server/internal/delivery"),
 		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics, gate: p.Breaker, herald: p.Ticks,
 		policy:   Policy{MaxAttempts: cfg.MaxAttempts, RetryDelay: cfg.RetryDelay},
 		signals:  signals,

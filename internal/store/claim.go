@@ -29,6 +29,9 @@ type Claimed struct {
 	// PhoneChecked says the API created the row, so its number is in
 	// E.164 and passed the phone checks at the create.
 	PhoneChecked bool
+	// Traceparent is the W3C trace context stored with the message at
+	// create; empty for a row inserted by another system (NULL).
+	Traceparent string
 }
 
 // leaseExpiredError is the last_error of a row whose lease ran out on its
@@ -108,12 +111,13 @@ WITH budget AS (
     WHERE m.id = ANY (ARRAY(SELECT id FROM picked EXCEPT SELECT id FROM blocked))
     RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at,
               extract(epoch FROM now() - GREATEST(m.send_at, m.created_at))::float8 AS waited,
-              m.phone_checked
+              m.phone_checked, m.traceparent
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget), waited, phone_checked
+SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget), waited, phone_checked,
+       COALESCE(traceparent, '')
 FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
@@ -130,7 +134,7 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration, maxAttemp
 			tick   *time.Time
 			waited float64
 		)
-		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick, &waited, &c.PhoneChecked)
+		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick, &waited, &c.PhoneChecked, &c.Traceparent)
 		if tick != nil {
 			c.Tick = *tick
 		}

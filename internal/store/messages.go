@@ -50,6 +50,10 @@ type NewMessage struct {
 	// creation time) plus Validity, rounded down to whole seconds.
 	Validity time.Duration
 	Priority int
+	// Traceparent is the W3C trace context of the request that created
+	// the message; its delivery attempts join that trace. Empty stores
+	// NULL.
+	Traceparent string
 }
 
 const messageColumns = `id, content, phone_number, status, attempts, next_attempt_at,
@@ -92,19 +96,20 @@ type Created struct {
 // whose number is in opt_outs is stored 'suppressed', final, with the
 // reason in last_error.
 const createSQL = `
-INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, status, last_error, phone_checked)
+INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, status, last_error, phone_checked, traceparent)
 SELECT r.id, r.content, r.phone, r.send_at,
        CASE WHEN r.validity > 0 THEN COALESCE(r.send_at, now()) + r.validity * interval '1 second' END,
        r.priority,
        CASE WHEN r.opted_out THEN 'suppressed' ELSE 'pending' END,
        CASE WHEN r.opted_out THEN '` + optedOutError + `' END,
-       true
+       true,
+       NULLIF(r.traceparent, '')
 FROM (
     -- A scalar subquery per row (a primary key probe), not a join the
     -- planner might hash over a scan of all of opt_outs.
     SELECT u.*, (SELECT true FROM opt_outs o WHERE o.phone_number = u.phone) IS NOT NULL AS opted_out
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[])
-         WITH ORDINALITY AS u(id, content, phone, send_at, validity, priority, ord)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[], $7::text[])
+         WITH ORDINALITY AS u(id, content, phone, send_at, validity, priority, traceparent, ord)
 ) r
 ORDER BY r.ord
 ON CONFLICT (id) DO NOTHING
@@ -126,17 +131,19 @@ func (s *Store) Create(ctx context.Context, ns []NewMessage) ([]Created, error) 
 		sendAt   = make([]*time.Time, len(ns))
 		validity = make([]int64, len(ns))
 		prio     = make([]int16, len(ns))
+		traces   = make([]string, len(ns))
 	)
 	for i, n := range ns {
 		ids[i], contents[i], phones[i], sendAt[i] = n.ID, n.Content, n.PhoneNumber, n.SendAt
 		validity[i], prio[i] = int64(n.Validity/time.Second), int16(n.Priority)
+		traces[i] = n.Traceparent
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("create messages: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	rows, err := tx.Query(ctx, createSQL, ids, contents, phones, sendAt, validity, prio)
+	rows, err := tx.Query(ctx, createSQL, ids, contents, phones, sendAt, validity, prio, traces)
 	if err != nil {
 		return nil, fmt.Errorf("create messages: %w", err)
 	}

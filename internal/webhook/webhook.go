@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // maxResponseBytes bounds what is read of an answer. The receiver's answer is
@@ -99,6 +101,10 @@ type Options struct {
 	Now func() time.Time
 	// SigningKey, when set, signs every call the Standard Webhooks way.
 	SigningKey []byte
+	// Propagator, when set, writes the trace context of Send's ctx into
+	// the call's headers (W3C traceparent), so the receiver's own traces
+	// join the message's.
+	Propagator propagation.TextMapPropagator
 }
 
 // Client sends messages to one webhook URL over a keep-alive connection pool.
@@ -166,6 +172,9 @@ func (c *Client) Send(ctx context.Context, r Request) (Response, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Idempotency-Key", r.ID)
+	if c.opts.Propagator != nil {
+		c.opts.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	if c.opts.AuthKey != "" {
 		req.Header.Set(c.opts.AuthHeader, c.opts.AuthKey)
 	}

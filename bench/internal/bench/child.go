@@ -127,7 +127,8 @@ func (s *statementCounter) snapshot() map[string]StatementStat {
 // RunWorkerChild is cmd/worker with two additions the shipped binary lacks:
 // a CPU profile of the whole run and a count of every statement it sends.
 // It builds the same Worker through app.NewWorker from the same environment;
-// only the pool is opened here (app.Open takes no tracer), with the same
+// only the pool is opened here, with the statement counter as its pgx
+// tracer (app.Open sets its own only when traces are exported), with the same
 // size and the same Redis options. The bench has already migrated the
 // database.
 func RunWorkerChild(ctx context.Context, args []string, stderr io.Writer) int {
