@@ -69,6 +69,10 @@ type Options struct {
 	// revision, on a schema built by its own migrations, right after this
 	// code's 1-worker drain: the cost of the lifecycle columns.
 	Baseline string
+	// PurgeRows, when positive, adds a 1-worker drain beside a retention
+	// purge of that many finished rows, for the ratio to the same drain
+	// without it.
+	PurgeRows int
 	// BaselinePairs is how many (this code, baseline) pairs of 1-worker
 	// drains run, alternating; the first pair's drain of this code is the
 	// main table's. The median of the pairs' ratios is reported.
@@ -105,6 +109,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.Baseline, "baseline", DefaultBaseline,
 		"also drain with 1 worker built from this git revision, on its own schema, for the ratio this code / it (empty: skip)")
 	fs.IntVar(&o.BaselinePairs, "baseline-pairs", 3, "alternating (this code, baseline) pairs of 1-worker drains; the median ratio is reported")
+	fs.IntVar(&o.PurgeRows, "purge-rows", 1000000, "also drain with 1 worker while the scheduler's retention purge deletes this many finished rows (0: skip)")
 	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -133,6 +138,9 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	if *quick {
 		if !set["messages"] {
 			o.Messages = 5000
+		}
+		if !set["purge-rows"] {
+			o.PurgeRows = 100000
 		}
 		if !set["sent-large"] {
 			o.SentLarge = 200000
@@ -310,6 +318,21 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 		if i == 0 && base != nil && w == 1 && err == nil {
 			if err := runBaselinePairs(ctx, o, rep, dr, base, scheduler, worker, run, log); err != nil {
 				return nil, err
+			}
+		}
+		if i == 0 && w == 1 && err == nil && o.PurgeRows > 0 {
+			spec := o.drainSpec(1, fmt.Sprintf("b%s-purge", run), scheduler, worker, log)
+			spec.purgeRows = o.PurgeRows
+			log.Info("drain beside a retention purge", "finished_rows", o.PurgeRows)
+			pr, perr := runDrain(ctx, spec)
+			switch {
+			case perr != nil && ctx.Err() != nil:
+				return nil, perr
+			case perr != nil:
+				rep.Notes = append(rep.Notes, fmt.Sprintf("the drain beside a retention purge failed: %v", perr))
+			default:
+				rep.Purge = &PurgePair{Without: dr, With: pr}
+				log.Info("purge drain done", "per_second", int(pr.Rate()), "ratio", fmt.Sprintf("%.2f", pr.Rate()/dr.Rate()), "purged", pr.Purged)
 			}
 		}
 		if i == 0 && riverBin != "" {

@@ -34,6 +34,11 @@ type DrainResult struct {
 	// are those of the part that was drained.
 	Backlog, Messages int
 	TimedOut          bool
+	// PurgeRows is how many finished rows, older than RETENTION_PERIOD, the
+	// database held besides the backlog, for the scheduler's retention
+	// purge to delete while the workers drained; Purged is how many it had
+	// deleted by the time the sink had every message.
+	PurgeRows, Purged int
 	// Stuck counts rows neither sent nor pending after the workers stopped
 	// (an outcome that could not be recorded leaves its row 'sending' until
 	// the lease expires).
@@ -156,8 +161,12 @@ type drainSpec struct {
 	migrations fs.FS
 	// receiverDelay makes the sink hold every answer this long.
 	receiverDelay time.Duration
-	timeout       time.Duration
-	log           *slog.Logger
+	// purgeRows, when positive, adds that many finished rows two days old
+	// and runs the scheduler with a one-day retention, so that its purge
+	// deletes them while the workers drain.
+	purgeRows int
+	timeout   time.Duration
+	log       *slog.Logger
 }
 
 // runDrain inserts the backlog in a fresh database, starts one scheduler
@@ -180,6 +189,12 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 	}()
 	if err := prepareBacklog(ctx, db, sp.migrations, gen, sp.messages, sp.claimClock); err != nil {
 		return res, err
+	}
+	if sp.purgeRows > 0 {
+		res.PurgeRows = sp.purgeRows
+		if err := insertFinished(ctx, db, sp.purgeRows); err != nil {
+			return res, err
+		}
 	}
 
 	rdb := redis.NewClient(&redis.Options{Addr: sp.env.RedisAddr})
@@ -219,11 +234,22 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 			_ = p.stop(5 * time.Second) // only still running after an error
 		}
 	}()
-	sched, err := startProc(ctx, "scheduler", sp.scheduler, nil, slices.Concat(base, []string{"METRICS_PORT=0", "APP_NAME=bench-scheduler"}))
+	schedEnv := []string{"METRICS_PORT=0", "APP_NAME=bench-scheduler"}
+	if sp.purgeRows > 0 {
+		schedEnv = append(schedEnv, "RETENTION_PERIOD=1d", "RETENTION_INTERVAL=1s")
+	}
+	sched, err := startProc(ctx, "scheduler", sp.scheduler, nil, slices.Concat(base, schedEnv))
 	if err != nil {
 		return res, err
 	}
 	procs = append(procs, sched)
+	if sp.purgeRows > 0 {
+		// The workers start once the purge is under way, so that the
+		// drain runs beside it and not before it.
+		if err := waitPurging(ctx, db, sp.purgeRows); err != nil {
+			return res, err
+		}
+	}
 	workers := make([]*proc, sp.workers)
 	ports := make([]int, sp.workers)
 	stmtFiles := make([]string, sp.workers)
@@ -242,6 +268,11 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 
 	if err := waitDelivered(ctx, sp, rcv, procs, &res); err != nil {
 		return res, err
+	}
+	if sp.purgeRows > 0 {
+		if res.Purged, err = purgedSoFar(ctx, db, sp.purgeRows); err != nil {
+			return res, err
+		}
 	}
 
 	// Measure inside the workers before they stop.
@@ -357,6 +388,62 @@ func prepareBacklog(ctx context.Context, db *database, migrations fs.FS, gen Gen
 	return nil
 }
 
+// insertFinished adds n sent rows that became final two days ago, for the
+// retention purge to delete during a drain.
+func insertFinished(ctx context.Context, db *database, n int) error {
+	pool, err := db.open(ctx, 2, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	const q = `
+INSERT INTO messages (id, content, phone_number, status, is_sent, sent_at, created_at, finished_at)
+SELECT 'purge-' || g, 'finished', '+905551111111', 'sent', true,
+       now() - interval '2 days', now() - interval '2 days', now() - interval '2 days'
+FROM generate_series(1, $1::int) g`
+	if _, err := pool.Exec(ctx, q, n); err != nil {
+		return fmt.Errorf("insert finished rows: %w", err)
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE messages"); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	return nil
+}
+
+// waitPurging waits, for at most 30 s, until the purge has deleted some of
+// the n rows insertFinished added.
+func waitPurging(ctx context.Context, db *database, n int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		done, err := purgedSoFar(ctx, db, n)
+		if err != nil || done > 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the retention purge did not start within 30 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// purgedSoFar is how many of the n rows insertFinished added are gone.
+func purgedSoFar(ctx context.Context, db *database, n int) (int, error) {
+	pool, err := db.open(ctx, 1, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE id LIKE 'purge-%'`).Scan(&left); err != nil {
+		return 0, fmt.Errorf("count finished rows: %w", err)
+	}
+	return n - left, nil
+}
+
 // waitDelivered waits until the sink has every message once or the timeout
 // passes (res.TimedOut), and fails when a program exits. It measures how
 // busy the CPUs were from the first receipt it sees (it looks every 20 ms)
@@ -408,8 +495,10 @@ func measureOutcomes(ctx context.Context, db *database, sp drainSpec, clockSQL s
 	}
 	defer pool.Close()
 	var sent, other int
+	// The finished rows a purge drain added (insertFinished) are not the
+	// backlog.
 	err = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status NOT IN ('sent', 'pending'))
-FROM messages`).Scan(&sent, &other)
+FROM messages WHERE id NOT LIKE 'purge-%'`).Scan(&sent, &other)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,10 @@ type Report struct {
 	RiverVersion string
 	// Baseline holds the alternating pairs of 1-worker drains by this code
 	// and by the programs of BaselineRev (see Options.Baseline).
-	Baseline    []BaselinePair
+	Baseline []BaselinePair
+	// Purge is the 1-worker drain beside a retention purge, and the same
+	// run's first 1-worker drain without one; nil when not run.
+	Purge       *PurgePair
 	BaselineRev string
 	Notes       []string
 }
@@ -287,6 +290,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	if err := r.writeRiver(w); err != nil {
 		return err
 	}
+	if err := r.writePurge(w); err != nil {
+		return err
+	}
 	if err := r.writeBaseline(w); err != nil {
 		return err
 	}
@@ -321,6 +327,34 @@ func (r *Report) VsBaseline() float64 {
 		return (xs[n/2-1] + xs[n/2]) / 2
 	}
 	return xs[len(xs)/2]
+}
+
+// PurgePair is a 1-worker drain without a retention purge and one beside
+// it, in the same run.
+type PurgePair struct{ Without, With DrainResult }
+
+// targetVsPurge is the least the drain beside a purge may keep of the drain
+// without it.
+const targetVsPurge = 0.7
+
+// writePurge writes the table of the drain beside a retention purge.
+func (r *Report) writePurge(w io.Writer) error {
+	if r.Purge == nil {
+		return nil
+	}
+	p := r.Purge
+	vs := p.With.Rate() / p.Without.Rate()
+	t := &table{}
+	t.add(fmt.Sprintf("Retention purge of %d finished rows beside a drain, 1 worker × %d calls", p.With.PurgeRows, p.With.Concurrency), "value", "target", "met")
+	t.add("drain without a purge, messages/s", fmt.Sprintf("%.0f", p.Without.Rate()), "", "")
+	t.add("drain beside the purge, messages/s", fmt.Sprintf("%.0f", p.With.Rate()), "", "")
+	t.add("**beside the purge / without**", "**"+ratio(vs)+"**", fmt.Sprintf("≥ %.2f", targetVsPurge), verdict(vs >= targetVsPurge))
+	t.add("finished rows purged while the drain ran", fmt.Sprint(p.With.Purged), "", "")
+	t.add("duplicate deliveries", fmt.Sprint(p.With.Duplicates), "0", verdict(p.With.Duplicates == 0))
+	if _, err := io.WriteString(w, "\n"); err != nil {
+		return err
+	}
+	return t.write(w)
 }
 
 // writeBaseline writes the table that compares this code's 1-worker drains
