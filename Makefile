@@ -53,7 +53,8 @@ faults:
 ## (several minutes): this project's drains, the River peer (bench/river,
 ## its own module, built here; the first build downloads River), the
 ## baseline drain of the engine before the lifecycle columns (git revision
-## 5324d75 plus bench/baseline/5324d75.patch) and the claim timing; prints
+## 5324d75 plus bench/baseline/5324d75.patch), a drain beside a retention
+## purge of 1,000,000 finished rows and the claim timing; prints
 ## Markdown tables, see docs/benchmarks.md. The benchmark is a module of its
 ## own (bench/go.mod) and runs in bench/, so a relative -cpuprofile path is
 ## relative to bench/.
