@@ -46,9 +46,13 @@ for _ in range(1000):
 sys.exit("no free ports")
 PY
 }
-http_port=$(free_port)
-sink_port=$(free_port)
-metrics_port=$(free_port 2) # the second worker takes the next one
+# One block of four, so that no two of them can be the same port: the api,
+# the receiver, and the two workers' metrics (the second worker takes the
+# port after the first's).
+first_port=$(free_port 4)
+http_port=$first_port
+sink_port=$((first_port + 1))
+metrics_port=$((first_port + 2))
 uri="postgres://postgres@127.0.0.1:5432/${db}?sslmode=disable"
 
 make_pid=
