@@ -306,14 +306,11 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 		f.Priority = &n
 	}
 	var after *store.ListCursor
-	if raw := c.Query("cursor"); raw != "" {
-		cur, err := decodeCursor(raw)
-		if err != nil {
-			return err
-		}
-		if cur.At == nil {
-			return errBadCursor
-		}
+	cur, err := decodeTimedCursor(c.Query("cursor"))
+	if err != nil {
+		return err
+	}
+	if cur != nil {
 		after = &store.ListCursor{CreatedAt: *cur.At, ID: cur.ID}
 	}
 	rows, more, err := s.deps.Store.ListMessages(c.UserContext(), f, after, limit)
@@ -441,6 +438,23 @@ func encodeCursor(c pageCursor) string {
 
 var errBadCursor = &Error{Status: fiber.StatusBadRequest, Code: "invalid_cursor", Field: "cursor",
 	Message: "cursor is not one this API issued; start again without it"}
+
+// decodeTimedCursor parses the cursor of a list ordered by a time every
+// row has (created_at): nil when raw is empty, a 400 when it is not one
+// this API issued or carries no time.
+func decodeTimedCursor(raw string) (*pageCursor, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	cur, err := decodeCursor(raw)
+	if err != nil {
+		return nil, err
+	}
+	if cur.At == nil {
+		return nil, errBadCursor
+	}
+	return &cur, nil
+}
 
 // decodeCursor parses a cursor from encodeCursor; anything else is a 400,
 // never a database error.

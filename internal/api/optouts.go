@@ -152,14 +152,11 @@ func (s *Server) listOptOuts(c *fiber.Ctx) error {
 		return err
 	}
 	var after *store.OptOutCursor
-	if raw := c.Query("cursor"); raw != "" {
-		cur, err := decodeCursor(raw)
-		if err != nil {
-			return err
-		}
-		if cur.At == nil {
-			return errBadCursor
-		}
+	cur, err := decodeTimedCursor(c.Query("cursor"))
+	if err != nil {
+		return err
+	}
+	if cur != nil {
 		after = &store.OptOutCursor{CreatedAt: *cur.At, PhoneNumber: cur.ID}
 	}
 	rows, more, err := s.deps.Store.ListOptOuts(c.UserContext(), after, limit)
