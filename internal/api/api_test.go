@@ -150,34 +150,7 @@ func TestSchedulerNextRunFromLiveScheduler(t *testing.T) {
 	if st := decode[api.SchedulerStatus](t, b); st.NextRunAt != nil || st.SchedulerAlive {
 		t.Fatalf("next_run_at %v, scheduler_alive %v with no scheduler running", st.NextRunAt, st.SchedulerAlive)
 	}
-	sch, err := scheduler.New(asynq.RedisClientOpt{Addr: e.cfg.RedisAddr(), Password: e.cfg.RedisPassword, DB: e.cfg.RedisDB}, e.st, scheduler.Config{
-		Interval:     e.cfg.CronIntervalDuration(),
-		Queue:        e.cfg.Queue,
-		TaskTimeout:  time.Minute,
-		SyncInterval: 100 * time.Millisecond,
-		LogLevel:     e.cfg.LogLevel,
-	}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sch.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("scheduler: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("scheduler did not stop within 30 s")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := startScheduler(t, e)
 	var st api.SchedulerStatus
 	testenv.Eventually(t, 15*time.Second, "next_run_at from the scheduler entry", func() bool {
 		_, _, b := e.get("/api/v1/scheduler")
@@ -627,4 +600,40 @@ func TestCreateOverMaxSegments(t *testing.T) {
 	if n := e.count("TRUE"); n != 1 {
 		t.Fatalf("%d rows stored, want 1", n)
 	}
+}
+
+// startScheduler runs a scheduler for e's queue (syncing every 100 ms) and
+// returns the function that stops it and checks it stopped cleanly within
+// 30 s; the test's cleanup calls it too, so a test may stop it early.
+func startScheduler(t *testing.T, e *env) func() {
+	t.Helper()
+	sch, err := scheduler.New(asynq.RedisClientOpt{Addr: e.cfg.RedisAddr(), Password: e.cfg.RedisPassword, DB: e.cfg.RedisDB}, e.st, scheduler.Config{
+		Interval:     e.cfg.CronIntervalDuration(),
+		Queue:        e.cfg.Queue,
+		TaskTimeout:  time.Minute,
+		SyncInterval: 100 * time.Millisecond,
+		LogLevel:     e.cfg.LogLevel,
+	}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sch.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("scheduler: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("scheduler did not stop within 30 s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

@@ -1,16 +1,11 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/messaging-server/messaging-server/internal/api"
-	"github.com/messaging-server/messaging-server/internal/scheduler"
 	"github.com/messaging-server/messaging-server/internal/testenv"
 )
 
@@ -26,33 +21,7 @@ func TestSchedulerNextRunRightAfterStart(t *testing.T) {
 	if status, _, b := e.do(req{method: http.MethodPost, path: "/api/v1/scheduler/stop"}); status != 200 {
 		t.Fatalf("stop: %d %s", status, b)
 	}
-	sch, err := scheduler.New(asynq.RedisClientOpt{Addr: e.cfg.RedisAddr(), Password: e.cfg.RedisPassword, DB: e.cfg.RedisDB}, e.st, scheduler.Config{
-		Interval:     e.cfg.CronIntervalDuration(),
-		Queue:        e.cfg.Queue,
-		TaskTimeout:  time.Minute,
-		SyncInterval: 100 * time.Millisecond,
-		LogLevel:     e.cfg.LogLevel,
-	}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sch.Run(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("scheduler: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("scheduler did not stop within 30 s")
-			}
-		})
-	})
+	startScheduler(t, e)
 	testenv.Eventually(t, 15*time.Second, "the scheduler's heartbeat", func() bool {
 		_, _, b := e.get("/api/v1/scheduler")
 		st := decode[api.SchedulerStatus](t, b)
