@@ -84,12 +84,13 @@ lint: $(LINT)
 	cd bench && $(GO) vet ./... && $(LINT) run --config ../.golangci.yml ./...
 
 ## docs: regenerate the OpenAPI document in docs/ from the handler annotations
-## in internal/api, then add what swag cannot say (additionalProperties: false,
+## in internal/api and the message view in internal/view, then add what swag
+## cannot say (additionalProperties: false,
 ## the example body of every error answer; see internal/api/apidoc); a test
 ## there fails when docs/ is stale. The flags must match docsConfig in
 ## internal/api/docs_test.go.
 docs:
-	$(GO) tool swag init --quiet --requiredByDefault -d internal/api -g api.go -o docs
+	$(GO) tool swag init --quiet --requiredByDefault -d internal/api,internal/view -g api.go -o docs
 	$(GO) run ./internal/api/apidoc/finish docs
 
 clean:

@@ -21,11 +21,11 @@ import (
 )
 
 // docsConfig is what `make docs` runs (swag init --quiet --requiredByDefault
-// -d internal/api -g api.go -o docs), with the CLI's defaults for the
-// rest, as seen from this package's directory.
+// -d internal/api,internal/view -g api.go -o docs), with the CLI's
+// defaults for the rest, as seen from this package's directory.
 func docsConfig(out string) *gen.Config {
 	return &gen.Config{
-		SearchDir:          ".",
+		SearchDir:          ".,../view",
 		MainAPIFile:        "api.go",
 		OutputDir:          out,
 		OutputTypes:        []string{"go", "json", "yaml"},

@@ -17,10 +17,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/messaging-server/messaging-server/internal/cache"
-	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/tracing"
+	"github.com/messaging-server/messaging-server/internal/view"
 )
 
 // MessageCreated is the answer to POST /api/v1/messages.
@@ -59,27 +59,6 @@ type SentPage struct {
 	NextCursor *string `json:"next_cursor" extensions:"x-nullable" example:"MjAyNS0wMS0wMlQwMzowNDowNS4xMjM0NTZafDAxOTJmMGM0"`
 }
 
-// MessageDetail is one message with its delivery state.
-type MessageDetail struct {
-	ID          string `json:"id" example:"0192f0c4-6a1e-7cc1-9e07-3b1f2ad1c0de"`
-	Content     string `json:"content" example:"Your verification code is 123456"`
-	PhoneNumber string `json:"phone_number" example:"+905551111111"`
-	Status      string `json:"status" example:"sent" enums:"pending,sending,sent,failed,expired,canceled,suppressed"`
-	// Attempts is how many times a worker took the message since it was
-	// created or last retried; a try can end without a webhook call (an
-	// invalid row). The calls are in /attempts.
-	Attempts int `json:"attempts" example:"1"`
-	// RemoteMessageID is the provider's id; null until sent.
-	RemoteMessageID *string `json:"remote_message_id" extensions:"x-nullable" example:"67f2f8a8-ea58-4ed0-a6f9-ff217df4d849"`
-	// SentAt is null until sent.
-	SentAt *time.Time `json:"sent_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
-	// LastError is why the latest attempt failed; null when none did.
-	LastError *string   `json:"last_error" extensions:"x-nullable" example:"webhook answered 503"`
-	CreatedAt time.Time `json:"created_at" format:"date-time" example:"2025-01-02T03:04:05.123456Z"`
-	Lifecycle
-	SMSParts
-}
-
 // MessagePage is one page of the list of every message, newest first.
 type MessagePage struct {
 	Data []MessageDetail `json:"data"`
@@ -98,48 +77,6 @@ const (
 // cacheTimeout bounds the Redis read of GET /api/v1/messages/{id}: a slow
 // cache must not slow a read PostgreSQL can answer alone.
 const cacheTimeout = 500 * time.Millisecond
-
-// Lifecycle is the lifecycle state every message answer shows.
-type Lifecycle struct {
-	// SendAt is the earliest send time; null: at once.
-	SendAt *time.Time `json:"send_at" extensions:"x-nullable" format:"date-time" example:"2026-12-01T09:00:00Z"`
-	// ExpiresAt is the latest time a call may start; null: never.
-	ExpiresAt *time.Time `json:"expires_at" extensions:"x-nullable" format:"date-time" example:"2026-12-01T11:00:00Z"`
-	Priority  int        `json:"priority" example:"0" minimum:"0" maximum:"9"`
-	// DeliveryStatus is the latest delivery receipt; null without one.
-	DeliveryStatus *string `json:"delivery_status" extensions:"x-nullable" enums:"delivered,undelivered" example:"delivered"`
-	// DeliveredAt is the time of the latest receipt.
-	DeliveredAt *time.Time `json:"delivered_at" extensions:"x-nullable" format:"date-time" example:"2025-01-02T03:04:07Z"`
-	// DeliveryError is the provider's error code of an undelivered
-	// receipt.
-	DeliveryError *string `json:"delivery_error" extensions:"x-nullable" example:"30003"`
-}
-
-// SMSParts is how a message's content travels as SMS, computed from the
-// content (message.Split).
-type SMSParts struct {
-	// Encoding is GSM-7 when every character is in the GSM 03.38 basic
-	// set or its extension table, else UCS-2.
-	Encoding string `json:"encoding" enums:"GSM-7,UCS-2" example:"GSM-7"`
-	// Segments is how many SMS the content takes: one holds 160 GSM-7
-	// septets (an extension-table character such as € takes 2) or 70
-	// UCS-2 units (a character outside the BMP, such as an emoji, takes
-	// 2); a longer content is split into segments of 153 septets or 67
-	// units, never inside a character.
-	Segments int `json:"segments" example:"1"`
-}
-
-func smsParts(content string) SMSParts {
-	p := message.Split(content)
-	return SMSParts{Encoding: p.Encoding, Segments: p.Count()}
-}
-
-func lifecycle(m store.Message) Lifecycle {
-	return Lifecycle{
-		SendAt: utc(m.SendAt), ExpiresAt: utc(m.ExpiresAt), Priority: m.Priority,
-		DeliveryStatus: nullable(m.DeliveryStatus), DeliveredAt: utc(m.DeliveredAt), DeliveryError: nullable(m.DeliveryError),
-	}
-}
 
 // createMessage stores a new pending message.
 //
@@ -546,26 +483,16 @@ func messageID(c *fiber.Ctx) (string, error) {
 	return id, nil
 }
 
-func detail(m store.Message) MessageDetail {
-	return MessageDetail{
-		ID: m.ID, Content: m.Content, PhoneNumber: m.PhoneNumber, Status: m.Status, Attempts: m.Attempts,
-		RemoteMessageID: nullable(m.RemoteMessageID), SentAt: utc(m.SentAt),
-		LastError: nullable(m.LastError), CreatedAt: m.CreatedAt.UTC(), Lifecycle: lifecycle(m),
-		SMSParts: smsParts(m.Content),
-	}
-}
+// The message's JSON view lives in internal/view, so that the status
+// callbacks the workers send render a message exactly as these answers do.
+type (
+	MessageDetail = view.MessageDetail
+	Lifecycle     = view.Lifecycle
+	SMSParts      = view.SMSParts
+)
 
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
+func smsParts(content string) SMSParts     { return view.SMSPartsOf(content) }
+func lifecycle(m store.Message) Lifecycle  { return view.LifecycleOf(m) }
+func detail(m store.Message) MessageDetail { return view.Detail(m) }
+func nullable(s string) *string            { return view.Nullable(s) }
+func utc(t *time.Time) *time.Time          { return view.UTC(t) }
