@@ -25,8 +25,10 @@ RETURNING id`
 // eraseSQL replaces the content with ” and the number with 'erased' in
 // every finished message to $1, and scrubs the error texts that may quote
 // the provider's answer (the message's last_error and delivery_error and
-// its attempts' error): each occurrence of the number, of the number
-// without its '+', and of the content becomes 'erased'. A message in
+// its attempts' error), and does the same to the snapshots of its status
+// callback events, so that an event sent later carries the erased message:
+// each occurrence of the number, of the number without its '+', and of the
+// content becomes 'erased'. A message in
 // flight (sending) is left to its call; a later erasure finds it.
 const eraseSQL = `
 WITH victims AS (
@@ -38,6 +40,14 @@ WITH victims AS (
     SET error = replace(replace(replace(a.error, $1, 'erased'), ltrim($1, '+'), 'erased'), v.content, 'erased')
     FROM victims v
     WHERE a.message_id = v.id AND a.error IS NOT NULL
+), events AS (
+    UPDATE message_events e
+    SET snapshot = e.snapshot || jsonb_build_object(
+        'content', '', 'phone_number', '` + ErasedNumber + `',
+        'last_error', replace(replace(replace(e.snapshot->>'last_error', $1, 'erased'), ltrim($1, '+'), 'erased'), v.content, 'erased'),
+        'delivery_error', replace(replace(replace(e.snapshot->>'delivery_error', $1, 'erased'), ltrim($1, '+'), 'erased'), v.content, 'erased'))
+    FROM victims v
+    WHERE e.message_id = v.id
 )
 UPDATE messages m
 SET content = '', phone_number = '` + ErasedNumber + `',

@@ -37,6 +37,9 @@ type Message struct {
 	DeliveryStatus string
 	DeliveredAt    *time.Time
 	DeliveryError  string
+	// StatusCallback is the URL that receives this message's status
+	// callbacks instead of STATUS_CALLBACK_URL; empty for that one.
+	StatusCallback string
 }
 
 // NewMessage is what a producer supplies; everything else has a default.
@@ -54,18 +57,22 @@ type NewMessage struct {
 	// the message; its delivery attempts join that trace. Empty stores
 	// NULL.
 	Traceparent string
+	// StatusCallback overrides STATUS_CALLBACK_URL for this message's
+	// events; empty stores NULL.
+	StatusCallback string
 }
 
 const messageColumns = `id, content, phone_number, status, attempts, next_attempt_at,
     COALESCE(last_error, ''), COALESCE(remote_message_id, ''), sent_at, created_at,
-    send_at, expires_at, priority, COALESCE(delivery_status, ''), delivered_at, COALESCE(delivery_error, '')`
+    send_at, expires_at, priority, COALESCE(delivery_status, ''), delivered_at, COALESCE(delivery_error, ''),
+    COALESCE(status_callback, '')`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
 	var prio int16
 	err := row.Scan(&m.ID, &m.Content, &m.PhoneNumber, &m.Status, &m.Attempts, &m.NextAttemptAt,
 		&m.LastError, &m.RemoteMessageID, &m.SentAt, &m.CreatedAt,
-		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError)
+		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError, &m.StatusCallback)
 	m.Priority = int(prio)
 	return m, err
 }
@@ -96,20 +103,22 @@ type Created struct {
 // whose number is in opt_outs is stored 'suppressed', final, with the
 // reason in last_error.
 const createSQL = `
-INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, status, last_error, phone_checked, traceparent)
+INSERT INTO messages (id, content, phone_number, send_at, expires_at, priority, status, last_error, phone_checked, traceparent,
+                      status_callback)
 SELECT r.id, r.content, r.phone, r.send_at,
        CASE WHEN r.validity > 0 THEN COALESCE(r.send_at, now()) + r.validity * interval '1 second' END,
        r.priority,
        CASE WHEN r.opted_out THEN 'suppressed' ELSE 'pending' END,
        CASE WHEN r.opted_out THEN '` + optedOutError + `' END,
        true,
-       NULLIF(r.traceparent, '')
+       NULLIF(r.traceparent, ''),
+       NULLIF(r.callback, '')
 FROM (
     -- A scalar subquery per row (a primary key probe), not a join the
     -- planner might hash over a scan of all of opt_outs.
     SELECT u.*, (SELECT true FROM opt_outs o WHERE o.phone_number = u.phone) IS NOT NULL AS opted_out
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[], $7::text[])
-         WITH ORDINALITY AS u(id, content, phone, send_at, validity, priority, traceparent, ord)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::smallint[], $7::text[], $8::text[])
+         WITH ORDINALITY AS u(id, content, phone, send_at, validity, priority, traceparent, callback, ord)
 ) r
 ORDER BY r.ord
 ON CONFLICT (id) DO NOTHING
@@ -132,18 +141,19 @@ func (s *Store) Create(ctx context.Context, ns []NewMessage) ([]Created, error) 
 		validity = make([]int64, len(ns))
 		prio     = make([]int16, len(ns))
 		traces   = make([]string, len(ns))
+		calls    = make([]string, len(ns))
 	)
 	for i, n := range ns {
 		ids[i], contents[i], phones[i], sendAt[i] = n.ID, n.Content, n.PhoneNumber, n.SendAt
 		validity[i], prio[i] = int64(n.Validity/time.Second), int16(n.Priority)
-		traces[i] = n.Traceparent
+		traces[i], calls[i] = n.Traceparent, n.StatusCallback
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("create messages: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	rows, err := tx.Query(ctx, createSQL, ids, contents, phones, sendAt, validity, prio, traces)
+	rows, err := tx.Query(ctx, createSQL, ids, contents, phones, sendAt, validity, prio, traces, calls)
 	if err != nil {
 		return nil, fmt.Errorf("create messages: %w", err)
 	}
@@ -194,10 +204,12 @@ func (s *Store) Create(ctx context.Context, ns []NewMessage) ([]Created, error) 
 }
 
 // SameMessage reports whether stored message m is what n would have
-// created: the same content, phone number, send_at, priority, and an
-// expires_at equal to send_at (or created_at) plus n's validity.
+// created: the same content, phone number, send_at, priority, status
+// callback, and an expires_at equal to send_at (or created_at) plus n's
+// validity.
 func SameMessage(m Message, n NewMessage) bool {
-	if m.Content != n.Content || m.PhoneNumber != n.PhoneNumber || m.Priority != n.Priority {
+	if m.Content != n.Content || m.PhoneNumber != n.PhoneNumber || m.Priority != n.Priority ||
+		m.StatusCallback != n.StatusCallback {
 		return false
 	}
 	if (m.SendAt == nil) != (n.SendAt == nil) || m.SendAt != nil && !m.SendAt.Equal(*n.SendAt) {

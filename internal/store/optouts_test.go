@@ -161,7 +161,8 @@ ANALYZE opt_outs; ANALYZE messages`)
 	// A create of 1,000 rows probes too.
 	var createPlan []string
 	rows, err = pool.Query(context.Background(), "EXPLAIN "+store.CreateSQL, make([]string, 1000), make([]string, 1000),
-		make([]string, 1000), make([]*time.Time, 1000), make([]int64, 1000), make([]int16, 1000), make([]string, 1000))
+		make([]string, 1000), make([]*time.Time, 1000), make([]int64, 1000), make([]int16, 1000), make([]string, 1000),
+		make([]string, 1000))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 package store
 
 // The retention purge: messages in a final status are deleted, with their
-// attempts, once they have been final for longer than the retention
+// attempts and events, once they have been final for longer than the retention
 // period. Pending, sending and scheduled rows are never candidates: every
 // statement here names only rows whose status is neither pending nor
 // sending, and it re-checks that on the row it locks.
@@ -23,7 +23,8 @@ import (
 const retentionLockKey int64 = 0x6d73675f72657465 // "msg_rete"
 
 // purgeSQL deletes up to $2 messages that became final more than $1
-// seconds ago, oldest first, and their attempts, in one statement. When a
+// seconds ago, oldest first, and their attempts and status callback events
+// (whose snapshots hold the number and text), in one statement. When a
 // row became final is finished_at (stamped by a trigger on every change to
 // a final status); rows finalised before that column existed fall back to
 // sent_at, else created_at. The candidates come from messages_finished_idx,
@@ -45,6 +46,8 @@ WITH victims AS (
     RETURNING m.id
 ), attempts AS (
     DELETE FROM message_attempts a WHERE a.message_id = ANY (ARRAY(SELECT id FROM gone))
+), events AS (
+    DELETE FROM message_events e WHERE e.message_id = ANY (ARRAY(SELECT id FROM gone))
 )
 SELECT id FROM gone`
 

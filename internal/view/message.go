@@ -46,6 +46,9 @@ type Lifecycle struct {
 	// DeliveryError is the provider's error code of an undelivered
 	// receipt.
 	DeliveryError *string `json:"delivery_error" extensions:"x-nullable" example:"30003"`
+	// StatusCallback is the URL that receives this message's status
+	// callbacks instead of STATUS_CALLBACK_URL; null: that one.
+	StatusCallback *string `json:"status_callback" extensions:"x-nullable" example:"https://hooks.example.com/sms-status"`
 }
 
 // SMSParts is how a message's content travels as SMS, computed from the
@@ -73,6 +76,7 @@ func LifecycleOf(m store.Message) Lifecycle {
 	return Lifecycle{
 		SendAt: UTC(m.SendAt), ExpiresAt: UTC(m.ExpiresAt), Priority: m.Priority,
 		DeliveryStatus: Nullable(m.DeliveryStatus), DeliveredAt: UTC(m.DeliveredAt), DeliveryError: Nullable(m.DeliveryError),
+		StatusCallback: Nullable(m.StatusCallback),
 	}
 }
 
