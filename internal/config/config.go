@@ -154,6 +154,17 @@ type Config struct {
 	// Queue is the asynq queue the scheduler fills and the workers drain.
 	// Tests give each run its own so that they share one Redis safely.
 	Queue string `env:"QUEUE_NAME" envDefault:"messages" accepts:"letters, digits, '-' or '_'"`
+
+	// Status callbacks: every change of a message's status is recorded as
+	// an event; the workers POST it to the message's status_callback or
+	// else to StatusCallbackURL (unset: recorded and listed, not sent).
+	StatusCallbackURL    string `env:"STATUS_CALLBACK_URL" secret:"true" accepts:"an absolute http or https URL (unset: events are recorded, not sent)"`
+	StatusCallbackSecret string `env:"STATUS_CALLBACK_SECRET" secret:"true" accepts:"whsec_ followed by base64 (Standard Webhooks)"`
+	// StatusCallbackAllowedHosts are the hosts a message's status_callback
+	// may name; unset: the host of StatusCallbackURL only.
+	StatusCallbackAllowedHosts  string `env:"STATUS_CALLBACK_ALLOWED_HOSTS" accepts:"comma-separated host names or IP addresses"`
+	StatusCallbackRetrySchedule string `env:"STATUS_CALLBACK_RETRY_SCHEDULE" envDefault:"1s,10s,30s,90s,5m,30m,1h,2h,4h,8h,9h" accepts:"comma-separated steps, each whole seconds or a Go duration, above 0 and at most 168h, 1 to 99 of them"`
+	StatusCallbackConcurrency   int    `env:"STATUS_CALLBACK_CONCURRENCY" envDefault:"8" accepts:"a whole number from 1 to 1000"`
 }
 
 // fieldError builds the Error for field f holding value, hiding values of
@@ -372,6 +383,8 @@ func (c *Config) validate(vars map[string]string) error {
 	const day = 24 * time.Hour
 	sched, schedErr := retry.Parse(c.RetrySchedule)
 	_, resourceErr := ParseResourceAttributes(c.ResourceAttributes)
+	_, cbSchedErr := retry.Parse(c.StatusCallbackRetrySchedule)
+	_, hostsErr := ParseHosts(c.StatusCallbackAllowedHosts)
 	checks := []struct {
 		field string
 		ok    bool
@@ -416,6 +429,11 @@ func (c *Config) validate(vars map[string]string) error {
 		{"TracesSampler", oneOf(c.TracesSampler, Samplers...)},
 		{"TracesSamplerArg", c.TracesSamplerArg >= 0 && c.TracesSamplerArg <= 1}, // NaN fails both
 		{"ResourceAttributes", resourceErr == nil},
+		{"StatusCallbackURL", c.StatusCallbackURL == "" || httpURL(c.StatusCallbackURL)},
+		{"StatusCallbackSecret", c.StatusCallbackSecret == "" || webhookSecret(c.StatusCallbackSecret)},
+		{"StatusCallbackAllowedHosts", hostsErr == nil},
+		{"StatusCallbackRetrySchedule", cbSchedErr == nil},
+		{"StatusCallbackConcurrency", between(c.StatusCallbackConcurrency, 1, 1000)},
 	}
 	for _, ch := range checks {
 		if ch.ok {
@@ -573,4 +591,71 @@ func (c Config) Retry() retry.Schedule {
 		return nil // Load rejected it; a Config built by hand gets the doubling backoff
 	}
 	return s
+}
+
+// CallbackRetry is STATUS_CALLBACK_RETRY_SCHEDULE parsed: the delay before
+// each new try of a status callback; after the last step the event fails.
+func (c Config) CallbackRetry() retry.Schedule {
+	s, err := retry.Parse(c.StatusCallbackRetrySchedule)
+	if err != nil {
+		return retry.MustParse(DefaultCallbackRetrySchedule) // Load rejected it; a Config built by hand
+	}
+	return s
+}
+
+// DefaultCallbackRetrySchedule is STATUS_CALLBACK_RETRY_SCHEDULE's default:
+// first 1, 10, 30 and 90 s, then hours; its steps add up to 24 h 37 min.
+const DefaultCallbackRetrySchedule = "1s,10s,30s,90s,5m,30m,1h,2h,4h,8h,9h"
+
+// CallbackHosts are the hosts a message's status_callback may name:
+// STATUS_CALLBACK_ALLOWED_HOSTS, or else the host of STATUS_CALLBACK_URL,
+// or else none.
+func (c Config) CallbackHosts() []string {
+	if hosts, err := ParseHosts(c.StatusCallbackAllowedHosts); err == nil && len(hosts) > 0 {
+		return hosts
+	}
+	if u, err := url.Parse(c.StatusCallbackURL); err == nil && u.Hostname() != "" {
+		return []string{strings.ToLower(u.Hostname())}
+	}
+	return nil
+}
+
+// ParseHosts reads a comma-separated list of host names or IP addresses
+// (an IPv6 address with or without brackets), lower-cased and trimmed;
+// an empty text is an empty list. A host name is at most 253 characters
+// of letters, digits, '-' and '.', in labels of 1 to 63.
+func ParseHosts(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); err == nil && a.Zone() == "" {
+			out = append(out, a.String())
+			continue
+		}
+		if !hostName(h) {
+			return nil, fmt.Errorf("%q is not a host name or IP address", h)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func hostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !isAlnum(r) && r != '-' {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -214,6 +214,13 @@ func FuzzLoad(f *testing.F) {
 	f.Add("REDIS_CLUSTER_ADDRS", "a:1,[::1]:2, b:3")
 	f.Add("REDIS_SENTINEL_ADDRS", "a:1,b:2,c:3")
 	f.Add("RETRY_SCHEDULE", "5s,1m,,")
+	for _, s := range []string{"", "http://h/x", "ftp://h", "https://", "/rel", "1,2", "a..b", "[::1]", "fe80::1%eth0", "whsec_AA=="} {
+		f.Add("STATUS_CALLBACK_URL", s)
+		f.Add("STATUS_CALLBACK_SECRET", s)
+		f.Add("STATUS_CALLBACK_ALLOWED_HOSTS", s)
+		f.Add("STATUS_CALLBACK_RETRY_SCHEDULE", s)
+		f.Add("STATUS_CALLBACK_CONCURRENCY", s)
+	}
 	f.Add("BREAKER_FAILURE_RATE", "NaN")
 	f.Add("BREAKER_COOLDOWN", "9223372036854775807ns")
 	f.Fuzz(func(t *testing.T, name, value string) {
@@ -221,6 +228,9 @@ func FuzzLoad(f *testing.F) {
 		if err == nil {
 			// Whatever was accepted is usable: a schedule with steps, a
 			// bounded attempt count, a breaker that can trip and recover.
+			if len(c.CallbackRetry()) == 0 || c.StatusCallbackConcurrency < 1 || c.StatusCallbackConcurrency > 1000 {
+				t.Fatalf("%s=%q accepted into an unusable callback config %+v", name, value, c)
+			}
 			if len(c.Retry()) == 0 || c.MaxAttempts < 1 || c.MaxAttempts > 100 || c.BreakerMinCalls < 1 ||
 				!(c.BreakerFailureRate > 0 && c.BreakerFailureRate <= 1) || c.BreakerWindow <= 0 || c.BreakerCooldown <= 0 {
 				t.Fatalf("%s=%q accepted into an unusable config %+v", name, value, c)
@@ -565,4 +575,79 @@ func TestSMSSettings(t *testing.T) {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}
+}
+
+// The status callback variables: defaults, accepted values and the
+// variable a refusal names.
+func TestStatusCallbackSettings(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StatusCallbackURL != "" || c.StatusCallbackConcurrency != 8 || len(c.CallbackHosts()) != 0 ||
+		c.CallbackRetry().String() != config.DefaultCallbackRetrySchedule && c.CallbackRetry().Total() < 24*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.CallbackRetry().Total() < 24*time.Hour || c.StatusCallbackRetrySchedule != config.DefaultCallbackRetrySchedule {
+		t.Fatalf("the default schedule spans %s, want at least 24 h", c.CallbackRetry().Total())
+	}
+	for _, ok := range []struct {
+		vars  []string
+		hosts string
+	}{
+		{[]string{"STATUS_CALLBACK_URL=https://Hooks.Example.com:8443/cb"}, "hooks.example.com"},
+		{[]string{"STATUS_CALLBACK_URL=http://127.0.0.1:9/cb", "STATUS_CALLBACK_ALLOWED_HOSTS= a.example.com ,[::1],127.0.0.1"}, "a.example.com,::1,127.0.0.1"},
+		{[]string{"STATUS_CALLBACK_ALLOWED_HOSTS=only.example.com"}, "only.example.com"},
+		{[]string{"STATUS_CALLBACK_SECRET=whsec_c2VjcmV0", "STATUS_CALLBACK_RETRY_SCHEDULE=1,2s", "STATUS_CALLBACK_CONCURRENCY=1000"}, ""},
+	} {
+		c, err := config.Load(append(append([]string{}, base...), ok.vars...))
+		if err != nil {
+			t.Fatalf("%v: %v", ok.vars, err)
+		}
+		if got := strings.Join(c.CallbackHosts(), ","); got != ok.hosts {
+			t.Errorf("%v: hosts %q, want %q", ok.vars, got, ok.hosts)
+		}
+	}
+	for _, bad := range []struct{ v, name string }{
+		{"STATUS_CALLBACK_URL=ftp://h/x", "STATUS_CALLBACK_URL"},
+		{"STATUS_CALLBACK_URL=/relative", "STATUS_CALLBACK_URL"},
+		{"STATUS_CALLBACK_URL=https://", "STATUS_CALLBACK_URL"},
+		{"STATUS_CALLBACK_SECRET=secret", "STATUS_CALLBACK_SECRET"},
+		{"STATUS_CALLBACK_SECRET=whsec_", "STATUS_CALLBACK_SECRET"},
+		{"STATUS_CALLBACK_ALLOWED_HOSTS=a,,b", "STATUS_CALLBACK_ALLOWED_HOSTS"},
+		{"STATUS_CALLBACK_ALLOWED_HOSTS=a_b.example.com", "STATUS_CALLBACK_ALLOWED_HOSTS"},
+		{"STATUS_CALLBACK_ALLOWED_HOSTS=host:80", "STATUS_CALLBACK_ALLOWED_HOSTS"},
+		{"STATUS_CALLBACK_RETRY_SCHEDULE=0", "STATUS_CALLBACK_RETRY_SCHEDULE"},
+		{"STATUS_CALLBACK_RETRY_SCHEDULE=", "STATUS_CALLBACK_RETRY_SCHEDULE"},
+		{"STATUS_CALLBACK_RETRY_SCHEDULE=169h", "STATUS_CALLBACK_RETRY_SCHEDULE"},
+		{"STATUS_CALLBACK_CONCURRENCY=0", "STATUS_CALLBACK_CONCURRENCY"},
+		{"STATUS_CALLBACK_CONCURRENCY=1001", "STATUS_CALLBACK_CONCURRENCY"},
+	} {
+		_, err := config.Load(append(append([]string{}, base...), bad.v))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Var != bad.name {
+			t.Errorf("%s: %v, want an error naming %s", bad.v, err, bad.name)
+		}
+		if ce != nil && strings.Contains(bad.name, "SECRET") && strings.Contains(err.Error(), "secret") && bad.v != "STATUS_CALLBACK_SECRET=whsec_" {
+			t.Errorf("%s: the error shows the secret: %v", bad.v, err)
+		}
+	}
+}
+
+func FuzzParseHosts(f *testing.F) {
+	for _, s := range []string{"", "a", "a.b,c", "[::1]", "::1", "1.2.3.4", "a..b", "a b", "x:1", "\x00", strings.Repeat("a", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		hosts, err := config.ParseHosts(s)
+		if err != nil {
+			return
+		}
+		for _, h := range hosts {
+			if h == "" || h != strings.ToLower(h) || strings.ContainsAny(h, ", []%") {
+				t.Fatalf("ParseHosts(%q) gave %q", s, h)
+			}
+		}
+	})
 }
