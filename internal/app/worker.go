@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
+	"github.com/messaging-server/messaging-server/internal/callback"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/delivery"
@@ -41,12 +42,17 @@ type Tuning struct {
 	BackoffBase time.Duration
 	// Signals, when set, tells a test what the delivery engine does.
 	Signals *delivery.TestSignals
+	// Callbacks, when set, tells a test what the status callback sender
+	// does.
+	Callbacks *callback.Signals
 }
 
 // WorkerPoolSize is how many PostgreSQL connections a worker process holds
 // at most: one claim loop, and short per-tick statements from the dispatch
-// handlers, whatever MAX_CONCURRENT_JOBS is.
-const WorkerPoolSize = 6
+// handlers, whatever MAX_CONCURRENT_JOBS is, and two more for the status
+// callback sender's claims and records, so that callbacks do not wait on
+// delivery's connections nor delivery on theirs.
+const WorkerPoolSize = 8
 
 // Worker is one worker process: an asynq server running dispatch tasks with
 // MAX_CONCURRENT_JOBS handlers, and one claim loop with as many webhook calls
@@ -60,6 +66,9 @@ type Worker struct {
 	log   *slog.Logger
 	grace time.Duration
 	reg   *prometheus.Registry
+	// calls sends status callbacks; nil when none can be sent (neither
+	// STATUS_CALLBACK_URL nor an allowed host is set).
+	calls *callback.Sender
 }
 
 // NewWorker builds a Worker over d.
@@ -142,7 +151,27 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 			log.Error("dispatch task failed", "type", task.Type(), "err", err)
 		}),
 	})
-	return &Worker{cfg: cfg, srv: srv, svc: svc, ticks: ticks, hook: hook, log: log, grace: grace, reg: reg}
+	return &Worker{cfg: cfg, srv: srv, svc: svc, ticks: ticks, hook: hook, log: log, grace: grace, reg: reg,
+		calls: newCallbacks(cfg, d, log, reg, t)}
+}
+
+// newCallbacks builds the status callback sender, or nil when no event
+// could have anywhere to go.
+func newCallbacks(cfg config.Config, d *Deps, log *slog.Logger, reg prometheus.Registerer, t Tuning) *callback.Sender {
+	if cfg.StatusCallbackURL == "" && len(cfg.CallbackHosts()) == 0 {
+		return nil
+	}
+	// config.Load validated the secret's format.
+	key, _ := webhook.ParseSecret(cfg.StatusCallbackSecret)
+	return callback.New(callback.Deps{
+		Config: callback.Config{
+			URL: cfg.StatusCallbackURL, Key: key, Schedule: cfg.CallbackRetry(), Concurrency: cfg.StatusCallbackConcurrency,
+		},
+		Store:   d.Store,
+		Log:     log,
+		Metrics: metrics.NewCallback(reg),
+		Signals: t.Callbacks,
+	})
 }
 
 // Service exposes the delivery service, for metrics and tests.
@@ -171,6 +200,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.ticks.Listen(listenCtx, w.svc.Wake)
 	}()
 	defer func() { stopListening(); <-listening }()
+	// The status callback sender runs beside delivery, on its own
+	// requests and connections; it stops claiming with ctx and returns
+	// once the calls it started are recorded.
+	callsCtx, stopCalls := context.WithCancel(ctx)
+	callsDone := make(chan struct{})
+	go func() {
+		defer close(callsDone)
+		if w.calls != nil {
+			w.calls.Run(callsCtx)
+		}
+	}()
+	defer func() { stopCalls(); <-callsDone }()
 	stopMetrics, err := w.serveMetrics()
 	if err != nil {
 		w.svc.Drain()

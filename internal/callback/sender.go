@@ -1,0 +1,308 @@
+package callback
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/messaging-server/messaging-server/internal/metrics"
+	"github.com/messaging-server/messaging-server/internal/retry"
+	"github.com/messaging-server/messaging-server/internal/store"
+	"github.com/messaging-server/messaging-server/internal/view"
+	"github.com/messaging-server/messaging-server/internal/webhook"
+)
+
+// Store is what the sender needs of the database.
+type Store interface {
+	ClaimEvents(ctx context.Context, limit int, lease time.Duration, withDefault bool) ([]store.ClaimedEvent, error)
+	RecordEvent(ctx context.Context, o store.EventOutcome) (bool, error)
+	PendingEvents(ctx context.Context) (int64, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Timing of the sender; fixed, not settings.
+const (
+	// Timeout bounds one callback request, connection to last byte.
+	Timeout = 10 * time.Second
+	// Lease is how long a claimed event stays reserved: one request with
+	// room to record its outcome. A killed worker's events go out again
+	// after it, with the same webhook-id.
+	Lease = 2*Timeout + 10*time.Second
+	// pollMin and pollMax bound the wait between claims while nothing is
+	// due: it doubles from pollMin after each empty claim, up to pollMax.
+	pollMin = 25 * time.Millisecond
+	pollMax = time.Second
+	// recordTimeout bounds one statement recording an outcome; it runs
+	// with a fresh context, so a stopping worker still records.
+	recordTimeout = 5 * time.Second
+	// recordTries bounds the tries of one record; the event goes out again
+	// after its lease when all fail.
+	recordTries = 3
+	// gaugeEvery is how often the pending gauge is counted.
+	gaugeEvery = 5 * time.Second
+)
+
+// Config is what the sender does.
+type Config struct {
+	// URL receives the events of messages without their own
+	// status_callback; empty: only those with their own are sent.
+	URL string
+	// Key signs every call (webhook-signature) when set.
+	Key []byte
+	// Schedule spaces the calls of an event that was not accepted.
+	Schedule retry.Schedule
+	// Concurrency is how many requests may be in flight.
+	Concurrency int
+}
+
+// Signals tell a test what the sender does; nil channels (production)
+// are no-ops, and a full channel drops the signal.
+type Signals struct {
+	// Recorded hears each outcome once its statement is settled.
+	Recorded chan store.EventOutcome
+}
+
+// Deps are the sender's dependencies.
+type Deps struct {
+	Config  Config
+	Store   Store
+	Log     *slog.Logger
+	Metrics *metrics.Callback
+	Signals *Signals
+	// Client makes the requests; nil: one of the sender's own, with
+	// Timeout and no redirects followed.
+	Client *http.Client
+}
+
+// Sender claims due events and POSTs them, at most Concurrency at a time.
+// It takes no delivery slot, no tick budget and no breaker: message
+// delivery does not wait for it.
+type Sender struct {
+	cfg     Config
+	store   Store
+	log     *slog.Logger
+	m       *metrics.Callback
+	signals *Signals
+	client  *http.Client
+	kick    chan struct{}
+}
+
+// New builds a Sender over d.
+func New(d Deps) *Sender {
+	client := d.Client
+	if client == nil {
+		client = &http.Client{
+			Timeout: Timeout,
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				MaxIdleConnsPerHost: max(d.Config.Concurrency, 2),
+				IdleConnTimeout:     90 * time.Second,
+			},
+			// A redirect is not an acceptance: 3xx is retried like any
+			// other answer, and the event is never sent to a host
+			// nobody allowed.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	signals := d.Signals
+	if signals == nil {
+		signals = &Signals{}
+	}
+	return &Sender{
+		cfg: d.Config, store: d.Store, log: d.Log.With("component", "callbacks"), m: d.Metrics,
+		signals: signals, client: client, kick: make(chan struct{}, 1),
+	}
+}
+
+// Body is a status callback's JSON body, in Standard Webhooks form.
+type Body struct {
+	Type string `json:"type"`
+	// Timestamp is when the change happened, RFC 3339 in UTC.
+	Timestamp string             `json:"timestamp"`
+	Data      view.MessageDetail `json:"data"`
+}
+
+// BodyOf renders ev's body: the message exactly as the API showed it right
+// after the change.
+func BodyOf(ev store.ClaimedEvent) ([]byte, error) {
+	b, err := json.Marshal(Body{
+		Type: ev.Type, Timestamp: ev.CreatedAt.UTC().Format(time.RFC3339Nano), Data: view.Detail(ev.Message),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render event %s: %w", ev.ID, err)
+	}
+	return b, nil
+}
+
+// Run claims and sends until ctx ends, then lets the requests in flight
+// finish (each within Timeout) and records their outcomes before it
+// returns.
+func (s *Sender) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, max(s.cfg.Concurrency, 1))
+	wait := pollMin
+	var counted time.Time
+	for ctx.Err() == nil {
+		if time.Since(counted) >= gaugeEvery {
+			counted = time.Now()
+			s.countPending(ctx)
+		}
+		free := cap(slots) - len(slots)
+		if free == 0 {
+			// Every slot is busy: wait for one to free up.
+			select {
+			case slots <- struct{}{}:
+				<-slots
+			case <-ctx.Done():
+			}
+			continue
+		}
+		evs, err := s.store.ClaimEvents(ctx, free, Lease, s.cfg.URL != "")
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("claim status callback events", "err", err)
+			}
+			wait = min(max(wait*2, 100*time.Millisecond), pollMax)
+		}
+		for _, ev := range evs {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				s.send(ctx, ev)
+			}()
+		}
+		switch {
+		case len(evs) == free:
+			wait = pollMin
+			continue // more may be due: claim again at once
+		case len(evs) > 0:
+			wait = pollMin
+		}
+		s.pause(ctx, wait)
+		wait = min(wait*2, pollMax)
+	}
+}
+
+// pause waits d, or less when an outcome was recorded (a message's next
+// event may be due now) or ctx ends.
+func (s *Sender) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.kick:
+	case <-ctx.Done():
+	}
+}
+
+func (s *Sender) countPending(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	n, err := s.store.PendingEvents(cctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("count pending status callback events", "err", err)
+		}
+		return
+	}
+	s.m.Pending(n)
+}
+
+// send makes one call for ev and records its outcome. The call runs to
+// its end even when ctx ends (it is bounded by Timeout), so a stopping
+// worker records what it started.
+func (s *Sender) send(ctx context.Context, ev store.ClaimedEvent) {
+	if ev.Attempts == 1 {
+		s.m.Started(ev.Type)
+	}
+	url := ev.URL
+	if url == "" {
+		url = s.cfg.URL
+	}
+	code, callErr := s.call(context.WithoutCancel(ctx), url, ev)
+	d := Decide(code, callErr, ev.Round, s.cfg.Schedule, rand.Float64()) //nolint:gosec // jitter, not a secret
+	o := store.EventOutcome{ID: ev.ID, Attempt: ev.Attempts, Status: d.Status, Error: d.Reason}
+	if d.Status == store.EventPending {
+		o.NextAt = time.Now().Add(d.Delay)
+	}
+	s.record(ctx, ev, o)
+}
+
+// call POSTs ev to url and answers the HTTP status.
+func (s *Sender) call(ctx context.Context, url string, ev store.ClaimedEvent) (int, error) {
+	body, err := BodyOf(ev)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("status callback request: %w", err)
+	}
+	now := time.Now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(webhook.HeaderID, ev.ID)
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	if len(s.cfg.Key) > 0 {
+		req.Header.Set(webhook.HeaderSignature, webhook.Sign(s.cfg.Key, ev.ID, now, body))
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+	return resp.StatusCode, nil
+}
+
+// record writes o with a fresh bounded context, a few times with a
+// backoff; when every try fails the event goes out again after its lease.
+func (s *Sender) record(ctx context.Context, ev store.ClaimedEvent, o store.EventOutcome) {
+	defer func() {
+		select {
+		case s.signals.Recorded <- o:
+		default:
+		}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}()
+	for try := 1; ; try++ {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		held, err := s.store.RecordEvent(rctx, o)
+		cancel()
+		switch {
+		case err == nil && held:
+			outcome := map[string]string{store.EventDelivered: "accepted", store.EventPending: "retried", store.EventFailed: "failed"}[o.Status]
+			s.m.Delivery(outcome)
+			if o.Status != store.EventDelivered {
+				s.log.Warn("status callback not accepted", "event", ev.ID, "message_id", ev.MessageID, "type", ev.Type,
+					"reason", o.Error, "outcome", outcome, "attempts", ev.Attempts)
+			}
+			return
+		case err == nil:
+			s.m.Delivery("lost")
+			s.log.Warn("status callback outcome not recorded: the lease ran out and another claim holds the event", "event", ev.ID)
+			return
+		case try >= recordTries:
+			s.log.Error("record status callback outcome; the event goes out again after its lease", "event", ev.ID, "err", err)
+			return
+		}
+		t := time.NewTimer(time.Duration(try) * 200 * time.Millisecond)
+		<-t.C
+	}
+}
