@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
-	"github.com/messaging-server/messaging-server/internal/callback"
 	"github.com/messaging-server/messaging-server/internal/cache"
+	"github.com/messaging-server/messaging-server/internal/callback"
 	"github.com/messaging-server/messaging-server/internal/config"
 	"github.com/messaging-server/messaging-server/internal/delivery"
 	"github.com/messaging-server/messaging-server/internal/logging"
