@@ -167,6 +167,110 @@ const docTemplate = `{
                 ]
             }
         },
+        "/api/v1/events/{id}/redeliver": {
+            "post": {
+                "description": "Puts the event back in line, due now, with a fresh round of STATUS_CALLBACK_RETRY_SCHEDULE, whatever its status: a failed event is sent again, and so is a delivered one. It keeps its id, so the receiver sees the same webhook-id. Answers 202 with the event, now pending; a worker sends it once no earlier event of its message is pending.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "events"
+                ],
+                "summary": "Redeliver a status callback event",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "Event id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "202": {
+                        "description": "Accepted",
+                        "schema": {
+                            "$ref": "#/definitions/api.EventView"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "No such event",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                },
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ]
+            }
+        },
         "/api/v1/inbound": {
             "post": {
                 "description": "The endpoint a provider calls with a message a recipient sent back. The text, trimmed and compared without regard to case, opts the sender out when it is STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE or OPTOUT, and back in when it is START, UNSTOP or YES; any other text (HELP included) changes nothing. From then on a message to an opted-out number ends suppressed without a call: at its create, or at its claim for one created earlier. Opting out again keeps the first opt-out; opting in a number that is not opted out changes nothing. The body is decoded as strictly as a create.",
@@ -1196,6 +1300,112 @@ const docTemplate = `{
                                 "error": {
                                     "code": "not_cancelable",
                                     "message": "only a pending message can be canceled; this one is sending, sent, failed, expired or suppressed"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                },
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ]
+            }
+        },
+        "/api/v1/messages/{id}/events": {
+            "get": {
+                "description": "One event per change of the message's status into sent, failed, expired or canceled, and per change of its delivery status by a receipt (delivered, undelivered), oldest first; none for its creation. Each is written in the same transaction as the change it reports, and the workers POST it to the message's status_callback or STATUS_CALLBACK_URL (unset: the event is recorded and listed, not sent).",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "events"
+                ],
+                "summary": "List a message's status callback events",
+                "parameters": [
+                    {
+                        "maxLength": 36,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "Message id (1 to 36 characters)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.EventList"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "No such message",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
                                 }
                             }
                         }
@@ -2644,6 +2854,12 @@ const docTemplate = `{
                     "format": "date-time",
                     "example": "2026-12-01T09:00:00Z"
                 },
+                "status_callback": {
+                    "description": "StatusCallback is where this message's status callbacks go instead\nof STATUS_CALLBACK_URL: an absolute http or https URL of at most\n2048 bytes, without user information or fragment, on a host\nSTATUS_CALLBACK_ALLOWED_HOSTS allows (default: the host of\nSTATUS_CALLBACK_URL).",
+                    "type": "string",
+                    "maxLength": 2048,
+                    "example": "https://hooks.example.com/sms-status"
+                },
                 "validity_period": {
                     "description": "ValidityPeriod is how many seconds (1 to 2592000) the message stays\nsendable, counted from send_at or else from creation; it sets\nexpires_at. Without it DEFAULT_VALIDITY_PERIOD applies. A JSON\ninteger: a string, fraction or exponent is refused.",
                     "type": "integer",
@@ -2725,6 +2941,83 @@ const docTemplate = `{
             "properties": {
                 "error": {
                     "$ref": "#/definitions/api.ErrorBody"
+                }
+            }
+        },
+        "api.EventList": {
+            "type": "object",
+            "required": [
+                "data"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.EventView"
+                    }
+                }
+            }
+        },
+        "api.EventView": {
+            "type": "object",
+            "required": [
+                "attempts",
+                "created_at",
+                "delivered_at",
+                "id",
+                "last_error",
+                "status",
+                "type"
+            ],
+            "properties": {
+                "attempts": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2025-01-02T03:04:05.123456Z"
+                },
+                "delivered_at": {
+                    "description": "DeliveredAt is when a call was last accepted; null before.",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true,
+                    "example": "2025-01-02T03:04:05.223456Z"
+                },
+                "id": {
+                    "description": "ID is the event's id, sent as webhook-id on every call of it.",
+                    "type": "string",
+                    "example": "5b0f0f0e-3b8e-4d5a-9a57-0c3c1f7c2b1e"
+                },
+                "last_error": {
+                    "description": "LastError is why the latest call was not accepted; null when it was\nor before any call.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "callback answered 500"
+                },
+                "status": {
+                    "description": "Status is pending until a call is answered 2xx (delivered) or the\nretry schedule runs out (failed).",
+                    "type": "string",
+                    "enum": [
+                        "pending",
+                        "delivered",
+                        "failed"
+                    ],
+                    "example": "delivered"
+                },
+                "type": {
+                    "type": "string",
+                    "enum": [
+                        "message.sent",
+                        "message.failed",
+                        "message.expired",
+                        "message.canceled",
+                        "message.delivered",
+                        "message.undelivered"
+                    ],
+                    "example": "message.sent"
                 }
             }
         },
@@ -2827,7 +3120,8 @@ const docTemplate = `{
                 "priority",
                 "segments",
                 "send_at",
-                "status"
+                "status",
+                "status_callback"
             ],
             "properties": {
                 "content": {
@@ -2917,6 +3211,12 @@ const docTemplate = `{
                         "suppressed"
                     ],
                     "example": "pending"
+                },
+                "status_callback": {
+                    "description": "StatusCallback is the URL that receives this message's status\ncallbacks instead of STATUS_CALLBACK_URL; null: that one.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "https://hooks.example.com/sms-status"
                 }
             }
         },
@@ -2939,7 +3239,8 @@ const docTemplate = `{
                 "segments",
                 "send_at",
                 "sent_at",
-                "status"
+                "status",
+                "status_callback"
             ],
             "properties": {
                 "attempts": {
@@ -3052,6 +3353,12 @@ const docTemplate = `{
                         "suppressed"
                     ],
                     "example": "sent"
+                },
+                "status_callback": {
+                    "description": "StatusCallback is the URL that receives this message's status\ncallbacks instead of STATUS_CALLBACK_URL; null: that one.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "https://hooks.example.com/sms-status"
                 }
             }
         },
@@ -3359,7 +3666,8 @@ const docTemplate = `{
                 "remote_message_id",
                 "segments",
                 "send_at",
-                "sent_at"
+                "sent_at",
+                "status_callback"
             ],
             "properties": {
                 "content": {
@@ -3443,6 +3751,12 @@ const docTemplate = `{
                     "format": "date-time",
                     "x-nullable": true,
                     "example": "2025-01-02T03:04:05.123456Z"
+                },
+                "status_callback": {
+                    "description": "StatusCallback is the URL that receives this message's status\ncallbacks instead of STATUS_CALLBACK_URL; null: that one.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "https://hooks.example.com/sms-status"
                 }
             }
         },

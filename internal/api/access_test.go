@@ -135,6 +135,7 @@ func accessMatrix(other string) map[string]cell {
 		"GET /api/v1/messages/sent":         {get("GET", "/api/v1/messages/sent"), apiRead(200)},
 		"GET /api/v1/messages/:id":          {func(e *env) req { return req{method: "GET", path: "/api/v1/messages/" + pending(e)} }, apiRead(200)},
 		"GET /api/v1/messages/:id/attempts": {func(e *env) req { return req{method: "GET", path: "/api/v1/messages/" + pending(e) + "/attempts"} }, apiRead(200)},
+		"GET /api/v1/messages/:id/events":   {func(e *env) req { return req{method: "GET", path: "/api/v1/messages/" + pending(e) + "/events"} }, apiRead(200)},
 		"GET /api/v1/stats/counts":          {get("GET", "/api/v1/stats/counts"), apiRead(200)},
 		"GET /api/v1/stats/minutes":         {get("GET", "/api/v1/stats/minutes"), apiRead(200)},
 
@@ -149,6 +150,14 @@ func accessMatrix(other string) map[string]cell {
 			e.markSent(time.Now().Add(-time.Minute), id)
 			return jsonReq("POST", "/api/v1/receipts", `{"message_id": "remote-`+id+`", "status": "delivered"}`)
 		}, apiWrite(200)},
+		"POST /api/v1/events/:id/redeliver": {func(e *env) req {
+			id := failed(e) // a change to failed writes an event
+			var ev string
+			if err := e.pool.QueryRow(context.Background(), `SELECT id::text FROM message_events WHERE message_id = $1`, id).Scan(&ev); err != nil {
+				e.t.Fatal(err)
+			}
+			return req{method: "POST", path: "/api/v1/events/" + ev + "/redeliver"}
+		}, apiWrite(202)},
 		"POST /api/v1/sessions/revoke-all": {get("POST", "/api/v1/sessions/revoke-all"), apiWrite(200)},
 		"POST /api/v1/erasures":            {static(jsonReq("POST", "/api/v1/erasures", `{"phone_number": "+905559999999"}`)), apiWrite(200)},
 

@@ -110,6 +110,7 @@ func New(cfg config.Config, d *app.Deps) *Server {
 	s.limits = createLimits{
 		MaxContent: cfg.MaxContentLength, DefaultValidity: cfg.DefaultValidity(),
 		MaxSegments: cfg.MaxSegments, Countries: message.NewCountries(cfg.AllowedCountries),
+		CallbackHosts: cfg.CallbackHosts(),
 	}
 	s.fullKey = auth.NewKey(cfg.APIKey)
 	s.readKey = auth.NewKey(cfg.APIReadKey)
@@ -219,6 +220,8 @@ func (s *Server) routes() {
 	v1.Post("/messages/:id/retry", s.retryMessage)
 	v1.Post("/messages/:id/cancel", s.cancelMessage)
 	v1.Get("/messages/:id/attempts", s.listAttempts)
+	v1.Get("/messages/:id/events", s.listEvents)
+	v1.Post("/events/:id/redeliver", s.redeliverEvent)
 	v1.Get("/stats/counts", s.statusCounts)
 	v1.Get("/stats/minutes", s.minuteStats)
 	v1.Post("/sessions/revoke-all", s.revokeAllSessions)

@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/messaging-server/messaging-server/internal/callback"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
@@ -65,7 +66,7 @@ type CreateMessageRequest struct {
 
 // createFields lists the names a create takes, for the unknown-field
 // answer.
-const createFields = "content, phone_number, id, send_at, validity_period and priority"
+const createFields = "content, phone_number, id, send_at, validity_period, priority and status_callback"
 
 // LifecycleFields are the optional fields of a create. swag reads no
 // pattern from struct tags: internal/api/apidoc writes IDPattern for id.
@@ -87,6 +88,12 @@ type LifecycleFields struct {
 	// first. A JSON integer: a string, fraction, exponent or boolean is
 	// refused.
 	Priority *int `json:"priority,omitempty" minimum:"0" maximum:"9" example:"9"`
+	// StatusCallback is where this message's status callbacks go instead
+	// of STATUS_CALLBACK_URL: an absolute http or https URL of at most
+	// 2048 bytes, without user information or fragment, on a host
+	// STATUS_CALLBACK_ALLOWED_HOSTS allows (default: the host of
+	// STATUS_CALLBACK_URL).
+	StatusCallback *string `json:"status_callback,omitempty" example:"https://hooks.example.com/sms-status" maxLength:"2048"`
 }
 
 // Limits of the lifecycle fields.
@@ -210,13 +217,15 @@ func parseValidity(v *int) (time.Duration, bool, error) {
 }
 
 // createLimits are the settings a create is checked and completed with:
-// MAX_CONTENT_LENGTH, DEFAULT_VALIDITY_PERIOD, MAX_SEGMENTS and
-// ALLOWED_COUNTRIES.
+// MAX_CONTENT_LENGTH, DEFAULT_VALIDITY_PERIOD, MAX_SEGMENTS,
+// ALLOWED_COUNTRIES and the hosts a status_callback may name.
 type createLimits struct {
 	MaxContent      int
 	DefaultValidity time.Duration
 	MaxSegments     int
 	Countries       message.Countries
+	// CallbackHosts are the hosts a status_callback may name.
+	CallbackHosts []string
 }
 
 // buildNewMessage turns a decoded create into what the store inserts, with
@@ -257,6 +266,12 @@ func buildNewMessage(r CreateMessageRequest, now time.Time, lim createLimits) (n
 		return n, false, err
 	}
 	n.Priority = p
+	if r.StatusCallback != nil {
+		if err := callback.CheckURL(*r.StatusCallback, lim.CallbackHosts); err != nil {
+			return n, false, callbackURLError(err)
+		}
+		n.StatusCallback = *r.StatusCallback
+	}
 	if n.ID == "" {
 		// Version 7: time-ordered, so new ids land at the end of the
 		// primary key index instead of all over it.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/messaging-server/messaging-server/internal/callback"
 	"github.com/messaging-server/messaging-server/internal/console"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/messaging"
@@ -37,6 +38,15 @@ type ValidationError = message.InvalidError
 
 func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Field: field, Message: msg}
+}
+
+// callbackURLError is the 422 of a status_callback that callback.CheckURL
+// refused, as a field error, so that a batch lists it among its items.
+func callbackURLError(err error) *ValidationError {
+	if errors.Is(err, callback.ErrHostNotAllowed) {
+		return invalid("status_callback", "status_callback names a host that STATUS_CALLBACK_ALLOWED_HOSTS does not allow")
+	}
+	return invalid("status_callback", "status_callback must be an absolute http or https URL of at most 2048 bytes, without user information or fragment")
 }
 
 // Sentinel answers shared by several handlers.
@@ -137,6 +147,8 @@ func answerFor(err error) *Error {
 		return errCrossSite
 	case errors.Is(err, messaging.ErrNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "message not found"}
+	case errors.Is(err, messaging.ErrEventNotFound):
+		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "event not found"}
 	case errors.Is(err, messaging.ErrNotFailed):
 		return &Error{Status: fiber.StatusConflict, Code: "not_failed", Message: "only a failed message can be retried"}
 	case errors.Is(err, messaging.ErrDuplicate):

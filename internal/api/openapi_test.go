@@ -27,6 +27,9 @@ import (
 	"github.com/messaging-server/messaging-server/internal/api"
 )
 
+// failedEventID is the status callback event the redelivery cases use.
+const failedEventID = "5b0f0f0e-3b8e-4d5a-9a57-0c3c1f7c2b1e"
+
 // opCase is one request to an operation and the status it must get.
 type opCase struct {
 	name   string
@@ -182,6 +185,22 @@ func operations() []operation {
 			cases: []opCase{
 				{"none", get("/api/v1/messages/pending-1/attempts"), 200, false, "", false},
 				{"unknown", get("/api/v1/messages/unknown/attempts"), 404, false, "", false},
+			},
+		},
+		{
+			op:     "GET /api/v1/messages/{id}/events",
+			sample: opCase{"two events", get("/api/v1/messages/sent-1/events"), 200, false, "", false},
+			cases: []opCase{
+				{"none", get("/api/v1/messages/pending-1/events"), 200, false, "", false},
+				{"unknown", get("/api/v1/messages/unknown/events"), 404, false, "", false},
+			},
+		},
+		{
+			op:     "POST /api/v1/events/{id}/redeliver",
+			sample: opCase{"a failed event", post("/api/v1/events/" + failedEventID + "/redeliver"), 202, false, "", false},
+			cases: []opCase{
+				{"unknown", post("/api/v1/events/00000000-0000-0000-0000-000000000000/redeliver"), 404, false, "", false},
+				{"not an event id", post("/api/v1/events/nope/redeliver"), 404, false, "", false},
 			},
 		},
 		{
@@ -355,6 +374,10 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	e.exec(`INSERT INTO message_attempts VALUES
         ('sent-1', 1, '2025-03-04T05:06:00Z', 30000, NULL, 'retry', 'webhook call failed: timeout'),
         ('sent-1', 2, '2025-03-04T05:06:07Z', 42, 202, 'sent', NULL)`)
+	// A failed status callback event of sent-1, besides the one its
+	// change to sent wrote.
+	e.exec(`INSERT INTO message_events (id, message_id, type, snapshot, status, attempts, last_error)
+        VALUES ($1, 'sent-1', 'message.delivered', '{}', 'failed', 12, 'callback answered 500')`, failedEventID)
 	// Uses up the limited server's one request a minute.
 	if status, _, b := limited.get("/api/v1/scheduler", bearer(testKey)); status != http.StatusOK {
 		t.Fatalf("warm-up: %d %s", status, b)

@@ -8,8 +8,10 @@ import (
 
 // Errors callers branch on.
 var (
-	ErrNotFound  = errors.New("message not found")
-	ErrDuplicate = errors.New("message id already exists")
+	ErrNotFound = errors.New("message not found")
+	// ErrEventNotFound: no status callback event has the id.
+	ErrEventNotFound = errors.New("event not found")
+	ErrDuplicate     = errors.New("message id already exists")
 	// ErrNotFailed: a manual retry of a message that is not failed.
 	ErrNotFailed = errors.New("message is not failed")
 	// ErrNotCancelable: a cancel of a message that is no longer pending.

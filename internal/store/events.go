@@ -220,10 +220,10 @@ func (s *Store) RecordEvent(ctx context.Context, o EventOutcome) (bool, error) {
 
 // RedeliverEvent puts event id back in line, due now, with a fresh round
 // of the retry schedule, whatever its status (a failed one included), and
-// returns it; messaging.ErrNotFound for an unknown id.
+// returns it; messaging.ErrEventNotFound for an unknown id.
 func (s *Store) RedeliverEvent(ctx context.Context, id string) (Event, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return Event{}, messaging.ErrNotFound // no row can have it
+		return Event{}, messaging.ErrEventNotFound // no row can have it
 	}
 	q := `
 UPDATE message_events
@@ -232,7 +232,7 @@ WHERE id = $1::uuid
 RETURNING ` + eventColumns
 	e, err := scanEvent(s.pool.QueryRow(ctx, q, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Event{}, messaging.ErrNotFound
+		return Event{}, messaging.ErrEventNotFound
 	}
 	if err != nil {
 		return Event{}, fmt.Errorf("redeliver event: %w", err)

@@ -263,7 +263,7 @@ func TestEventsClaimOrderAndFence(t *testing.T) {
 		t.Fatalf("claim after redelivery: %+v", got)
 	}
 	for _, id := range []string{"00000000-0000-0000-0000-000000000000", "not-a-uuid"} {
-		if _, err := s.RedeliverEvent(ctx, id); !errors.Is(err, messaging.ErrNotFound) {
+		if _, err := s.RedeliverEvent(ctx, id); !errors.Is(err, messaging.ErrEventNotFound) {
 			t.Fatalf("redeliver %q: %v", id, err)
 		}
 	}
