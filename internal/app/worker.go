@@ -166,6 +166,9 @@ func newCallbacks(cfg config.Config, d *Deps, log *slog.Logger, reg prometheus.R
 	return callback.New(callback.Deps{
 		Config: callback.Config{
 			URL: cfg.StatusCallbackURL, Key: key, Schedule: cfg.CallbackRetry(), Concurrency: cfg.StatusCallbackConcurrency,
+			// The provider's timeout and lease serve callbacks too: a
+			// receiver is held to what a provider is.
+			Timeout: cfg.WebhookTimeoutDuration(), Lease: cfg.LeaseDuration(),
 		},
 		Store:   d.Store,
 		Log:     log,

@@ -29,14 +29,8 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
-// Timing of the sender; fixed, not settings.
+// Timing of the sender.
 const (
-	// Timeout bounds one callback request, connection to last byte.
-	Timeout = 10 * time.Second
-	// Lease is how long a claimed event stays reserved: one request with
-	// room to record its outcome. A killed worker's events go out again
-	// after it, with the same webhook-id.
-	Lease = 2*Timeout + 10*time.Second
 	// pollMin and pollMax bound the wait between claims while nothing is
 	// due: it doubles from pollMin after each empty claim, up to pollMax.
 	pollMin = 25 * time.Millisecond
@@ -62,6 +56,12 @@ type Config struct {
 	Schedule retry.Schedule
 	// Concurrency is how many requests may be in flight.
 	Concurrency int
+	// Timeout bounds one request, connection to last byte.
+	Timeout time.Duration
+	// Lease is how long a claimed event stays reserved: one request with
+	// room to record its outcome. A killed worker's events go out again
+	// after it, with the same webhook-id.
+	Lease time.Duration
 }
 
 // Signals tell a test what the sender does; nil channels (production)
@@ -79,7 +79,7 @@ type Deps struct {
 	Metrics *metrics.Callback
 	Signals *Signals
 	// Client makes the requests; nil: one of the sender's own, with
-	// Timeout and no redirects followed.
+	// Config.Timeout and no redirects followed.
 	Client *http.Client
 }
 
@@ -101,7 +101,7 @@ func New(d Deps) *Sender {
 	client := d.Client
 	if client == nil {
 		client = &http.Client{
-			Timeout: Timeout,
+			Timeout: d.Config.Timeout,
 			Transport: &http.Transport{
 				Proxy:               http.ProxyFromEnvironment,
 				MaxIdleConnsPerHost: max(d.Config.Concurrency, 2),
@@ -144,7 +144,7 @@ func BodyOf(ev store.ClaimedEvent) ([]byte, error) {
 }
 
 // Run claims and sends until ctx ends, then lets the requests in flight
-// finish (each within Timeout) and records their outcomes before it
+// finish (each within Config.Timeout) and records their outcomes before it
 // returns.
 func (s *Sender) Run(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -167,7 +167,7 @@ func (s *Sender) Run(ctx context.Context) {
 			}
 			continue
 		}
-		evs, err := s.store.ClaimEvents(ctx, free, Lease, s.cfg.URL != "")
+		evs, err := s.store.ClaimEvents(ctx, free, s.cfg.Lease, s.cfg.URL != "")
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("claim status callback events", "err", err)
@@ -221,7 +221,7 @@ func (s *Sender) countPending(ctx context.Context) {
 }
 
 // send makes one call for ev and records its outcome. The call runs to
-// its end even when ctx ends (it is bounded by Timeout), so a stopping
+// its end even when ctx ends (it is bounded by Config.Timeout), so a stopping
 // worker records what it started.
 func (s *Sender) send(ctx context.Context, ev store.ClaimedEvent) {
 	if ev.Attempts == 1 {
@@ -246,7 +246,7 @@ func (s *Sender) call(ctx context.Context, url string, ev store.ClaimedEvent) (i
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {

@@ -135,8 +135,9 @@ func TestSenderDeliversInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	snd := callback.New(callback.Deps{
-		Config: callback.Config{URL: mainSrv.URL + "/main", Key: key, Schedule: retry.MustParse("10ms,10ms"), Concurrency: 2},
-		Store:  s, Log: testenv.Logger(t), Metrics: metrics.NewCallback(prometheus.NewRegistry()), Signals: signals,
+		Config: callback.Config{URL: mainSrv.URL + "/main", Key: key, Schedule: retry.MustParse("10ms,10ms"), Concurrency: 2,
+			Timeout: 5 * time.Second, Lease: 15 * time.Second},
+		Store: s, Log: testenv.Logger(t), Metrics: metrics.NewCallback(prometheus.NewRegistry()), Signals: signals,
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
