@@ -152,7 +152,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 		}),
 	})
 	return &Worker{cfg: cfg, srv: srv, svc: svc, ticks: ticks, hook: hook, log: log, grace: grace, reg: reg,
-		calls: newCallbacks(cfg, d, log, reg, t)}
+		calls: newCallbacks(cfg, d, d.Log.With("component", "callbacks"), reg, t)}
 }
 
 // newCallbacks builds the status callback sender, or nil when no event

@@ -118,7 +118,7 @@ func New(d Deps) *Sender {
 		signals = &Signals{}
 	}
 	return &Sender{
-		cfg: d.Config, store: d.Store, log: d.Log.With("component", "callbacks"), m: d.Metrics,
+		cfg: d.Config, store: d.Store, log: d.Log, m: d.Metrics,
 		signals: signals, client: client, kick: make(chan struct{}, 1),
 	}
 }
