@@ -158,13 +158,10 @@ func (s *Sender) Run(ctx context.Context) {
 			s.countPending(ctx)
 		}
 		free := cap(slots) - len(slots)
-		if free == 0 {
-			// Every slot is busy: wait for one to free up.
-			select {
-			case slots <- struct{}{}:
-				<-slots
-			case <-ctx.Done():
-			}
+		if free < (cap(slots)+1)/2 {
+			// Claim in batches: wait until half the slots are free, so
+			// that a busy sender makes one claim per several events.
+			s.pause(ctx, pollMax)
 			continue
 		}
 		evs, err := s.store.ClaimEvents(ctx, free, s.cfg.Lease, s.cfg.URL != "")
@@ -179,8 +176,14 @@ func (s *Sender) Run(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots }()
 				s.send(ctx, ev)
+				<-slots
+				// A slot is free, and the message's next event may be
+				// due now.
+				select {
+				case s.kick <- struct{}{}:
+				default:
+				}
 			}()
 		}
 		switch {
@@ -195,8 +198,8 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
-// pause waits d, or less when an outcome was recorded (a message's next
-// event may be due now) or ctx ends.
+// pause waits d, or less when a call ended (a slot is free, and its
+// message's next event may be due now) or ctx ends.
 func (s *Sender) pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -274,10 +277,6 @@ func (s *Sender) record(ctx context.Context, ev store.ClaimedEvent, o store.Even
 	defer func() {
 		select {
 		case s.signals.Recorded <- o:
-		default:
-		}
-		select {
-		case s.kick <- struct{}{}:
 		default:
 		}
 	}()

@@ -73,6 +73,9 @@ type Options struct {
 	// purge of that many finished rows, for the ratio to the same drain
 	// without it.
 	PurgeRows int
+	// Callbacks adds a 1-worker drain with status callbacks on, to a
+	// local receiver, beside the first drain without them.
+	Callbacks bool
 	// BaselinePairs is how many (this code, baseline) pairs of 1-worker
 	// drains run, alternating; the first pair's drain of this code is the
 	// main table's. The median of the pairs' ratios is reported.
@@ -110,6 +113,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		"also drain with 1 worker built from this git revision, on its own schema, for the ratio this code / it (empty: skip)")
 	fs.IntVar(&o.BaselinePairs, "baseline-pairs", 3, "alternating (this code, baseline) pairs of 1-worker drains; the median ratio is reported")
 	fs.IntVar(&o.PurgeRows, "purge-rows", 1000000, "also drain with 1 worker while the scheduler's retention purge deletes this many finished rows (0: skip)")
+	fs.BoolVar(&o.Callbacks, "callbacks", true, "also drain with 1 worker with status callbacks on, to a local receiver, for the ratio with / without")
 	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -333,6 +337,21 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			default:
 				rep.Purge = &PurgePair{Without: dr, With: pr}
 				log.Info("purge drain done", "per_second", int(pr.Rate()), "ratio", fmt.Sprintf("%.2f", pr.Rate()/dr.Rate()), "purged", pr.Purged)
+			}
+		}
+		if i == 0 && w == 1 && err == nil && o.Callbacks {
+			spec := o.drainSpec(1, fmt.Sprintf("b%s-cb", run), scheduler, worker, log)
+			spec.callbacks = true
+			log.Info("drain with status callbacks on")
+			cr, cerr := runDrain(ctx, spec)
+			switch {
+			case cerr != nil && ctx.Err() != nil:
+				return nil, cerr
+			case cerr != nil:
+				rep.Notes = append(rep.Notes, fmt.Sprintf("the drain with status callbacks failed: %v", cerr))
+			default:
+				rep.Callbacks = &CallbackPair{Without: dr, With: cr}
+				log.Info("callback drain done", "per_second", int(cr.Rate()), "ratio", fmt.Sprintf("%.2f", cr.Rate()/dr.Rate()), "callbacks", cr.Callbacks)
 			}
 		}
 		if i == 0 && riverBin != "" {

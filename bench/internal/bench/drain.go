@@ -39,6 +39,9 @@ type DrainResult struct {
 	// purge to delete while the workers drained; Purged is how many it had
 	// deleted by the time the sink had every message.
 	PurgeRows, Purged int
+	// Callbacks is how many status callbacks the local callback receiver
+	// had accepted when the drain ended; -1 when callbacks were off.
+	Callbacks int
 	// Stuck counts rows neither sent nor pending after the workers stopped
 	// (an outcome that could not be recorded leaves its row 'sending' until
 	// the lease expires).
@@ -165,6 +168,9 @@ type drainSpec struct {
 	// and runs the scheduler with a one-day retention, so that its purge
 	// deletes them while the workers drain.
 	purgeRows int
+	// callbacks turns status callbacks on, to a local receiver that
+	// accepts every one.
+	callbacks bool
 	timeout   time.Duration
 	log       *slog.Logger
 }
@@ -174,7 +180,8 @@ type drainSpec struct {
 // every message, stops the programs the way an orchestrator would (SIGTERM,
 // so every outcome is recorded), and reads the measurements.
 func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
-	res = DrainResult{Workers: sp.workers, Concurrency: sp.concurrency, Backlog: sp.messages, ClaimClock: sp.claimClock, ReceiverDelay: sp.receiverDelay}
+	res = DrainResult{Workers: sp.workers, Concurrency: sp.concurrency, Backlog: sp.messages, ClaimClock: sp.claimClock,
+		ReceiverDelay: sp.receiverDelay, Callbacks: -1}
 	gen := Generator{Prefix: sp.tag}
 	cleanCtx := context.WithoutCancel(ctx)
 
@@ -228,6 +235,14 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 		"MAX_CONCURRENT_JOBS=" + strconv.Itoa(sp.concurrency),
 		"LOG_LEVEL=WARN", "REDIS_TTL=900",
 	}
+	var cbr *callbackReceiver
+	if sp.callbacks {
+		if cbr, err = startCallbackReceiver(ctx); err != nil {
+			return res, err
+		}
+		defer cbr.close()
+		base = append(base, "STATUS_CALLBACK_URL="+cbr.url)
+	}
 	var procs []*proc
 	defer func() {
 		for _, p := range procs {
@@ -273,6 +288,9 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 		if res.Purged, err = purgedSoFar(ctx, db, sp.purgeRows); err != nil {
 			return res, err
 		}
+	}
+	if cbr != nil {
+		res.Callbacks = int(cbr.accepted.Load())
 	}
 
 	// Measure inside the workers before they stop.

@@ -31,6 +31,9 @@ type Report struct {
 	// Purge is the 1-worker drain beside a retention purge, and the same
 	// run's first 1-worker drain without one; nil when not run.
 	Purge       *PurgePair
+	// Callbacks is the 1-worker drain with status callbacks on, and the
+	// same run's first drain without them.
+	Callbacks *CallbackPair
 	BaselineRev string
 	Notes       []string
 }
@@ -290,6 +293,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	if err := r.writeRiver(w); err != nil {
 		return err
 	}
+	if err := r.writeCallbacks(w); err != nil {
+		return err
+	}
 	if err := r.writePurge(w); err != nil {
 		return err
 	}
@@ -327,6 +333,34 @@ func (r *Report) VsBaseline() float64 {
 		return (xs[n/2-1] + xs[n/2]) / 2
 	}
 	return xs[len(xs)/2]
+}
+
+// CallbackPair is a 1-worker drain without status callbacks and one with
+// them on, in the same run.
+type CallbackPair struct{ Without, With DrainResult }
+
+// targetVsCallbacks is the least the drain with callbacks may keep of the
+// drain without them.
+const targetVsCallbacks = 0.75
+
+// writeCallbacks writes the table of the drain with status callbacks on.
+func (r *Report) writeCallbacks(w io.Writer) error {
+	if r.Callbacks == nil {
+		return nil
+	}
+	p := r.Callbacks
+	vs := p.With.Rate() / p.Without.Rate()
+	t := &table{}
+	t.add(fmt.Sprintf("Status callbacks on (one message.sent each, to a local receiver), 1 worker × %d calls", p.With.Concurrency), "value", "target", "met")
+	t.add("drain with callbacks off, messages/s", fmt.Sprintf("%.0f", p.Without.Rate()), "", "")
+	t.add("drain with callbacks on, messages/s", fmt.Sprintf("%.0f", p.With.Rate()), "", "")
+	t.add("**callbacks on / off**", "**"+ratio(vs)+"**", fmt.Sprintf("≥ %.2f", targetVsCallbacks), verdict(vs >= targetVsCallbacks))
+	t.add("callbacks accepted by the end of the drain", fmt.Sprint(p.With.Callbacks), "", "")
+	t.add("duplicate deliveries", fmt.Sprint(p.With.Duplicates), "0", verdict(p.With.Duplicates == 0))
+	if _, err := io.WriteString(w, "\n"); err != nil {
+		return err
+	}
+	return t.write(w)
 }
 
 // PurgePair is a 1-worker drain without a retention purge and one beside

@@ -327,9 +327,13 @@
     const id = state.selected;
     if (!id) return;
     const path = "/api/v1/messages/" + encodeURIComponent(id);
-    const [m, attempts] = await Promise.all([
+    const [m, attempts, events] = await Promise.all([
       api("GET", path),
       api("GET", path + "/attempts").catch((err) => {
+        if (err.status === 404 && err.code !== "not_found") throw err;
+        return null;
+      }),
+      api("GET", path + "/events").catch((err) => {
         if (err.status === 404 && err.code !== "not_found") throw err;
         return null;
       }),
@@ -362,6 +366,49 @@
     $("#detail-retry").hidden = m.status !== "failed";
     $("#detail-cancel").hidden = m.status !== "pending";
     drawAttempts(attempts ? attempts.data || [] : null, m);
+    drawEvents(events ? events.data || [] : null);
+  }
+
+  // drawEvents lists the message's status callback events, oldest first,
+  // with a redeliver button on each failed one.
+  function drawEvents(list) {
+    const host = $("#detail-events");
+    if (list === null) {
+      host.replaceChildren(el("p", { class: "muted", text: "This server does not record status callbacks." }));
+      return;
+    }
+    if (list.length === 0) {
+      host.replaceChildren(el("p", { class: "muted", text: "No status change reported yet." }));
+      return;
+    }
+    const badgeOf = { pending: "pending", delivered: "sent", failed: "failed" };
+    const body = list.map((e) => {
+      const act = el("td", {});
+      if (e.status === "failed") {
+        act.append(el("button", { type: "button", class: "small primary", "data-testid": "btn-redeliver", text: "Redeliver",
+          onclick: () => redeliver(e.id) }));
+      }
+      return el("tr", { "data-testid": "event-row", "data-id": e.id, "data-status": e.status }, [
+        el("td", { text: e.type.replace(/^message\./, "") }),
+        el("td", { class: "time", text: clock(e.created_at), title: e.created_at }),
+        el("td", {}, [el("span", { class: "badge s-" + badgeOf[e.status], text: e.status })]),
+        el("td", { class: "num", text: String(e.attempts) }),
+        el("td", { class: "content", text: e.last_error || "", title: e.last_error || "" }),
+        act,
+      ]);
+    });
+    host.replaceChildren(el("table", {}, [
+      el("thead", {}, [el("tr", {}, ["Event", "Written", "Status", "Tries", "Error", ""].map((h) => el("th", { text: h })))]),
+      el("tbody", {}, body),
+    ]));
+  }
+
+  async function redeliver(id) {
+    try {
+      await api("POST", "/api/v1/events/" + encodeURIComponent(id) + "/redeliver");
+      toast("Event queued again");
+    } catch (err) { failed("Redeliver")(err); }
+    await refreshDetail();
   }
 
   // noCallNote says why a message has no webhook call in the attempts log,
