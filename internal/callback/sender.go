@@ -23,7 +23,7 @@ import (
 // Store is what the sender needs of the database.
 type Store interface {
 	ClaimEvents(ctx context.Context, limit int, lease time.Duration, withDefault bool) ([]store.ClaimedEvent, error)
-	RecordEvent(ctx context.Context, o store.EventOutcome) (bool, error)
+	RecordEvents(ctx context.Context, outs []store.EventOutcome) (map[string]bool, error)
 	PendingEvents(ctx context.Context) (int64, error)
 }
 
@@ -41,6 +41,8 @@ const (
 	// recordTries bounds the tries of one record; the event goes out again
 	// after its lease when all fail.
 	recordTries = 3
+	// recordBatch bounds the outcomes one record statement writes.
+	recordBatch = 256
 	// gaugeEvery is how often the pending gauge is counted.
 	gaugeEvery = 5 * time.Second
 )
@@ -94,6 +96,17 @@ type Sender struct {
 	signals *Signals
 	client  *http.Client
 	kick    chan struct{}
+	// outs carries the outcomes of finished calls to the one recorder,
+	// which writes what has gathered in one statement: the sender holds
+	// at most two connections (a claim and a record), however many calls
+	// are in flight, and leaves the rest of the pool to delivery.
+	outs chan recorded
+}
+
+// recorded is an outcome to write, with the event it is of.
+type recorded struct {
+	ev store.ClaimedEvent
+	o  store.EventOutcome
 }
 
 // New builds a Sender over d.
@@ -120,6 +133,7 @@ func New(d Deps) *Sender {
 	return &Sender{
 		cfg: d.Config, store: d.Store, log: d.Log, m: d.Metrics,
 		signals: signals, client: client, kick: make(chan struct{}, 1),
+		outs: make(chan recorded, max(d.Config.Concurrency, 1)),
 	}
 }
 
@@ -147,8 +161,17 @@ func BodyOf(ev store.ClaimedEvent) ([]byte, error) {
 // finish (each within Config.Timeout) and records their outcomes before it
 // returns.
 func (s *Sender) Run(ctx context.Context) {
+	recorderDone := make(chan struct{})
+	go func() {
+		defer close(recorderDone)
+		s.recorder(ctx)
+	}()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		close(s.outs)
+		<-recorderDone
+	}()
 	slots := make(chan struct{}, max(s.cfg.Concurrency, 1))
 	wait := pollMin
 	var counted time.Time
@@ -178,12 +201,6 @@ func (s *Sender) Run(ctx context.Context) {
 				defer wg.Done()
 				s.send(ctx, ev)
 				<-slots
-				// A slot is free, and the message's next event may be
-				// due now.
-				select {
-				case s.kick <- struct{}{}:
-				default:
-				}
 			}()
 		}
 		switch {
@@ -198,8 +215,8 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
-// pause waits d, or less when a call ended (a slot is free, and its
-// message's next event may be due now) or ctx ends.
+// pause waits d, or less when outcomes were recorded (slots are free, and
+// their messages' next events may be due now) or ctx ends.
 func (s *Sender) pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -240,7 +257,7 @@ func (s *Sender) send(ctx context.Context, ev store.ClaimedEvent) {
 	if d.Status == store.EventPending {
 		o.NextAt = time.Now().Add(d.Delay)
 	}
-	s.record(ctx, ev, o)
+	s.outs <- recorded{ev: ev, o: o}
 }
 
 // call POSTs ev to url and answers the HTTP status.
@@ -271,37 +288,75 @@ func (s *Sender) call(ctx context.Context, url string, ev store.ClaimedEvent) (i
 	return resp.StatusCode, nil
 }
 
-// record writes o with a fresh bounded context, a few times with a
-// backoff; when every try fails the event goes out again after its lease.
-func (s *Sender) record(ctx context.Context, ev store.ClaimedEvent, o store.EventOutcome) {
-	defer func() {
+// recorder writes the outcomes the calls hand it, in batches, until outs
+// is closed.
+func (s *Sender) recorder(ctx context.Context) {
+	for first := range s.outs {
+		batch := []recorded{first}
+	gather:
+		for len(batch) < recordBatch {
+			select {
+			case r, ok := <-s.outs:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		s.record(ctx, batch)
 		select {
-		case s.signals.Recorded <- o:
+		case s.kick <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// record writes a batch with a fresh bounded context (so a stopping worker
+// still records what it started), a few times with a backoff; when every
+// try fails the events go out again after their lease.
+func (s *Sender) record(ctx context.Context, batch []recorded) {
+	outs := make([]store.EventOutcome, len(batch))
+	for i, r := range batch {
+		outs[i] = r.o
+	}
+	defer func() {
+		for _, r := range batch {
+			select {
+			case s.signals.Recorded <- r.o:
+			default:
+			}
+		}
 	}()
+	var held map[string]bool
 	for try := 1; ; try++ {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		held, err := s.store.RecordEvent(rctx, o)
+		var err error
+		held, err = s.store.RecordEvents(rctx, outs)
 		cancel()
-		switch {
-		case err == nil && held:
-			outcome := map[string]string{store.EventDelivered: "accepted", store.EventPending: "retried", store.EventFailed: "failed"}[o.Status]
-			s.m.Delivery(outcome)
-			if o.Status != store.EventDelivered {
-				s.log.Warn("status callback not accepted", "event", ev.ID, "message_id", ev.MessageID, "type", ev.Type,
-					"reason", o.Error, "outcome", outcome, "attempts", ev.Attempts)
-			}
-			return
-		case err == nil:
-			s.m.Delivery("lost")
-			s.log.Warn("status callback outcome not recorded: the lease ran out and another claim holds the event", "event", ev.ID)
-			return
-		case try >= recordTries:
-			s.log.Error("record status callback outcome; the event goes out again after its lease", "event", ev.ID, "err", err)
+		if err == nil {
+			break
+		}
+		if try >= recordTries {
+			s.log.Error("record status callback outcomes; the events go out again after their lease", "count", len(batch), "err", err)
 			return
 		}
 		t := time.NewTimer(time.Duration(try) * 200 * time.Millisecond)
 		<-t.C
+	}
+	for _, r := range batch {
+		ev, o := r.ev, r.o
+		if !held[o.ID] {
+			s.m.Delivery("lost")
+			s.log.Warn("status callback outcome not recorded: the lease ran out and another claim holds the event", "event", ev.ID)
+			continue
+		}
+		outcome := map[string]string{store.EventDelivered: "accepted", store.EventPending: "retried", store.EventFailed: "failed"}[o.Status]
+		s.m.Delivery(outcome)
+		if o.Status != store.EventDelivered {
+			s.log.Warn("status callback not accepted", "event", ev.ID, "message_id", ev.MessageID, "type", ev.Type,
+				"reason", o.Error, "outcome", outcome, "attempts", ev.Attempts)
+		}
 	}
 }

@@ -197,25 +197,54 @@ type EventOutcome struct {
 	Error   string // why the call was not accepted
 }
 
-// recordEventSQL writes an outcome when the event is still held by the
-// claim that made it: pending with the claim's attempt number. A sender
-// whose lease ran out and whose event was claimed again changes nothing.
-const recordEventSQL = `
-UPDATE message_events
-SET status           = $3,
-    delivered_at     = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
-    next_attempt_at  = CASE WHEN $3 = 'pending' THEN $4 ELSE next_attempt_at END,
-    last_error       = NULLIF($5, ''),
+// recordEventsSQL writes a batch of outcomes, each only when its event is
+// still held by the claim that made it: pending with the claim's attempt
+// number. A sender whose lease ran out and whose event was claimed again
+// changes nothing. It returns the ids it changed.
+const recordEventsSQL = `
+UPDATE message_events e
+SET status           = r.status,
+    delivered_at     = CASE WHEN r.status = 'delivered' THEN now() ELSE e.delivered_at END,
+    next_attempt_at  = CASE WHEN r.status = 'pending' THEN r.next_at ELSE e.next_attempt_at END,
+    last_error       = NULLIF(r.error, ''),
     lease_expires_at = NULL
-WHERE id = $1::uuid AND attempts = $2 AND status = 'pending'`
+FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[]) AS r(id, attempt, status, next_at, error)
+WHERE e.id = r.id AND e.attempts = r.attempt AND e.status = 'pending'
+RETURNING e.id::text`
 
-// RecordEvent records o and tells whether it still held its claim.
-func (s *Store) RecordEvent(ctx context.Context, o EventOutcome) (bool, error) {
-	tag, err := s.pool.Exec(ctx, recordEventSQL, o.ID, o.Attempt, o.Status, o.NextAt, o.Error)
-	if err != nil {
-		return false, fmt.Errorf("record event: %w", err)
+// RecordEvents records a batch of outcomes in one statement and returns
+// the ids whose claim still held.
+func (s *Store) RecordEvents(ctx context.Context, outs []EventOutcome) (map[string]bool, error) {
+	if len(outs) == 0 {
+		return map[string]bool{}, nil
 	}
-	return tag.RowsAffected() == 1, nil
+	ids := make([]string, len(outs))
+	attempts := make([]int32, len(outs))
+	statuses := make([]string, len(outs))
+	nextAt := make([]time.Time, len(outs))
+	errs := make([]string, len(outs))
+	for i, o := range outs {
+		ids[i], attempts[i], statuses[i], nextAt[i], errs[i] = o.ID, int32(o.Attempt), o.Status, o.NextAt, o.Error
+	}
+	rows, err := s.pool.Query(ctx, recordEventsSQL, ids, attempts, statuses, nextAt, errs)
+	if err != nil {
+		return nil, fmt.Errorf("record events: %w", err)
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("record events: %w", err)
+	}
+	held := make(map[string]bool, len(done))
+	for _, id := range done {
+		held[id] = true
+	}
+	return held, nil
+}
+
+// RecordEvent records one outcome and tells whether its claim still held.
+func (s *Store) RecordEvent(ctx context.Context, o EventOutcome) (bool, error) {
+	held, err := s.RecordEvents(ctx, []EventOutcome{o})
+	return held[o.ID], err
 }
 
 // RedeliverEvent puts event id back in line, due now, with a fresh round

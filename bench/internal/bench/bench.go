@@ -73,9 +73,11 @@ type Options struct {
 	// purge of that many finished rows, for the ratio to the same drain
 	// without it.
 	PurgeRows int
-	// Callbacks adds a 1-worker drain with status callbacks on, to a
-	// local receiver, beside the first drain without them.
-	Callbacks bool
+	// CallbackPairs adds (callbacks off, callbacks on) pairs of 1-worker
+	// drains after the first drain, alternating: off without the outbox
+	// trigger, on with status callbacks going to a local receiver; the
+	// median ratio on / off is reported.
+	CallbackPairs int
 	// BaselinePairs is how many (this code, baseline) pairs of 1-worker
 	// drains run, alternating; the first pair's drain of this code is the
 	// main table's. The median of the pairs' ratios is reported.
@@ -113,7 +115,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		"also drain with 1 worker built from this git revision, on its own schema, for the ratio this code / it (empty: skip)")
 	fs.IntVar(&o.BaselinePairs, "baseline-pairs", 3, "alternating (this code, baseline) pairs of 1-worker drains; the median ratio is reported")
 	fs.IntVar(&o.PurgeRows, "purge-rows", 1000000, "also drain with 1 worker while the scheduler's retention purge deletes this many finished rows (0: skip)")
-	fs.BoolVar(&o.Callbacks, "callbacks", true, "also drain with 1 worker with status callbacks on, to a local receiver, for the ratio with / without")
+	fs.IntVar(&o.CallbackPairs, "callback-pairs", 3, "alternating pairs of 1-worker drains with status callbacks off (no outbox trigger) and on (to a local receiver); the median ratio is reported (0: skip)")
 	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -339,19 +341,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 				log.Info("purge drain done", "per_second", int(pr.Rate()), "ratio", fmt.Sprintf("%.2f", pr.Rate()/dr.Rate()), "purged", pr.Purged)
 			}
 		}
-		if i == 0 && w == 1 && err == nil && o.Callbacks {
-			spec := o.drainSpec(1, fmt.Sprintf("b%s-cb", run), scheduler, worker, log)
-			spec.callbacks = true
-			log.Info("drain with status callbacks on")
-			cr, cerr := runDrain(ctx, spec)
-			switch {
-			case cerr != nil && ctx.Err() != nil:
-				return nil, cerr
-			case cerr != nil:
-				rep.Notes = append(rep.Notes, fmt.Sprintf("the drain with status callbacks failed: %v", cerr))
-			default:
-				rep.Callbacks = &CallbackPair{Without: dr, With: cr}
-				log.Info("callback drain done", "per_second", int(cr.Rate()), "ratio", fmt.Sprintf("%.2f", cr.Rate()/dr.Rate()), "callbacks", cr.Callbacks)
+		if i == 0 && w == 1 && err == nil && o.CallbackPairs > 0 {
+			if err := runCallbackPairs(ctx, o, rep, scheduler, worker, run, log); err != nil {
+				return nil, err
 			}
 		}
 		if i == 0 && riverBin != "" {
@@ -462,6 +454,43 @@ func runBaselinePairs(ctx context.Context, o Options, rep *Report, first DrainRe
 		rep.Baseline = append(rep.Baseline, BaselinePair{This: this, Base: b})
 		log.Info("baseline pair done", "pair", k+1, "this_per_second", int(this.Rate()), "baseline_per_second", int(b.Rate()),
 			"ratio", fmt.Sprintf("%.2f", this.Rate()/b.Rate()))
+	}
+	return nil
+}
+
+// runCallbackPairs drains the backlog with one worker, for each pair once
+// with status callbacks off (no sender, and the trigger that writes events
+// dropped) and once on, alternating, so that the machine's drift falls on
+// both. A drain that fails is noted and its pair left out.
+func runCallbackPairs(ctx context.Context, o Options, rep *Report, scheduler, worker, run string, log *slog.Logger) error {
+	drain := func(k int, on bool) (DrainResult, error) {
+		spec := o.drainSpec(1, fmt.Sprintf("b%s-c%d%v", run, k, on), scheduler, worker, log)
+		// Off is without the feature's cost altogether: no sender and no
+		// trigger writing events. On is STATUS_CALLBACK_URL set.
+		spec.callbacks, spec.noOutbox = on, !on
+		log.Info("callback pair", "pair", k+1, "of", o.CallbackPairs, "callbacks", on)
+		return runDrain(ctx, spec)
+	}
+	for k := range o.CallbackPairs {
+		off, err := drain(k, false)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("callback pair %d: the drain without callbacks failed: %v", k+1, err))
+			continue
+		}
+		on, err := drain(k, true)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("callback pair %d: the drain with callbacks failed: %v", k+1, err))
+			continue
+		}
+		rep.Callbacks = append(rep.Callbacks, CallbackPair{Without: off, With: on})
+		log.Info("callback pair done", "pair", k+1, "off_per_second", int(off.Rate()), "on_per_second", int(on.Rate()),
+			"ratio", fmt.Sprintf("%.2f", on.Rate()/off.Rate()), "callbacks", on.Callbacks)
 	}
 	return nil
 }

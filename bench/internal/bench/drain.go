@@ -171,8 +171,11 @@ type drainSpec struct {
 	// callbacks turns status callbacks on, to a local receiver that
 	// accepts every one.
 	callbacks bool
-	timeout   time.Duration
-	log       *slog.Logger
+	// noOutbox drops the trigger that records status callback events,
+	// for a drain without any of their cost.
+	noOutbox bool
+	timeout  time.Duration
+	log      *slog.Logger
 }
 
 // runDrain inserts the backlog in a fresh database, starts one scheduler
@@ -196,6 +199,11 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 	}()
 	if err := prepareBacklog(ctx, db, sp.migrations, gen, sp.messages, sp.claimClock); err != nil {
 		return res, err
+	}
+	if sp.noOutbox {
+		if err := dropOutbox(ctx, db); err != nil {
+			return res, err
+		}
 	}
 	if sp.purgeRows > 0 {
 		res.PurgeRows = sp.purgeRows
@@ -402,6 +410,20 @@ func prepareBacklog(ctx context.Context, db *database, migrations fs.FS, gen Gen
 	}
 	if _, err := pool.Exec(ctx, "VACUUM ANALYZE messages"); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
+	}
+	return nil
+}
+
+// dropOutbox drops the trigger that writes status callback events: the
+// drain then pays nothing for them.
+func dropOutbox(ctx context.Context, db *database) error {
+	pool, err := db.open(ctx, 1, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `DROP TRIGGER messages_events_upd ON messages`); err != nil {
+		return fmt.Errorf("drop the outbox trigger: %w", err)
 	}
 	return nil
 }
