@@ -134,10 +134,11 @@ func TestSenderDeliversInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	snd := callback.New(callback.Deps{
 		Config: callback.Config{URL: mainSrv.URL + "/main", Key: key, Schedule: retry.MustParse("10ms,10ms"), Concurrency: 2,
 			Timeout: 5 * time.Second, Lease: 15 * time.Second},
-		Store: s, Log: testenv.Logger(t), Metrics: metrics.NewCallback(prometheus.NewRegistry()), Signals: signals,
+		Store: s, Log: testenv.Logger(t), Metrics: metrics.NewCallback(reg), Signals: signals,
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -194,8 +195,41 @@ func TestSenderDeliversInOrder(t *testing.T) {
 			t.Errorf("timestamp %q: %v", c.Body.Timestamp, err)
 		}
 	}
+	// The metrics: 4 events started (by type), 4 accepted and 1 retried.
+	if got := counter(t, reg, "messaging_callback_deliveries_total", "outcome", "accepted"); got != 4 {
+		t.Errorf("accepted deliveries %v, want 4", got)
+	}
+	if got := counter(t, reg, "messaging_callback_deliveries_total", "outcome", "retried"); got != 1 {
+		t.Errorf("retried deliveries %v, want 1", got)
+	}
+	if got := counter(t, reg, "messaging_callback_events_total", "type", "message.canceled"); got != 2 {
+		t.Errorf("canceled events started %v, want 2", got)
+	}
 	evs, err := s.ListEvents(ctx, "m1")
 	if err != nil || len(evs) != 2 || evs[0].Status != store.EventDelivered || evs[0].Attempts != 2 || evs[1].Status != store.EventDelivered || evs[1].DeliveredAt == nil {
 		t.Errorf("m1's events: %+v %v", evs, err)
 	}
+}
+
+// counter is the value of the counter name{label=value} in reg.
+func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{%s=%q}", name, label, value)
+	return 0
 }
