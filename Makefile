@@ -54,7 +54,8 @@ faults:
 ## its own module, built here; the first build downloads River), the
 ## baseline drain of the engine before the lifecycle columns (git revision
 ## 5324d75 plus bench/baseline/5324d75.patch), a drain beside a retention
-## purge of 1,000,000 finished rows and the claim timing; prints
+## purge of 1,000,000 finished rows, pairs of drains with status callbacks
+## off and on, and the claim timing; prints
 ## Markdown tables, see docs/benchmarks.md. The benchmark is a module of its
 ## own (bench/go.mod) and runs in bench/, so a relative -cpuprofile path is
 ## relative to bench/.
