@@ -236,7 +236,7 @@ func safeOutcome(o store.Outcome) (store.Outcome, bool) {
 	if safe.Error != "" {
 		safe.Error = answerNotStored
 	}
-	return safe, safe != o
+	return safe, safe.RemoteID != o.RemoteID || safe.Error != o.Error
 }
 
 // write records pend, one statement for the lot when it can. When

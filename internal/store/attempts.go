@@ -21,13 +21,16 @@ type Attempt struct {
 	StatusCode *int // nil: no HTTP answer (timeout, connection error)
 	Outcome    string
 	Error      string
+	// Provider is the provider called; empty for calls recorded before
+	// providers were named.
+	Provider string
 }
 
 // Attempts lists the calls made for message id, oldest first;
 // ErrNotFound when there is no such message.
 func (s *Store) Attempts(ctx context.Context, id string) ([]Attempt, error) {
 	const q = `
-SELECT attempt, started_at, duration_ms, status_code, outcome, COALESCE(error, '')
+SELECT attempt, started_at, duration_ms, status_code, outcome, COALESCE(error, ''), COALESCE(provider, '')
 FROM message_attempts WHERE message_id = $1 ORDER BY attempt`
 	rows, err := s.pool.Query(ctx, q, id)
 	if err != nil {
@@ -35,7 +38,7 @@ FROM message_attempts WHERE message_id = $1 ORDER BY attempt`
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
 		var a Attempt
-		err := r.Scan(&a.Attempt, &a.StartedAt, &a.DurationMS, &a.StatusCode, &a.Outcome, &a.Error)
+		err := r.Scan(&a.Attempt, &a.StartedAt, &a.DurationMS, &a.StatusCode, &a.Outcome, &a.Error, &a.Provider)
 		return a, err
 	})
 	if err != nil {

@@ -37,6 +37,9 @@ type Message struct {
 	DeliveryStatus string
 	DeliveredAt    *time.Time
 	DeliveryError  string
+	// Provider is the provider that accepted the message; empty until
+	// it is sent.
+	Provider string
 }
 
 // NewMessage is what a producer supplies; everything else has a default.
@@ -58,14 +61,15 @@ type NewMessage struct {
 
 const messageColumns = `id, content, phone_number, status, attempts, next_attempt_at,
     COALESCE(last_error, ''), COALESCE(remote_message_id, ''), sent_at, created_at,
-    send_at, expires_at, priority, COALESCE(delivery_status, ''), delivered_at, COALESCE(delivery_error, '')`
+    send_at, expires_at, priority, COALESCE(delivery_status, ''), delivered_at, COALESCE(delivery_error, ''),
+    COALESCE(provider, '')`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
 	var prio int16
 	err := row.Scan(&m.ID, &m.Content, &m.PhoneNumber, &m.Status, &m.Attempts, &m.NextAttemptAt,
 		&m.LastError, &m.RemoteMessageID, &m.SentAt, &m.CreatedAt,
-		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError)
+		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError, &m.Provider)
 	m.Priority = int(prio)
 	return m, err
 }
@@ -252,7 +256,7 @@ RETURNING ` + messageColumns
 func (s *Store) RetryFailed(ctx context.Context, id string) (Message, error) {
 	q := `
 UPDATE messages
-SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_expires_at = NULL
+SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_expires_at = NULL, round_failed = ''
 WHERE id = $1 AND status = 'failed'
 RETURNING ` + messageColumns
 	m, err := scanMessage(s.pool.QueryRow(ctx, q, id))
