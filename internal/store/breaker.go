@@ -53,7 +53,9 @@ type ProviderBreaker struct {
 
 // ProviderBreaker is the handle on provider name's breaker row. Call
 // EnsureBreakers first so that the row exists.
-func (s *Store) ProviderBreaker(name string) *ProviderBreaker { return &ProviderBreaker{s: s, name: name} }
+func (s *Store) ProviderBreaker(name string) *ProviderBreaker {
+	return &ProviderBreaker{s: s, name: name}
+}
 
 // EnsureBreakers creates a closed breaker row for each provider that has
 // none; the rows of providers no longer configured are left alone.
