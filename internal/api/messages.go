@@ -113,6 +113,9 @@ type Lifecycle struct {
 	// DeliveryError is the provider's error code of an undelivered
 	// receipt.
 	DeliveryError *string `json:"delivery_error" extensions:"x-nullable" example:"30003"`
+	// Provider is the provider that accepted the message (PROVIDERS;
+	// default when it is unset); null until sent.
+	Provider *string `json:"provider" extensions:"x-nullable" example:"primary"`
 }
 
 // SMSParts is how a message's content travels as SMS, computed from the
@@ -138,6 +141,7 @@ func lifecycle(m store.Message) Lifecycle {
 	return Lifecycle{
 		SendAt: utc(m.SendAt), ExpiresAt: utc(m.ExpiresAt), Priority: m.Priority,
 		DeliveryStatus: nullable(m.DeliveryStatus), DeliveredAt: utc(m.DeliveredAt), DeliveryError: nullable(m.DeliveryError),
+		Provider: nullable(m.Provider),
 	}
 }
 

@@ -55,3 +55,36 @@ FROM message_attempts WHERE message_id = $1 ORDER BY attempt`
 	}
 	return out, nil
 }
+
+// ProviderCalls is how many calls each provider got in the last minute,
+// and how many of them did not end sent.
+type ProviderCalls struct {
+	Calls, Failures int
+}
+
+// ProviderCallsLastMinute counts the calls of the last minute by
+// provider, read through message_attempts_started_idx; calls recorded
+// before providers were named count for the provider default.
+func (s *Store) ProviderCallsLastMinute(ctx context.Context) (map[string]ProviderCalls, error) {
+	const q = `
+SELECT COALESCE(provider, 'default'), count(*), count(*) FILTER (WHERE outcome <> 'sent')
+FROM message_attempts WHERE started_at > now() - interval '1 minute'
+GROUP BY 1`
+	rows, err := s.pool.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("count provider calls: %w", err)
+	}
+	out := map[string]ProviderCalls{}
+	var (
+		name     string
+		calls, f int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &calls, &f}, func() error {
+		out[name] = ProviderCalls{Calls: calls, Failures: f}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count provider calls: %w", err)
+	}
+	return out, nil
+}
