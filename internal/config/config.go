@@ -379,7 +379,7 @@ func seconds(d, lo, hi time.Duration) bool { return d%time.Second == 0 && d >= l
 // for a value the error names.
 func (c *Config) validate(vars map[string]string) error {
 	_, maxSet := vars["MAX_ATTEMPTS"]
-	_, providersSet := vars["PROVIDERS"]
+	providersSet := strings.TrimSpace(vars["PROVIDERS"]) != ""
 	const day = 24 * time.Hour
 	sched, schedErr := retry.Parse(c.RetrySchedule)
 	_, resourceErr := ParseResourceAttributes(c.ResourceAttributes)

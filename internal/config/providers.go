@@ -169,16 +169,15 @@ func ChainFor(routes []Route, to string) []string {
 // named default from WEBHOOK_* when PROVIDERS is unset, else one per name
 // from its PROVIDER_<NAME>_* variables.
 func (c *Config) loadProviders(vars map[string]string) error {
-	if v, routed := vars["ROUTES"]; routed && strings.TrimSpace(v) == "" {
-		return &Error{Var: "ROUTES", Value: v, Accepts: routesAccepts}
-	}
-	raw, set := vars["PROVIDERS"]
-	if !set {
+	// Empty is unset, as a deployment passes an unused variable (the
+	// compose file's ${PROVIDERS:-}).
+	raw := vars["PROVIDERS"]
+	if strings.TrimSpace(raw) == "" {
 		c.ProviderList = []Provider{{
 			Name: DefaultProvider, URL: c.WebhookURL, Secret: c.WebhookSecret, AuthHeader: c.WebhookAuthHeader,
 			AuthKey: c.WebhookAuthKey, Timeout: c.WebhookTimeout, Burst: 1,
 		}}
-		if _, routed := vars["ROUTES"]; routed {
+		if strings.TrimSpace(c.Routes) != "" {
 			routes, err := ParseRoutes(c.Routes, []string{DefaultProvider})
 			if err != nil {
 				return &Error{Var: "ROUTES", Value: c.Routes, Accepts: routesAccepts + ": " + err.Error()}

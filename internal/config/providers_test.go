@@ -69,7 +69,6 @@ func TestBadProviderConfigurationNamesTheVariable(t *testing.T) {
 		{"duplicate prefix", append(slices.Clone(two), "ROUTES=+44=primary;+44=backup"), "ROUTES"},
 		{"bad prefix", append(slices.Clone(two), "ROUTES=44=primary"), "ROUTES"},
 		{"prefix too long", append(slices.Clone(two), "ROUTES=+1234567=primary"), "ROUTES"},
-		{"empty routes", append(slices.Clone(two), "ROUTES="), "ROUTES"},
 		{"missing url", []string{"PROVIDERS=primary"}, "PROVIDER_PRIMARY_URL"},
 		{"bad url", []string{"PROVIDERS=primary", "PROVIDER_PRIMARY_URL=ftp://x"}, "PROVIDER_PRIMARY_URL"},
 		{"bad rate", append(slices.Clone(two), "PROVIDER_BACKUP_RATE=fast"), "PROVIDER_BACKUP_RATE"},
@@ -80,7 +79,8 @@ func TestBadProviderConfigurationNamesTheVariable(t *testing.T) {
 		{"bad header", append(slices.Clone(two), "PROVIDER_BACKUP_AUTH_HEADER=a b"), "PROVIDER_BACKUP_AUTH_HEADER"},
 		{"bad name", []string{"PROVIDERS=Primary"}, "PROVIDERS"},
 		{"repeated name", []string{"PROVIDERS=a,a"}, "PROVIDERS"},
-		{"empty providers", []string{"PROVIDERS="}, "PROVIDERS"},
+		{"empty providers is unset", []string{"PROVIDERS="}, "WEBHOOK_URL"},
+		{"unknown provider with PROVIDERS unset", []string{"WEBHOOK_URL=https://a.test/", "ROUTES=+44=backup"}, "ROUTES"},
 		{"no webhook url without providers", nil, "WEBHOOK_URL"},
 	}
 	for _, tt := range tests {
