@@ -165,6 +165,9 @@ type drainSpec struct {
 	// and runs the scheduler with a one-day retention, so that its purge
 	// deletes them while the workers drain.
 	purgeRows int
+	// providers, when 2 or more, names that many providers (PROVIDERS),
+	// all at the sink, with the default route through them in order.
+	providers int
 	timeout   time.Duration
 	log       *slog.Logger
 }
@@ -227,6 +230,14 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 		"CRON_INTERVAL=1", "MESSAGE_FETCH_LIMIT=100000",
 		"MAX_CONCURRENT_JOBS=" + strconv.Itoa(sp.concurrency),
 		"LOG_LEVEL=WARN", "REDIS_TTL=900",
+	}
+	if sp.providers > 1 {
+		names := make([]string, sp.providers)
+		for i := range names {
+			names[i] = fmt.Sprintf("p%d", i+1)
+			base = append(base, fmt.Sprintf("PROVIDER_P%d_URL=%s", i+1, rcv.url))
+		}
+		base = append(base, "PROVIDERS="+strings.Join(names, ","))
 	}
 	var procs []*proc
 	defer func() {

@@ -31,6 +31,9 @@ type Report struct {
 	// Purge is the 1-worker drain beside a retention purge, and the same
 	// run's first 1-worker drain without one; nil when not run.
 	Purge       *PurgePair
+	// Providers are the 1-worker drains with two providers and with one,
+	// in pairs.
+	Providers []ProviderPair
 	BaselineRev string
 	Notes       []string
 }
@@ -293,6 +296,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	if err := r.writePurge(w); err != nil {
 		return err
 	}
+	if err := r.writeProviders(w); err != nil {
+		return err
+	}
 	if err := r.writeBaseline(w); err != nil {
 		return err
 	}
@@ -319,6 +325,12 @@ func (r *Report) VsBaseline() float64 {
 			xs = append(xs, x)
 		}
 	}
+	return median(xs)
+}
+
+// median is the middle of xs (the mean of the two middle ones for an even
+// count), NaN when xs is empty. It sorts xs.
+func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}
@@ -327,6 +339,38 @@ func (r *Report) VsBaseline() float64 {
 		return (xs[n/2-1] + xs[n/2]) / 2
 	}
 	return xs[len(xs)/2]
+}
+
+// ProviderPair is a 1-worker drain with one provider and one with two
+// (no rate limit), in the same run.
+type ProviderPair struct{ One, Two DrainResult }
+
+// targetVsProviders is the least a drain with two providers may keep of
+// the drain with one.
+const targetVsProviders = 0.9
+
+// writeProviders writes the table of the drains with two providers
+// against one.
+func (r *Report) writeProviders(w io.Writer) error {
+	if len(r.Providers) == 0 {
+		return nil
+	}
+	t := &table{}
+	t.add(fmt.Sprintf("Two providers (no rate limit) against one, 1 worker × %d calls", r.Providers[0].One.Concurrency), "value", "target", "met")
+	ratios := make([]float64, len(r.Providers))
+	dups := 0
+	for i, p := range r.Providers {
+		ratios[i] = p.Two.Rate() / p.One.Rate()
+		dups += p.Two.Duplicates
+		t.add(fmt.Sprintf("pair %d: one provider / two providers, messages/s", i+1), fmt.Sprintf("%.0f / %.0f", p.One.Rate(), p.Two.Rate()), "", "")
+	}
+	vs := median(ratios)
+	t.add("**two providers / one (median of the pairs)**", "**"+ratio(vs)+"**", fmt.Sprintf("≥ %.2f", targetVsProviders), verdict(vs >= targetVsProviders))
+	t.add("duplicate deliveries", fmt.Sprint(dups), "0", verdict(dups == 0))
+	if _, err := io.WriteString(w, "\n"); err != nil {
+		return err
+	}
+	return t.write(w)
 }
 
 // PurgePair is a 1-worker drain without a retention purge and one beside
