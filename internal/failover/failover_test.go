@@ -176,6 +176,52 @@ WHERE m.id = ANY($1) AND m.provider = 'backup'
 	}
 }
 
+// TestGoneDisablesOneProvider: with several providers a 410 disables only
+// that provider, for every worker, with the reason; the messages go on to
+// the next provider, and enabling it sends new messages to it again.
+func TestGoneDisablesOneProvider(t *testing.T) {
+	slowTest(t)
+	primary, backup := newReceiver(t), newReceiver(t)
+	primary.gone.Store(true)
+	s, port := cluster(t, 2, twoProviders(primary, backup, nil))
+	ids := insert(t, s, 30, "+905551")
+	waitSent(t, s, ids, 30*time.Second)
+	if n := len(backup.accepted()); n != 30 {
+		t.Fatalf("backup accepted %d, want all 30", n)
+	}
+	p := providers(t, port)["primary"]
+	if p.State != "disabled" || !strings.Contains(p.Reason, "410") {
+		t.Fatalf("primary after a 410: %+v, want disabled with the reason", p)
+	}
+	if calls := len(primary.Calls()); calls > 10 {
+		t.Errorf("primary got %d calls after its 410, want a few at most (those in flight)", calls)
+	}
+	primary.gone.Store(false)
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/api/v1/providers/primary/enable", port), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("enable: %d", resp.StatusCode)
+	}
+	if p := providers(t, port)["primary"]; p.State != "closed" {
+		t.Fatalf("primary after enable: %+v", p)
+	}
+	// The workers read the shared row again within about a second.
+	testenv.Eventually(t, 30*time.Second, "new messages to reach primary again", func() bool {
+		more := insert(t, s, 5, "+905561")
+		waitSent(t, s, more, 30*time.Second)
+		pa := primary.accepted()
+		for _, id := range more {
+			if pa[id] != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // TestRoutes: ROUTES="+44=backup;*=primary,backup": every +44 number
 // reaches only backup, the others reach primary.
 func TestRoutes(t *testing.T) {

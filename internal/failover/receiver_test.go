@@ -22,7 +22,8 @@ type call struct {
 // answers 500 to everything while down.
 type receiver struct {
 	srv  *httptest.Server
-	down atomic.Bool
+	down atomic.Bool // answer 500
+	gone atomic.Bool // answer 410
 
 	mu    sync.Mutex
 	calls []call
@@ -43,7 +44,10 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	_ = json.NewDecoder(io.LimitReader(req.Body, 1<<16)).Decode(&body) // a bad body is the test's own bug; the status shows it
 	c := call{at: time.Now(), id: req.Header.Get("Idempotency-Key"), to: body.To, status: http.StatusAccepted}
-	if r.down.Load() {
+	switch {
+	case r.gone.Load():
+		c.status = http.StatusGone
+	case r.down.Load():
 		c.status = http.StatusInternalServerError
 	}
 	r.mu.Lock()
