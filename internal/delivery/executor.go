@@ -10,8 +10,11 @@ import (
 )
 
 // executor makes webhook calls, one at a time, for rows the producer hands
-// it; Run runs Concurrency of them. It reports each result to the
-// completer and then tells the producer its slot is free.
+// it; Run runs Concurrency of them. Before each call it checks the service
+// may start one (mayStart), then chooses the row's provider (choose): a
+// row no provider can take now goes back to the producer uncharged. It
+// reports each result to the completer and then tells the producer its
+// slot is free.
 type executor struct {
 	s        *Service
 	ctx      context.Context
@@ -67,15 +70,14 @@ func (e *executor) run() {
 	}
 }
 
-// gateAnswer is beforeCall's answer.
+// gateAnswer is mayStart's answer, asked right before each call once the
+// executor holds its slot; then choose asks the providers' breakers.
 type gateAnswer int
 
 const (
-	callGo      gateAnswer = iota // start the call
-	callProbe                     // start it: it is the breaker's half-open probe
-	callStop                      // the service drains or a 410 was read
-	callRefused                   // the circuit breaker is not closed
-	callHeld                      // outcomes cannot be recorded now
+	callGo   gateAnswer = iota // start the call
+	callStop                   // the service drains or a 410 was read
+	callHeld                   // outcomes cannot be recorded now
 )
 
 // afterCall sees each decision right after its call returned, before the
