@@ -30,10 +30,10 @@ type Report struct {
 	Baseline []BaselinePair
 	// Purge is the 1-worker drain beside a retention purge, and the same
 	// run's first 1-worker drain without one; nil when not run.
-	Purge       *PurgePair
+	Purge *PurgePair
 	// Providers are the 1-worker drains with two providers and with one,
 	// in pairs.
-	Providers []ProviderPair
+	Providers   []ProviderPair
 	BaselineRev string
 	Notes       []string
 }
