@@ -100,9 +100,12 @@ func Candidates(chain, roundFailed []string) []string {
 // maxRateStep at a time and maxRateWait in all; a row that would wait
 // longer is handed back uncharged, due when the limit has room, and the
 // slot takes the next row.
+// The half-open probe this worker won waits up to maxProbeRateWait: handed
+// back, it would be lost until the probe timeout.
 const (
-	maxRateStep = 100 * time.Millisecond
-	maxRateWait = 250 * time.Millisecond
+	maxRateStep      = 100 * time.Millisecond
+	maxRateWait      = 250 * time.Millisecond
+	maxProbeRateWait = time.Second
 )
 
 // noProviderWait is how long a row waits, uncharged, when no provider of
@@ -149,7 +152,7 @@ func (s *Service) choose(ctx context.Context, c store.Claimed, chain []string) p
 			}
 			probe = pr
 		}
-		if wait, ok := s.takeRate(ctx, p); !ok {
+		if wait, ok := s.takeRate(ctx, p, probe); !ok {
 			return pick{retryAt: time.Now().Add(wait)}
 		}
 		round := c.RoundFailed
@@ -170,10 +173,15 @@ func (s *Service) choose(ctx context.Context, c store.Claimed, chain []string) p
 }
 
 // takeRate takes one call of p's rate limit, waiting for it a short moment
-// at most; else it reports how long until there is room.
-func (s *Service) takeRate(ctx context.Context, p *provider) (time.Duration, bool) {
+// at most (longer for the probe); else it reports how long until there is
+// room.
+func (s *Service) takeRate(ctx context.Context, p *provider, probe bool) (time.Duration, bool) {
 	if p.Rate <= 0 || s.limiter == nil {
 		return 0, true
+	}
+	step, most := maxRateStep, maxRateWait
+	if probe {
+		step, most = maxProbeRateWait, maxProbeRateWait
 	}
 	var waited time.Duration
 	for {
@@ -186,7 +194,7 @@ func (s *Service) takeRate(ctx context.Context, p *provider) (time.Duration, boo
 			return 0, true
 		}
 		after = max(after, time.Millisecond)
-		if after > maxRateStep || waited+after > maxRateWait {
+		if after > step || waited+after > most {
 			return after, false
 		}
 		t := time.NewTimer(after)
