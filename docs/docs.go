@@ -1909,6 +1909,191 @@ const docTemplate = `{
                 ]
             }
         },
+        "/api/v1/providers": {
+            "get": {
+                "description": "Every provider in PROVIDERS order (one provider named default when PROVIDERS is unset): its host, its circuit breaker's state or disabled after a 410, its rate limit, and its calls and failures in the last minute.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "providers"
+                ],
+                "summary": "List providers",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.ProviderList"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and neither the bearer API_KEY or API_READ_KEY nor a console session came with the request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                },
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ]
+            }
+        },
+        "/api/v1/providers/{name}/enable": {
+            "post": {
+                "description": "Enables a provider that answered 410 Gone, for every worker (they notice within about a second). With one provider (PROVIDERS unset or one name), a 410 pauses sending as a whole, and this starts it again like POST /api/v1/scheduler/start. Enabling an enabled provider changes nothing and answers 200.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "providers"
+                ],
+                "summary": "Enable a provider",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "Provider name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.ProviderStatus"
+                        }
+                    },
+                    "401": {
+                        "description": "API_KEY is set and the bearer key is missing or wrong",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "unauthorized",
+                                    "message": "missing or wrong API key: send Authorization: Bearer \u003cAPI_KEY\u003e"
+                                }
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "No such provider",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "not_found",
+                                    "message": "message not found"
+                                }
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "Rate limit reached",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "rate_limited",
+                                    "message": "too many requests from this address; retry later"
+                                }
+                            }
+                        }
+                    },
+                    "431": {
+                        "description": "Request headers larger than 4 KiB",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "headers_too_large",
+                                    "message": "request headers are too large"
+                                }
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        },
+                        "examples": {
+                            "application/json": {
+                                "error": {
+                                    "code": "internal",
+                                    "message": "internal server error"
+                                }
+                            }
+                        }
+                    }
+                },
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ]
+            }
+        },
         "/api/v1/receipts": {
             "post": {
                 "description": "Sets delivery_status, delivered_at and delivery_error on the one sent message whose remote_message_id is message_id; its status stays sent. A repeated or older receipt is harmless: the newest timestamp wins, the first of equal timestamps wins, and the answer is the message as stored. When several sent messages carry message_id the answer is 409 ambiguous_remote_id and nothing changes. timestamp may be at most 5 minutes after the server's time (the database's clock) and at most 5 minutes before the message's sent_at, else 422 on timestamp. A delivered receipt carries no error_code (422 on error_code). A refused receipt changes nothing.",
@@ -2703,6 +2888,7 @@ const docTemplate = `{
                 "duration_ms",
                 "error",
                 "outcome",
+                "provider",
                 "started_at",
                 "status_code"
             ],
@@ -2730,6 +2916,12 @@ const docTemplate = `{
                         "gone"
                     ],
                     "example": "retry"
+                },
+                "provider": {
+                    "description": "Provider is the provider called (PROVIDERS; default when it is\nunset); null for calls recorded before providers were named.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "primary"
                 },
                 "started_at": {
                     "type": "string",
@@ -3118,6 +3310,7 @@ const docTemplate = `{
                 "id",
                 "phone_number",
                 "priority",
+                "provider",
                 "segments",
                 "send_at",
                 "status",
@@ -3186,6 +3379,12 @@ const docTemplate = `{
                     "minimum": 0,
                     "example": 0
                 },
+                "provider": {
+                    "description": "Provider is the provider that accepted the message (PROVIDERS;\ndefault when it is unset); null until sent.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "primary"
+                },
                 "segments": {
                     "description": "Segments is how many SMS the content takes: one holds 160 GSM-7\nseptets (an extension-table character such as € takes 2) or 70\nUCS-2 units (a character outside the BMP, such as an emoji, takes\n2); a longer content is split into segments of 153 septets or 67\nunits, never inside a character.",
                     "type": "integer",
@@ -3235,6 +3434,7 @@ const docTemplate = `{
                 "last_error",
                 "phone_number",
                 "priority",
+                "provider",
                 "remote_message_id",
                 "segments",
                 "send_at",
@@ -3315,6 +3515,12 @@ const docTemplate = `{
                     "maximum": 9,
                     "minimum": 0,
                     "example": 0
+                },
+                "provider": {
+                    "description": "Provider is the provider that accepted the message (PROVIDERS;\ndefault when it is unset); null until sent.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "primary"
                 },
                 "remote_message_id": {
                     "description": "RemoteMessageID is the provider's id; null until sent.",
@@ -3470,6 +3676,85 @@ const docTemplate = `{
                     "type": "string",
                     "x-nullable": true,
                     "example": "MjAyNi0xMi0wMVQwOTowMDowMFp8KzEyMDE1NTUwMTIz"
+                }
+            }
+        },
+        "api.ProviderList": {
+            "type": "object",
+            "required": [
+                "data"
+            ],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.ProviderStatus"
+                    }
+                }
+            }
+        },
+        "api.ProviderStatus": {
+            "type": "object",
+            "required": [
+                "burst",
+                "calls_last_minute",
+                "failures_last_minute",
+                "host",
+                "name",
+                "rate",
+                "reason",
+                "since",
+                "state"
+            ],
+            "properties": {
+                "burst": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "calls_last_minute": {
+                    "description": "CallsLastMinute and FailuresLastMinute count the calls recorded\nin the last minute, and those that did not end sent.",
+                    "type": "integer",
+                    "example": 1180
+                },
+                "failures_last_minute": {
+                    "type": "integer",
+                    "example": 3
+                },
+                "host": {
+                    "description": "Host is the host and port of the provider's URL, never its path,\nquery, user info or any secret.",
+                    "type": "string",
+                    "example": "sms.example.com"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "primary"
+                },
+                "rate": {
+                    "description": "Rate is PROVIDER_\u003cNAME\u003e_RATE, calls per second over every worker\n(0: no limit); Burst is PROVIDER_\u003cNAME\u003e_BURST.",
+                    "type": "integer",
+                    "example": 20
+                },
+                "reason": {
+                    "description": "Reason says why it is in State.",
+                    "type": "string",
+                    "example": "probe call succeeded"
+                },
+                "since": {
+                    "description": "Since is when the provider entered State.",
+                    "type": "string",
+                    "format": "date-time",
+                    "example": "2025-01-02T03:00:00Z"
+                },
+                "state": {
+                    "description": "State is the provider's circuit breaker (closed: calls flow; open:\nno call starts; half_open: one probe call is out), or disabled\nafter the provider answered 410, until it is enabled.",
+                    "type": "string",
+                    "enum": [
+                        "closed",
+                        "open",
+                        "half_open",
+                        "disabled"
+                    ],
+                    "example": "closed"
                 }
             }
         },
@@ -3663,6 +3948,7 @@ const docTemplate = `{
                 "id",
                 "phone_number",
                 "priority",
+                "provider",
                 "remote_message_id",
                 "segments",
                 "send_at",
@@ -3726,6 +4012,12 @@ const docTemplate = `{
                     "maximum": 9,
                     "minimum": 0,
                     "example": 0
+                },
+                "provider": {
+                    "description": "Provider is the provider that accepted the message (PROVIDERS;\ndefault when it is unset); null until sent.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "primary"
                 },
                 "remote_message_id": {
                     "description": "RemoteMessageID is the provider's id for the delivery; null for\nmessages sent before it was recorded.",

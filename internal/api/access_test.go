@@ -139,12 +139,14 @@ func accessMatrix(other string) map[string]cell {
 		"GET /api/v1/stats/counts":          {get("GET", "/api/v1/stats/counts"), apiRead(200)},
 		"GET /api/v1/stats/minutes":         {get("GET", "/api/v1/stats/minutes"), apiRead(200)},
 
-		"POST /api/v1/scheduler/start":     {get("POST", "/api/v1/scheduler/start"), apiWrite(200)},
-		"POST /api/v1/scheduler/stop":      {get("POST", "/api/v1/scheduler/stop"), apiWrite(200)},
-		"POST /api/v1/messages":            {static(jsonReq("POST", "/api/v1/messages", `{"content": "matrix", `+okPhone+`}`)), apiWrite(201)},
-		"POST /api/v1/messages/batch":      {static(jsonReq("POST", "/api/v1/messages/batch", `{"messages": [{"content": "matrix", `+okPhone+`}]}`)), apiWrite(201)},
-		"POST /api/v1/messages/:id/retry":  {func(e *env) req { return req{method: "POST", path: "/api/v1/messages/" + failed(e) + "/retry"} }, apiWrite(200)},
-		"POST /api/v1/messages/:id/cancel": {func(e *env) req { return req{method: "POST", path: "/api/v1/messages/" + pending(e) + "/cancel"} }, apiWrite(200)},
+		"POST /api/v1/scheduler/start":        {get("POST", "/api/v1/scheduler/start"), apiWrite(200)},
+		"POST /api/v1/scheduler/stop":         {get("POST", "/api/v1/scheduler/stop"), apiWrite(200)},
+		"GET /api/v1/providers":               {get("GET", "/api/v1/providers"), apiRead(200)},
+		"POST /api/v1/providers/:name/enable": {get("POST", "/api/v1/providers/default/enable"), apiWrite(200)},
+		"POST /api/v1/messages":               {static(jsonReq("POST", "/api/v1/messages", `{"content": "matrix", `+okPhone+`}`)), apiWrite(201)},
+		"POST /api/v1/messages/batch":         {static(jsonReq("POST", "/api/v1/messages/batch", `{"messages": [{"content": "matrix", `+okPhone+`}]}`)), apiWrite(201)},
+		"POST /api/v1/messages/:id/retry":     {func(e *env) req { return req{method: "POST", path: "/api/v1/messages/" + failed(e) + "/retry"} }, apiWrite(200)},
+		"POST /api/v1/messages/:id/cancel":    {func(e *env) req { return req{method: "POST", path: "/api/v1/messages/" + pending(e) + "/cancel"} }, apiWrite(200)},
 		"POST /api/v1/receipts": {func(e *env) req {
 			id := pending(e)
 			e.markSent(time.Now().Add(-time.Minute), id)

@@ -204,6 +204,8 @@ func (s *Server) routes() {
 	v1.Get("/scheduler", s.getScheduler)
 	v1.Post("/scheduler/start", s.startScheduler)
 	v1.Post("/scheduler/stop", s.stopScheduler)
+	v1.Get("/providers", s.listProviders)
+	v1.Post("/providers/:name/enable", s.enableProvider)
 	// Every route that reads a JSON body takes requireJSON, so a wrong
 	// Content-Type gets 415 before the body is read.
 	v1.Post("/messages", requireJSON, s.createMessage)

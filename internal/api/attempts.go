@@ -17,6 +17,9 @@ type AttemptView struct {
 	Outcome    string `json:"outcome" enums:"sent,retry,failed,gone" example:"retry"`
 	// Error is why the call failed; null when it succeeded.
 	Error *string `json:"error" extensions:"x-nullable" example:"webhook answered 503: busy"`
+	// Provider is the provider called (PROVIDERS; default when it is
+	// unset); null for calls recorded before providers were named.
+	Provider *string `json:"provider" extensions:"x-nullable" example:"primary"`
 }
 
 // AttemptList is the answer of GET /api/v1/messages/{id}/attempts.
@@ -51,7 +54,7 @@ func (s *Server) listAttempts(c *fiber.Ctx) error {
 	out := AttemptList{Data: make([]AttemptView, len(as))}
 	for i, a := range as {
 		out.Data[i] = AttemptView{Attempt: a.Attempt, StartedAt: a.StartedAt.UTC(), DurationMS: a.DurationMS,
-			StatusCode: a.StatusCode, Outcome: a.Outcome, Error: nullable(a.Error)}
+			StatusCode: a.StatusCode, Outcome: a.Outcome, Error: nullable(a.Error), Provider: nullable(a.Provider)}
 	}
 	return c.JSON(out)
 }

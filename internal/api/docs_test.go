@@ -141,10 +141,10 @@ func TestRoutesAreDocumented(t *testing.T) {
 	want := []string{
 		"DELETE /api/v1/opt-outs/{phone_number}",
 		"GET /api/v1/messages", "GET /api/v1/messages/sent", "GET /api/v1/messages/{id}",
-		"GET /api/v1/messages/{id}/attempts", "GET /api/v1/messages/{id}/events", "GET /api/v1/opt-outs", "GET /api/v1/scheduler",
+		"GET /api/v1/messages/{id}/attempts", "GET /api/v1/messages/{id}/events", "GET /api/v1/opt-outs", "GET /api/v1/providers", "GET /api/v1/scheduler",
 		"GET /api/v1/stats/counts", "GET /api/v1/stats/minutes", "GET /healthz",
 		"GET /metrics", "GET /readyz", "POST /api/v1/erasures", "POST /api/v1/events/{id}/redeliver", "POST /api/v1/inbound", "POST /api/v1/messages", "POST /api/v1/messages/batch",
-		"POST /api/v1/messages/{id}/cancel", "POST /api/v1/messages/{id}/retry", "POST /api/v1/receipts",
+		"POST /api/v1/messages/{id}/cancel", "POST /api/v1/messages/{id}/retry", "POST /api/v1/providers/{name}/enable", "POST /api/v1/receipts",
 		"POST /api/v1/scheduler/start", "POST /api/v1/scheduler/stop", "POST /api/v1/sessions/revoke-all",
 		"PUT /api/v1/opt-outs/{phone_number}",
 	}

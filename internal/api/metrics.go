@@ -34,7 +34,7 @@ func (s *Server) metricsHandler() fiber.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		unchecked{asynqmetrics.NewQueueMetricsCollector(s.insp)},
-		&storeCollector{st: s.deps.Store},
+		&storeCollector{st: s.deps.Store, first: s.firstProvider()},
 	)
 	// A failing collector costs its own metrics, not the whole scrape.
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -54,6 +54,9 @@ func (unchecked) Describe(chan<- *prometheus.Desc) {}
 // scrape time, so the numbers are right whichever process changed them.
 type storeCollector struct {
 	st *store.Store
+	// first is the provider whose breaker the api's metrics show: the
+	// first in PROVIDERS (each worker serves every provider's).
+	first string
 }
 
 var (
@@ -94,7 +97,7 @@ func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.GaugeValue, float64(n), status)
 		}
 	}
-	if br, err := breaker.Read(ctx, sc.st); err != nil {
+	if br, err := breaker.Read(ctx, sc.st.ProviderBreaker(sc.first)); err != nil {
 		ch <- prometheus.NewInvalidMetric(breakerStateDesc, err)
 	} else {
 		for _, m := range breaker.Modes {

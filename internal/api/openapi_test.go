@@ -95,6 +95,12 @@ func operations() []operation {
 		{op: "GET /api/v1/stats/minutes", sample: opCase{"per minute", get("/api/v1/stats/minutes"), 200, false, "", false}},
 		{op: "POST /api/v1/scheduler/stop", sample: opCase{"stop", post("/api/v1/scheduler/stop"), 200, false, "", false}},
 		{op: "POST /api/v1/scheduler/start", sample: opCase{"start", post("/api/v1/scheduler/start"), 200, false, "", false}},
+		{op: "GET /api/v1/providers", sample: opCase{"providers", get("/api/v1/providers"), 200, false, "", false}},
+		{
+			op:     "POST /api/v1/providers/{name}/enable",
+			sample: opCase{"enable", post("/api/v1/providers/default/enable"), 200, false, "", false},
+			cases:  []opCase{{"unknown provider", post("/api/v1/providers/nobody/enable"), 404, false, "not_found", false}},
+		},
 		{op: "POST /api/v1/sessions/revoke-all", sample: opCase{"revoke", post("/api/v1/sessions/revoke-all"), 200, false, "", false}},
 		{
 			op:     "POST /api/v1/messages",

@@ -150,7 +150,8 @@ func (s *Server) setRunning(c *fiber.Ctx, running bool) error {
 }
 
 func (s *Server) schedulerStatus(ctx context.Context, ctl store.Control) (SchedulerStatus, error) {
-	br, err := breaker.Read(ctx, s.deps.Store)
+	// With several providers, the first one's breaker.
+	br, err := breaker.Read(ctx, s.deps.Store.ProviderBreaker(s.firstProvider()))
 	if err != nil {
 		return SchedulerStatus{}, err
 	}
@@ -247,4 +248,13 @@ func queueOf(opts []asynq.Option) string {
 		}
 	}
 	return "default"
+}
+
+// firstProvider is the name of the first provider in PROVIDERS (default
+// when it is unset).
+func (s *Server) firstProvider() string {
+	if len(s.cfg.ProviderList) == 0 {
+		return store.DefaultProvider
+	}
+	return s.cfg.ProviderList[0].Name
 }

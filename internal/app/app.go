@@ -116,6 +116,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, poolSize int
 		d.Close()
 		return nil, err
 	}
+	// Every provider has its breaker row before any program reads it.
+	if err := d.Store.EnsureBreakers(ctx, cfg.ProviderNames()); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 

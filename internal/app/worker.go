@@ -21,9 +21,11 @@ import (
 	"github.com/messaging-server/messaging-server/internal/logging"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/metrics"
+	"github.com/messaging-server/messaging-server/internal/ratelimit"
 	"github.com/messaging-server/messaging-server/internal/redisconn"
 	"github.com/messaging-server/messaging-server/internal/retention"
 	"github.com/messaging-server/messaging-server/internal/scheduler"
+	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/task"
 	"github.com/messaging-server/messaging-server/internal/wake"
 	"github.com/messaging-server/messaging-server/internal/webhook"
@@ -62,7 +64,8 @@ type Worker struct {
 	srv   *asynq.Server
 	svc   *delivery.Service
 	ticks *wake.Channel
-	hook  *webhook.Client
+	hooks []*webhook.Client
+	store *store.Store
 	log   *slog.Logger
 	grace time.Duration
 	reg   *prometheus.Registry
@@ -74,30 +77,44 @@ type Worker struct {
 // NewWorker builds a Worker over d.
 func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 	log := d.Log.With("component", "worker")
-	// config.Load validated the secret's format.
-	key, _ := webhook.ParseSecret(cfg.WebhookSecret)
-	hook := webhook.New(webhook.Options{
-		SigningKey: key,
-		URL:        cfg.WebhookURL,
-		Timeout:    cfg.WebhookTimeoutDuration(),
-		AuthHeader: cfg.WebhookAuthHeader,
-		AuthKey:    cfg.WebhookAuthKey,
-		MaxConns:   cfg.MaxConcurrentJobs,
-		Propagator: d.Traces().Propagator,
-	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// The circuit breaker every worker shares; its probe may take a whole
-	// webhook call before another process may probe again.
-	brk := breaker.New(breaker.Deps{
-		Store: d.Store,
-		Settings: breaker.Settings{
-			Window: cfg.BreakerWindow, MinCalls: cfg.BreakerMinCalls, FailureRate: cfg.BreakerFailureRate,
-			Cooldown: cfg.BreakerCooldown, ProbeTimeout: cfg.WebhookTimeoutDuration() + 10*time.Second,
-		},
-		Log:     log,
-		Metrics: metrics.NewBreaker(reg, breaker.ModeNames()),
-	})
+	brkMetrics := metrics.NewBreakers(reg)
+	var (
+		providers []delivery.Provider
+		hooks     []*webhook.Client
+	)
+	for _, pc := range cfg.ProviderList {
+		// config.Load validated the secret's format.
+		key, _ := webhook.ParseSecret(pc.Secret)
+		hook := webhook.New(webhook.Options{
+			SigningKey: key,
+			URL:        pc.URL,
+			Timeout:    pc.Timeout,
+			AuthHeader: pc.AuthHeader,
+			AuthKey:    pc.AuthKey,
+			MaxConns:   cfg.MaxConcurrentJobs,
+			Propagator: d.Traces().Propagator,
+		})
+		hooks = append(hooks, hook)
+		rows := d.Store.ProviderBreaker(pc.Name)
+		// Each provider's circuit breaker, shared by every worker; its
+		// probe may take a whole call before another process may probe
+		// again.
+		brk := breaker.New(breaker.Deps{
+			Store: rows,
+			Settings: breaker.Settings{
+				Window: cfg.BreakerWindow, MinCalls: cfg.BreakerMinCalls, FailureRate: cfg.BreakerFailureRate,
+				Cooldown: cfg.BreakerCooldown, ProbeTimeout: pc.Timeout + 10*time.Second,
+			},
+			Log:     log.With("provider", pc.Name),
+			Metrics: brkMetrics.For(pc.Name, breaker.StateNames()),
+		})
+		providers = append(providers, delivery.Provider{
+			Name: pc.Name, Sender: hook, Gate: brk, Rate: pc.Rate, Burst: pc.Burst, Disabler: rows,
+		})
+	}
+	routes := cfg.RouteTable
 	// RETRY_SCHEDULE spaces retries, unless a test asked for a fast
 	// doubling backoff (or a Config built by hand has no schedule).
 	var retryDelay delivery.RetryDelay
@@ -119,15 +136,17 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 			MaxContent:  cfg.MaxContentLength,
 			Countries:   message.NewCountries(cfg.AllowedCountries),
 		},
-		Store:   d.Store,
-		Sender:  hook,
-		Cache:   cache.New(d.Redis, cfg.CacheTTL()),
-		Log:     log,
-		Metrics: metrics.NewDelivery(reg),
-		Breaker: brk,
-		Ticks:   ticks,
-		Signals: t.Signals,
-		Tracing: d.Traces(),
+		Store:           d.Store,
+		Providers:       providers,
+		Router:          func(to string) []string { return config.ChainFor(routes, to) },
+		Limiter:         ratelimit.New(ratelimit.Deps{Redis: d.Redis, Prefix: cfg.Queue}),
+		ProviderMetrics: metrics.NewProviders(reg),
+		Cache:           cache.New(d.Redis, cfg.CacheTTL()),
+		Log:             log,
+		Metrics:         metrics.NewDelivery(reg),
+		Ticks:           ticks,
+		Signals:         t.Signals,
+		Tracing:         d.Traces(),
 	})
 
 	poll := t.PollInterval
@@ -151,7 +170,7 @@ func NewWorker(cfg config.Config, d *Deps, t Tuning) *Worker {
 			log.Error("dispatch task failed", "type", task.Type(), "err", err)
 		}),
 	})
-	return &Worker{cfg: cfg, srv: srv, svc: svc, ticks: ticks, hook: hook, log: log, grace: grace, reg: reg,
+	return &Worker{cfg: cfg, srv: srv, svc: svc, ticks: ticks, hooks: hooks, log: log, grace: grace, reg: reg, store: d.Store,
 		calls: newCallbacks(cfg, d, d.Log.With("component", "callbacks"), reg, t)}
 }
 
@@ -185,6 +204,9 @@ func (w *Worker) Service() *delivery.Service { return w.svc }
 // in flight finish within SERVER_GRACE_PERIOD (cutting them after it), and
 // returns once every outcome is recorded.
 func (w *Worker) Run(ctx context.Context) error {
+	if err := w.store.EnsureBreakers(ctx, w.cfg.ProviderNames()); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(task.Dispatch, w.svc.HandleDispatch)
 	if err := w.srv.Start(mux); err != nil {
@@ -232,7 +254,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	<-driven
 	w.srv.Shutdown()
 	w.svc.Wait()
-	w.hook.Close()
+	for _, h := range w.hooks {
+		h.Close()
+	}
 	w.log.Info("worker stopped", "stats", fmt.Sprintf("%+v", w.svc.Stats()))
 	return nil
 }

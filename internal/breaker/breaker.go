@@ -57,6 +57,7 @@ type Breaker struct {
 
 	mu        sync.Mutex
 	view      State
+	disabled  string        // a 410's reason from the shared row; empty: enabled
 	viewAt    time.Time     // local time the view was read
 	skew      time.Duration // PostgreSQL's clock minus ours, at that read
 	permit    bool          // this process won the probe and has not started it
@@ -107,6 +108,11 @@ func (b *Breaker) Admit(ctx context.Context, n int) Admission {
 	defer b.mu.Unlock()
 	b.refreshLocked(ctx)
 	now := b.d.Now()
+	if b.disabled != "" {
+		// A 410 disabled the provider: look again at the next refresh,
+		// an operator may enable it.
+		return Admission{Until: now.Add(b.d.RefreshEvery)}
+	}
 	if b.permit {
 		return Admission{N: 1, Probe: true}
 	}
@@ -144,7 +150,22 @@ func (b *Breaker) Allow(ctx context.Context) (ok, probe bool) {
 		return true, true
 	}
 	b.refreshLocked(ctx)
-	return b.view.Mode == Closed && !b.wouldTripLocked(b.d.Now()), false
+	return b.readyLocked(), false
+}
+
+// Ready tells whether a call could start now, as Allow would, without
+// taking the probe this process may hold: the breaker is closed, its
+// unwritten failures would not trip it, and a 410 has not disabled it.
+// Failover asks it of the providers after the one that failed.
+func (b *Breaker) Ready(ctx context.Context) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refreshLocked(ctx)
+	return b.readyLocked()
+}
+
+func (b *Breaker) readyLocked() bool {
+	return b.disabled == "" && b.view.Mode == Closed && !b.wouldTripLocked(b.d.Now())
 }
 
 // Observe notes one finished call (not the probe) the moment the executor
@@ -304,13 +325,26 @@ func (b *Breaker) claimProbeLocked(ctx context.Context) bool {
 
 func (b *Breaker) setViewLocked(row store.BreakerRow, dbNow time.Time, fresh bool) {
 	b.view = fromRow(row)
+	b.disabled = row.Disabled
 	if fresh {
 		now := b.d.Now()
 		b.viewAt = now
 		b.skew = dbNow.Sub(now)
 	}
-	b.d.Metrics.State(string(b.view.Mode), modeNames())
+	state := string(b.view.Mode)
+	if b.disabled != "" {
+		state = Disabled
+	}
+	b.d.Metrics.State(state, StateNames())
 }
+
+// Disabled is the state a provider a 410 disabled shows, beside the
+// breaker's own modes.
+const Disabled = "disabled"
+
+// StateNames lists every state a provider shows: the breaker's modes and
+// disabled, for metrics and the API.
+func StateNames() []string { return append(modeNames(), Disabled) }
 
 func (b *Breaker) logTransition(ctx context.Context, tr Transition, row store.BreakerRow, extra ...any) {
 	level := slog.LevelInfo
@@ -367,6 +401,10 @@ type Status struct {
 	Reason      string
 	FailureRate float64
 	Trips       int64
+	// Disabled is a 410's reason, empty while the provider is enabled;
+	// DisabledAt is when.
+	Disabled   string
+	DisabledAt time.Time
 }
 
 // Reader is what Read needs: internal/store's Store satisfies it.
@@ -380,5 +418,9 @@ func Read(ctx context.Context, r Reader) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return Status{State: Mode(row.State), Since: row.Since.UTC(), Reason: row.Reason, FailureRate: row.FailureRate, Trips: row.Trips}, nil
+	st := Status{State: Mode(row.State), Since: row.Since.UTC(), Reason: row.Reason, FailureRate: row.FailureRate, Trips: row.Trips, Disabled: row.Disabled}
+	if row.DisabledAt != nil {
+		st.DisabledAt = row.DisabledAt.UTC()
+	}
+	return st, nil
 }

@@ -54,13 +54,23 @@ type Config struct {
 	BreakerFailureRate float64       `env:"BREAKER_FAILURE_RATE" envDefault:"0.5" accepts:"a number above 0 and at most 1"`
 	BreakerCooldown    time.Duration `env:"BREAKER_COOLDOWN" envDefault:"30s" accepts:"whole seconds or a Go duration, from 1s to 24h"`
 
-	WebhookURL        string        `env:"WEBHOOK_URL" secret:"true" accepts:"an absolute http or https URL (required)"`
+	WebhookURL        string        `env:"WEBHOOK_URL" secret:"true" accepts:"an absolute http or https URL (required unless PROVIDERS is set)"`
 	WebhookTimeout    time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10" accepts:"whole seconds or a Go duration, from 1s to 5m, in whole seconds"`
 	WebhookAuthHeader string        `env:"WEBHOOK_AUTH_HEADER" envDefault:"x-ins-auth-key" accepts:"an HTTP header name"`
 	WebhookAuthKey    string        `env:"WEBHOOK_AUTH_KEY" secret:"true" accepts:"any text; the header is sent only when set"`
 	// WebhookSecret, when set, signs every call the Standard Webhooks way
 	// (webhook-id, webhook-timestamp, webhook-signature headers).
 	WebhookSecret string `env:"WEBHOOK_SECRET" secret:"true" accepts:"whsec_ followed by base64 (Standard Webhooks)"`
+
+	// Providers names the providers in order of preference; unset, the
+	// one provider "default" is built from WEBHOOK_*. Each name reads its
+	// PROVIDER_<NAME>_* variables (providers.go). Routes maps number
+	// prefixes to chains of them. ProviderList and RouteTable are what
+	// Load built from them.
+	Providers    string     `env:"PROVIDERS" accepts:"comma-separated provider names, each [a-z][a-z0-9_]{0,31}, no repeats, at most 16"`
+	Routes       string     `env:"ROUTES" accepts:"semicolon-separated <prefix>=<name>[,<name>...] rules, a prefix being + and 1 to 6 digits or *"`
+	ProviderList []Provider `env:"-"`
+	RouteTable   []Route    `env:"-"`
 
 	RedisHost     string        `env:"REDIS_HOST" envDefault:"localhost" accepts:"a host name or address"`
 	RedisPort     int           `env:"REDIS_PORT" envDefault:"6379" accepts:"a port from 1 to 65535"`
@@ -380,6 +390,7 @@ func seconds(d, lo, hi time.Duration) bool { return d%time.Second == 0 && d >= l
 // for a value the error names.
 func (c *Config) validate(vars map[string]string) error {
 	_, maxSet := vars["MAX_ATTEMPTS"]
+	providersSet := strings.TrimSpace(vars["PROVIDERS"]) != ""
 	const day = 24 * time.Hour
 	sched, schedErr := retry.Parse(c.RetrySchedule)
 	_, resourceErr := ParseResourceAttributes(c.ResourceAttributes)
@@ -397,7 +408,7 @@ func (c *Config) validate(vars map[string]string) error {
 		{"ServerGracePeriod", seconds(c.ServerGracePeriod, time.Second, time.Hour)},
 		{"MaxAttempts", !maxSet || between(c.MaxAttempts, 1, 100)},
 		{"RetrySchedule", schedErr == nil},
-		{"WebhookURL", httpURL(c.WebhookURL)},
+		{"WebhookURL", httpURL(c.WebhookURL) || c.WebhookURL == "" && providersSet},
 		{"WebhookTimeout", seconds(c.WebhookTimeout, time.Second, 5*time.Minute)},
 		{"WebhookAuthHeader", headerName(c.WebhookAuthHeader)},
 		{"WebhookSecret", c.WebhookSecret == "" || webhookSecret(c.WebhookSecret)},
@@ -455,7 +466,7 @@ func (c *Config) validate(vars map[string]string) error {
 		// One call per step, plus the first: every step is used.
 		c.MaxAttempts = len(sched) + 1
 	}
-	return nil
+	return c.loadProviders(vars)
 }
 
 func oneOf(v string, allowed ...string) bool {
@@ -578,7 +589,7 @@ func (c Config) CacheTTL() time.Duration { return c.RedisTTL }
 // It outlives one webhook call with room to record the outcome, so a live
 // worker never loses its claim, while a dead worker's rows come back soon.
 func (c Config) LeaseDuration() time.Duration {
-	return 2*c.WebhookTimeoutDuration() + 10*time.Second
+	return 2*c.MaxProviderTimeout() + 10*time.Second
 }
 
 // RedisAddr is the host:port go-redis dials.

@@ -206,6 +206,8 @@ func FuzzLoad(f *testing.F) {
 		f.Add("REDIS_TTL", s)
 		f.Add("SESSION_TTL", s)
 		f.Add("DEFAULT_VALIDITY_PERIOD", s)
+		f.Add("PROVIDERS", s)
+		f.Add("ROUTES", s)
 	}
 	for _, s := range []string{"5s", "2m", "1500ms", "1.5m", "-5s", "9223372036854775807", "9223372036854775808", "24h0m1s"} {
 		f.Add("CRON_INTERVAL", s)

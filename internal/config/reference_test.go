@@ -104,3 +104,39 @@ func moduleRoot(t *testing.T) string {
 		dir = parent
 	}
 }
+
+// providerRow matches a row of the per-provider table:
+// | `PROVIDER_<NAME>_SUFFIX` |.
+var providerRow = regexp.MustCompile("^\\|\\s*`PROVIDER_<NAME>_([A-Z][A-Z0-9_]*)`\\s*\\|")
+
+// TestProviderVariablesAreDocumented fails unless docs/configuration.md
+// documents exactly the PROVIDER_<NAME>_* suffixes ProviderVars lists,
+// each once.
+func TestProviderVariablesAreDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for line := range strings.SplitSeq(string(doc), "\n") {
+		if m := providerRow.FindStringSubmatch(line); m != nil {
+			if slices.Contains(documented, m[1]) {
+				t.Errorf("docs/configuration.md documents PROVIDER_<NAME>_%s twice", m[1])
+			}
+			documented = append(documented, m[1])
+		}
+	}
+	var read []string
+	for _, v := range ProviderVars {
+		read = append(read, v.Suffix)
+		if !slices.Contains(documented, v.Suffix) {
+			t.Errorf("docs/configuration.md does not document PROVIDER_<NAME>_%s", v.Suffix)
+		}
+	}
+	for _, s := range documented {
+		if !slices.Contains(read, s) {
+			t.Errorf("docs/configuration.md documents PROVIDER_<NAME>_%s, which config does not read", s)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -85,17 +86,32 @@ func (s *Service) record(ctx context.Context, batch []result) {
 		// One report per batch, never a round trip per message; the
 		// breaker writes the shared row at most once for it.
 		s.gate.Report(rctx, tally(batch))
+	} else {
+		// Several providers: each breaker hears of its own calls.
+		for _, p := range s.providers {
+			if p.Gate != nil {
+				p.Gate.Report(rctx, tally(ofProvider(batch, p)))
+			}
+		}
 	}
 	pend := make([]pendingOutcome, len(batch))
 	paused := false
+	disabled := map[*provider]bool{}
 	for i, r := range batch {
 		pend[i] = pendingOutcome{out: r.out, deadline: r.deadline}
-		if r.gone {
+		switch {
+		case r.gone && len(s.providers) == 1:
 			if !paused {
 				s.pauseForGone(rctx)
 				paused = true
 			}
 			s.logMessage(ctx, slog.LevelError, "WEBHOOK ENDPOINT GONE: sending paused for every worker", r.out, "reason", r.out.Error)
+		case r.gone && r.prov != nil:
+			if !disabled[r.prov] {
+				s.disableForGone(rctx, r.prov)
+				disabled[r.prov] = true
+			}
+			s.logMessage(ctx, slog.LevelError, "PROVIDER ENDPOINT GONE: provider disabled for every worker", r.out, "provider", r.prov.Name, "reason", r.out.Error)
 		}
 	}
 	cancel()
@@ -236,7 +252,7 @@ func safeOutcome(o store.Outcome) (store.Outcome, bool) {
 	if safe.Error != "" {
 		safe.Error = answerNotStored
 	}
-	return safe, safe != o
+	return safe, safe.RemoteID != o.RemoteID || safe.Error != o.Error
 }
 
 // write records pend, one statement for the lot when it can. When
@@ -310,6 +326,31 @@ func tally(batch []result) breaker.Tally {
 		}
 	}
 	return t
+}
+
+// ofProvider is the part of batch that called p.
+func ofProvider(batch []result, p *provider) []result {
+	var out []result
+	for _, r := range batch {
+		if r.prov == p {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// disableForGone handles a 410 with several providers: that provider is
+// disabled for every worker, with the reason visible in the API, until an
+// operator enables it; the others go on.
+func (s *Service) disableForGone(ctx context.Context, p *provider) {
+	why := fmt.Sprintf("disabled at %s: answered 410 Gone; fix PROVIDER_%s_URL or the receiver, then enable it",
+		time.Now().UTC().Format(time.RFC3339), strings.ToUpper(p.Name))
+	if p.Disabler == nil {
+		return
+	}
+	if err := p.Disabler.Disable(ctx, why); err != nil {
+		s.log.Error("disable provider after 410", "provider", p.Name, "err", err)
+	}
 }
 
 // pauseForGone handles a 410: the receiver says the endpoint is gone for

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/messaging-server/messaging-server/internal/message"
@@ -72,6 +73,24 @@ type Call struct {
 	// Aborted says this process cut the call at shutdown: the receiver
 	// is not to blame, so a retry is due at once.
 	Aborted bool
+	// Provider is the provider called; Round the providers of the
+	// message's chain that failed retryably earlier in this round; Chain
+	// how many providers the chain has (0 counts as 1).
+	Provider string
+	Round    []string
+	Chain    int
+	// Failover says another provider of the chain, not failed in this
+	// round, could take the next attempt now.
+	Failover bool
+}
+
+// failedIn is round with provider added: the round after provider failed.
+func failedIn(round []string, provider string) []string {
+	out := append([]string(nil), round...)
+	if provider != "" && !slices.Contains(out, provider) {
+		out = append(out, provider)
+	}
+	return out
 }
 
 // Decision is what becomes of a call: the outcome to record, whether the
@@ -87,10 +106,20 @@ type Decision struct {
 	Metric, Reason string
 }
 
+// roundStep is the retry schedule's step after attempt calls of a chain
+// of n providers: with one provider the attempt itself, with more the
+// rounds so far (each round calls every provider once).
+func roundStep(attempt, n int) int {
+	if n <= 1 {
+		return attempt
+	}
+	return max((attempt+n-1)/n, 1)
+}
+
 // Decide applies the delivery rules to a call. It is pure: now and the
 // policy's RetryDelay are its only sources of time and chance.
 func Decide(c Call, now time.Time, p Policy) Decision {
-	o := store.Outcome{Claimed: c.Claimed, StartedAt: c.StartedAt, Duration: c.Duration}
+	o := store.Outcome{Claimed: c.Claimed, StartedAt: c.StartedAt, Duration: c.Duration, Provider: c.Provider, NextRound: c.Round}
 	if ce := (*message.CountryError)(nil); errors.As(c.Invalid, &ce) {
 		// A row inserted for a country ALLOWED_COUNTRIES leaves out: the
 		// reason is the bare code, for programs to match.
@@ -108,6 +137,7 @@ func Decide(c Call, now time.Time, p Policy) Decision {
 	if c.Err == nil {
 		o.Status, o.Kind, o.StatusCode = messaging.StatusSent, messaging.KindSent, c.Resp.Status
 		o.RemoteID = c.Resp.MessageID
+		o.NextRound = nil
 		o.SentAt = now.UTC().Truncate(time.Microsecond) // PostgreSQL's precision
 		return Decision{Outcome: o, Metric: "sent", Reason: "ok"}
 	}
@@ -120,8 +150,11 @@ func Decide(c Call, now time.Time, p Policy) Decision {
 	switch {
 	case werr.Gone():
 		// The message is not at fault: it waits, due at once, for sending
-		// to be started again.
+		// to be started again, or goes on to the chain's next provider.
 		o.Status, o.Kind, o.NextAt = messaging.StatusPending, messaging.KindGone, now
+		if c.Chain > 1 {
+			o.NextRound = failedIn(c.Round, c.Provider)
+		}
 		return Decision{Outcome: o, Gone: true, Metric: "retried", Reason: kind}
 	case !werr.Retryable:
 		o.Status, o.Kind = messaging.StatusFailed, messaging.KindFailed
@@ -132,8 +165,17 @@ func Decide(c Call, now time.Time, p Policy) Decision {
 		return Decision{Outcome: o, Retryable: true, Metric: "failed", Reason: kind}
 	}
 	var delay time.Duration
-	if !c.Aborted {
-		delay = p.RetryDelay(c.Claimed.Attempt, werr.RetryAfter)
+	switch {
+	case c.Aborted:
+		// Cut here at shutdown: not the provider's failure.
+	case c.Failover:
+		// Another provider of the chain takes the next attempt at once.
+		o.NextRound = failedIn(c.Round, c.Provider)
+	default:
+		// Every provider of the chain failed in this round: the
+		// schedule's next step, and a new round.
+		delay = p.RetryDelay(roundStep(c.Claimed.Attempt, c.Chain), werr.RetryAfter)
+		o.NextRound = nil
 	}
 	o.Status, o.Kind, o.NextAt = messaging.StatusPending, messaging.KindRetry, now.Add(delay)
 	return Decision{Outcome: o, Retryable: true, Metric: "retried", Reason: kind}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -143,6 +144,13 @@ func (p *producer) run(ctx context.Context) {
 			p.aged = false
 		case j := <-p.returned:
 			p.inflight--
+			if !j.retryAt.IsZero() {
+				// Its chain's providers cannot take it now (a rate
+				// limit, breakers): it alone goes back, uncharged,
+				// due when they may.
+				p.handBackOne(ctx, j)
+				break
+			}
 			p.queue = append([]job{j}, p.queue...)
 			if j.refused {
 				// The breaker opened after the claim: nothing queued may
@@ -224,6 +232,12 @@ func (p *producer) claim(ctx context.Context, n int) claimResult {
 			return claimResult{held: true, until: adm.Until}
 		}
 		n = min(n, adm.N)
+	} else if adm, ok := p.s.admitAny(cctx, n); !ok {
+		// Several providers, none of which may take a call: claim
+		// nothing until one may.
+		return claimResult{held: true, until: adm.Until}
+	} else {
+		n = min(n, adm.N)
 	}
 	t0 := time.Now()
 	rows, err := p.s.store.Claim(cctx, n, p.s.cfg.Lease, p.s.cfg.MaxAttempts)
@@ -286,4 +300,41 @@ func (p *producer) handBack(ctx context.Context, keep int, why string) {
 	p.held -= len(cs)
 	p.pending.Add(-int64(len(cs)))
 	p.s.handBack(ctx, cs, why)
+}
+
+// handBackOne releases one row an executor could not start, due at its
+// retryAt.
+func (p *producer) handBackOne(ctx context.Context, j job) {
+	c := j.c
+	c.RetryAt = j.retryAt
+	p.held--
+	p.pending.Add(-1)
+	p.s.handBack(ctx, []store.Claimed{c}, "its providers cannot take it now")
+}
+
+// admitAny asks every provider's breaker before a claim (several
+// providers): as many rows as the most generous admits, or none, then
+// until the earliest time one may admit calls.
+func (s *Service) admitAny(ctx context.Context, n int) (breaker.Admission, bool) {
+	var (
+		best  breaker.Admission
+		gated bool
+	)
+	for _, pr := range s.providers {
+		if pr.Gate == nil {
+			return breaker.Admission{N: n}, true
+		}
+		gated = true
+		adm := pr.Gate.Admit(ctx, n)
+		if adm.N > best.N {
+			best.N = adm.N
+		}
+		if adm.N <= 0 && !adm.Until.IsZero() && (best.Until.IsZero() || adm.Until.Before(best.Until)) {
+			best.Until = adm.Until
+		}
+	}
+	if !gated {
+		return breaker.Admission{N: n}, true
+	}
+	return best, best.N > 0
 }

@@ -163,6 +163,18 @@ type Params struct {
 	Metrics *metrics.Delivery
 	// Breaker, when set, is the circuit breaker every worker shares.
 	Breaker Gate
+	// Providers, when set, are the providers in order of preference,
+	// each with its own sender, breaker and rate limit; Sender and
+	// Breaker are then unused. Unset: one provider, default, of Sender
+	// and Breaker.
+	Providers []Provider
+	// Router gives the chain of provider names for an E.164 number
+	// (ROUTES); nil: every provider in order.
+	Router func(to string) []string
+	// Limiter takes the providers' rate limits; nil: no limits.
+	Limiter Limiter
+	// ProviderMetrics may be nil.
+	ProviderMetrics *metrics.Providers
 	// Ticks, when set, hears of every fresh tick this process starts, so
 	// that the other workers can be woken (see Wake).
 	Ticks TickAnnouncer
@@ -202,14 +214,20 @@ type Service struct {
 	cfg    Config
 	policy Policy
 	store  Store
-	send   Sender
 	cache  Cache
 	log    *slog.Logger
 	m      *metrics.Delivery
-	gate   Gate          // nil: no circuit breaker
-	herald TickAnnouncer // nil: other workers are not told of ticks
-	traces *tracing.Tracing
-	tracer trace.Tracer
+	gate   Gate // the one provider's breaker (one provider only); nil: none
+	// providers in order of preference, by name; router gives a number's
+	// chain; limiter takes rate limits (nil: none).
+	providers []*provider
+	byName    map[string]*provider
+	router    func(to string) []string
+	limiter   Limiter
+	pm        *metrics.Providers
+	herald    TickAnnouncer // nil: other workers are not told of ticks
+	traces    *tracing.Tracing
+	tracer    trace.Tracer
 
 	kick chan struct{} // a tick refilled the budget: the producer should claim
 
@@ -240,9 +258,34 @@ func New(p Params) *Service {
 	if traces == nil {
 		traces = tracing.Off()
 	}
+	provs := p.Providers
+	if len(provs) == 0 {
+		provs = []Provider{{Name: store.DefaultProvider, Sender: p.Sender, Gate: p.Breaker}}
+	}
+	var gate Gate
+	if len(provs) == 1 {
+		// One provider: its breaker gates every claim and call, as
+		// before providers were named.
+		gate = provs[0].Gate
+	}
+	byName := make(map[string]*provider, len(provs))
+	list := make([]*provider, len(provs))
+	for i, pr := range provs {
+		list[i] = &provider{Provider: pr}
+		byName[pr.Name] = list[i]
+	}
+	router := p.Router
+	if router == nil {
+		names := make([]string, len(provs))
+		for i, pr := range provs {
+			names[i] = pr.Name
+		}
+		router = func(string) []string { return names }
+	}
 	return &Service{
+		providers: list, byName: byName, router: router, limiter: p.Limiter, pm: p.ProviderMetrics,
 		traces: traces, tracer: traces.Tracer("github.com/messaging-server/messaging-server/internal/delivery"),
-		cfg: cfg, store: p.Store, send: p.Sender, cache: p.Cache, log: p.Log, m: p.Metrics, gate: p.Breaker, herald: p.Ticks,
+		cfg: cfg, store: p.Store, cache: p.Cache, log: p.Log, m: p.Metrics, gate: gate, herald: p.Ticks,
 		policy:   Policy{MaxAttempts: cfg.MaxAttempts, RetryDelay: cfg.RetryDelay},
 		signals:  signals,
 		linger:   recordLinger,
@@ -386,12 +429,16 @@ type job struct {
 	// refused is set when an executor hands the job back because the
 	// circuit breaker refused the call (not because of a drain or a 410).
 	refused bool
+	// retryAt, when set, is when the row is due again: it waits alone,
+	// uncharged, for its chain's providers (a rate limit, breakers).
+	retryAt time.Time
 }
 
 // result is one finished attempt, waiting to be recorded.
 type result struct {
 	out  store.Outcome
-	gone bool // the receiver answered 410
+	prov *provider // the provider called; nil when no call was made
+	gone bool      // the receiver answered 410
 	// counts says the call ended on its own (not invalid, not cut at
 	// shutdown), so the circuit breaker counts it; retryable says it
 	// failed retryably and counts against the breaker; probe says it was

@@ -17,14 +17,12 @@ const (
 	attrProvider = "messaging.provider"
 	attrOutcome  = "messaging.delivery.outcome"
 	attrReason   = "messaging.delivery.reason"
-	// provider names the one webhook every call goes to.
-	provider = "default"
 )
 
 // startAttempt starts the span of one delivery attempt, in the trace the
 // message's create stored (a row without one starts a fresh trace), under
 // the context calls run in; the webhook call carries it.
-func (s *Service) startAttempt(j job) (context.Context, trace.Span) {
+func (s *Service) startAttempt(j job, provider string) (context.Context, trace.Span) {
 	ctx := s.traces.WithTraceparent(s.callCtx, j.c.Traceparent)
 	return s.tracer.Start(ctx, "deliver message",
 		trace.WithSpanKind(trace.SpanKindClient),

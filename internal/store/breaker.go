@@ -24,28 +24,102 @@ type BreakerRow struct {
 	PrevCalls, PrevFailures int
 	ProbeAt                 *time.Time
 	Trips                   int64
+	// Disabled is why a 410 disabled the provider, empty while enabled;
+	// DisabledAt is when. Only Disable and Enable write them.
+	Disabled   string
+	DisabledAt *time.Time
 }
 
+// DefaultProvider names the one provider of a deployment without
+// PROVIDERS; its breaker row is the one that existed before providers.
+const DefaultProvider = "default"
+
 const breakerColumns = `state, since, reason, failure_rate, window_start, calls, failures,
-    prev_calls, prev_failures, probe_at, trips`
+    prev_calls, prev_failures, probe_at, trips, COALESCE(disabled_reason, ''), disabled_at`
 
 func scanBreaker(row pgx.Row, extra ...any) (BreakerRow, error) {
 	var b BreakerRow
 	dst := append([]any{&b.State, &b.Since, &b.Reason, &b.FailureRate, &b.WindowStart, &b.Calls, &b.Failures,
-		&b.PrevCalls, &b.PrevFailures, &b.ProbeAt, &b.Trips}, extra...)
+		&b.PrevCalls, &b.PrevFailures, &b.ProbeAt, &b.Trips, &b.Disabled, &b.DisabledAt}, extra...)
 	err := row.Scan(dst...)
 	return b, err
 }
 
+// ProviderBreaker is one provider's breaker row.
+type ProviderBreaker struct {
+	s    *Store
+	name string
+}
+
+// ProviderBreaker is the handle on provider name's breaker row. Call
+// EnsureBreakers first so that the row exists.
+func (s *Store) ProviderBreaker(name string) *ProviderBreaker {
+	return &ProviderBreaker{s: s, name: name}
+}
+
+// EnsureBreakers creates a closed breaker row for each provider that has
+// none; the rows of providers no longer configured are left alone.
+func (s *Store) EnsureBreakers(ctx context.Context, names []string) error {
+	if _, err := s.pool.Exec(ctx, `
+INSERT INTO delivery_breaker (provider)
+SELECT n FROM unnest($1::text[]) AS n WHERE NOT EXISTS (SELECT 1 FROM delivery_breaker b WHERE b.provider = n)
+ON CONFLICT (provider) DO NOTHING`, names); err != nil {
+		return fmt.Errorf("create breaker rows: %w", err)
+	}
+	return nil
+}
+
+// Breaker reads the default provider's breaker row (see
+// ProviderBreaker.Breaker).
+func (s *Store) Breaker(ctx context.Context) (BreakerRow, time.Time, error) {
+	return s.ProviderBreaker(DefaultProvider).Breaker(ctx)
+}
+
+// UpdateBreaker changes the default provider's breaker row (see
+// ProviderBreaker.UpdateBreaker).
+func (s *Store) UpdateBreaker(ctx context.Context, apply func(cur BreakerRow, now time.Time) BreakerChange) (BreakerRow, int64, error) {
+	return s.ProviderBreaker(DefaultProvider).UpdateBreaker(ctx, apply)
+}
+
+// ClaimBreakerProbe claims the default provider's probe (see
+// ProviderBreaker.ClaimBreakerProbe).
+func (s *Store) ClaimBreakerProbe(ctx context.Context, cooldown, probeTimeout time.Duration, reason, reprobe string) (BreakerRow, time.Time, bool, error) {
+	return s.ProviderBreaker(DefaultProvider).ClaimBreakerProbe(ctx, cooldown, probeTimeout, reason, reprobe)
+}
+
+// Name is the provider's name.
+func (p *ProviderBreaker) Name() string { return p.name }
+
 // Breaker reads the breaker's row and PostgreSQL's clock, for the API and
 // for workers refreshing their view.
-func (s *Store) Breaker(ctx context.Context) (BreakerRow, time.Time, error) {
+func (p *ProviderBreaker) Breaker(ctx context.Context) (BreakerRow, time.Time, error) {
 	var now time.Time
-	b, err := scanBreaker(s.pool.QueryRow(ctx, `SELECT `+breakerColumns+`, now() FROM delivery_breaker WHERE id = 1`), &now)
+	b, err := scanBreaker(p.s.pool.QueryRow(ctx, `SELECT `+breakerColumns+`, now() FROM delivery_breaker WHERE provider = $1`, p.name), &now)
 	if err != nil {
-		return BreakerRow{}, time.Time{}, fmt.Errorf("read breaker: %w", err)
+		return BreakerRow{}, time.Time{}, fmt.Errorf("read breaker of %s: %w", p.name, err)
 	}
 	return b, now, nil
+}
+
+// Disable marks the provider disabled with reason (a 410), for every
+// worker, until Enable. A provider already disabled keeps its first
+// reason and time.
+func (p *ProviderBreaker) Disable(ctx context.Context, reason string) error {
+	if _, err := p.s.pool.Exec(ctx, `UPDATE delivery_breaker SET disabled_reason = $2, disabled_at = now()
+WHERE provider = $1 AND disabled_reason IS NULL`, p.name, reason); err != nil {
+		return fmt.Errorf("disable provider %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// Enable clears a 410's disable; it reports false when the provider has
+// no row (an unknown name).
+func (p *ProviderBreaker) Enable(ctx context.Context) (bool, error) {
+	tag, err := p.s.pool.Exec(ctx, `UPDATE delivery_breaker SET disabled_reason = NULL, disabled_at = NULL WHERE provider = $1`, p.name)
+	if err != nil {
+		return false, fmt.Errorf("enable provider %s: %w", p.name, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // BreakerChange is what an UpdateBreaker apply decides.
@@ -68,14 +142,14 @@ type BreakerChange struct {
 // only one that sees the transition, so the retries are released once;
 // and because the release commits with the closed state, a worker that
 // reads the breaker closed finds those messages due.
-func (s *Store) UpdateBreaker(ctx context.Context, apply func(cur BreakerRow, now time.Time) BreakerChange) (BreakerRow, int64, error) {
+func (p *ProviderBreaker) UpdateBreaker(ctx context.Context, apply func(cur BreakerRow, now time.Time) BreakerChange) (BreakerRow, int64, error) {
 	var (
 		out BreakerRow
 		due int64
 	)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, p.s.pool, func(tx pgx.Tx) error {
 		var now time.Time
-		cur, err := scanBreaker(tx.QueryRow(ctx, `SELECT `+breakerColumns+`, now() FROM delivery_breaker WHERE id = 1 FOR UPDATE`), &now)
+		cur, err := scanBreaker(tx.QueryRow(ctx, `SELECT `+breakerColumns+`, now() FROM delivery_breaker WHERE provider = $1 FOR UPDATE`, p.name), &now)
 		if err != nil {
 			return err
 		}
@@ -89,13 +163,14 @@ func (s *Store) UpdateBreaker(ctx context.Context, apply func(cur BreakerRow, no
 UPDATE delivery_breaker
 SET state = $1, since = $2, reason = $3, failure_rate = $4, window_start = $5, calls = $6, failures = $7,
     prev_calls = $8, prev_failures = $9, probe_at = $10, trips = $11
-WHERE id = 1`
+WHERE provider = $12`
 		if _, err := tx.Exec(ctx, q, next.State, next.Since, next.Reason, next.FailureRate, next.WindowStart,
-			next.Calls, next.Failures, next.PrevCalls, next.PrevFailures, next.ProbeAt, next.Trips); err != nil {
+			next.Calls, next.Failures, next.PrevCalls, next.PrevFailures, next.ProbeAt, next.Trips, p.name); err != nil {
 			return err
 		}
+		next.Disabled, next.DisabledAt = cur.Disabled, cur.DisabledAt
 		if !ch.DueSince.IsZero() {
-			tag, err := tx.Exec(ctx, retryHeldBackSQL, ch.DueSince)
+			tag, err := tx.Exec(ctx, retryHeldBackSQL, ch.DueSince, p.name)
 			if err != nil {
 				return fmt.Errorf("make held-back retries due: %w", err)
 			}
@@ -105,14 +180,15 @@ WHERE id = 1`
 		return nil
 	})
 	if err != nil {
-		return BreakerRow{}, 0, fmt.Errorf("update breaker: %w", err)
+		return BreakerRow{}, 0, fmt.Errorf("update breaker of %s: %w", p.name, err)
 	}
 	return out, due, nil
 }
 
-// retryHeldBackSQL makes due at once the messages an outage held back:
-// pending rows waiting for a retry whose last recorded call failed
-// retryably ('retry') at or after the outage's start ($1). Their wait was
+// retryHeldBackSQL makes due at once the messages an outage of provider
+// $2 held back: pending rows waiting for a retry whose last recorded call,
+// to that provider, failed retryably ('retry') at or after the outage's
+// start ($1). Their wait was
 // earned from the outage, which is over. send_at is not touched, so a
 // scheduled message stays scheduled, and the claim still spends the tick's
 // budget on them. The search starts from the calls made since the outage
@@ -121,13 +197,13 @@ WHERE id = 1`
 const retryHeldBackSQL = `
 WITH held AS (
     SELECT DISTINCT a.message_id AS id FROM message_attempts a
-    WHERE a.started_at >= $1 AND a.outcome = 'retry'
+    WHERE a.started_at >= $1 AND a.outcome = 'retry' AND COALESCE(a.provider, 'default') = $2
 )
 UPDATE messages m
 SET next_attempt_at = now()
 WHERE m.id = ANY (ARRAY(SELECT id FROM held))
   AND m.status = 'pending' AND m.next_attempt_at > now()
-  AND (SELECT a.outcome = 'retry' AND a.started_at >= $1
+  AND (SELECT a.outcome = 'retry' AND a.started_at >= $1 AND COALESCE(a.provider, 'default') = $2
        FROM message_attempts a WHERE a.message_id = m.id
        ORDER BY a.attempt DESC LIMIT 1)`
 
@@ -141,7 +217,7 @@ UPDATE delivery_breaker
 SET state = 'half_open', probe_at = now(),
     reason = CASE WHEN state = 'open' THEN $3 ELSE $4 END,
     since = CASE WHEN state = 'open' THEN now() ELSE since END
-WHERE id = 1
+WHERE provider = $5
   AND ((state = 'open' AND since <= now() - $1::float8 * interval '1 second')
     OR (state = 'half_open' AND probe_at <= now() - $2::float8 * interval '1 second'))
 RETURNING ` + breakerColumns + `, now()`
@@ -150,15 +226,15 @@ RETURNING ` + breakerColumns + `, now()`
 // reason after a cooldown, reprobe after a probe that never reported. It
 // returns whether this caller won, and the row with PostgreSQL's clock
 // either way.
-func (s *Store) ClaimBreakerProbe(ctx context.Context, cooldown, probeTimeout time.Duration, reason, reprobe string) (BreakerRow, time.Time, bool, error) {
+func (p *ProviderBreaker) ClaimBreakerProbe(ctx context.Context, cooldown, probeTimeout time.Duration, reason, reprobe string) (BreakerRow, time.Time, bool, error) {
 	var now time.Time
-	b, err := scanBreaker(s.pool.QueryRow(ctx, claimProbeSQL, seconds(cooldown), seconds(probeTimeout), reason, reprobe), &now)
+	b, err := scanBreaker(p.s.pool.QueryRow(ctx, claimProbeSQL, seconds(cooldown), seconds(probeTimeout), reason, reprobe, p.name), &now)
 	if err == nil {
 		return b, now, true, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return BreakerRow{}, time.Time{}, false, fmt.Errorf("claim breaker probe: %w", err)
+		return BreakerRow{}, time.Time{}, false, fmt.Errorf("claim breaker probe of %s: %w", p.name, err)
 	}
-	b, now, err = s.Breaker(ctx)
+	b, now, err = p.Breaker(ctx)
 	return b, now, false, err
 }

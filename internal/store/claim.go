@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,20 @@ type Claimed struct {
 	// Traceparent is the W3C trace context stored with the message at
 	// create; empty for a row inserted by another system (NULL).
 	Traceparent string
+	// RoundFailed are the providers that failed retryably in the
+	// message's current round of failover.
+	RoundFailed []string
+	// RetryAt, set by the caller of Release, is when a handed-back row is
+	// due again (a provider's rate limit); zero: at once.
+	RetryAt time.Time
+}
+
+// splitNames reads the comma-separated round_failed column.
+func splitNames(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // leaseExpiredError is the last_error of a row whose lease ran out on its
@@ -111,13 +126,13 @@ WITH budget AS (
     WHERE m.id = ANY (ARRAY(SELECT id FROM picked EXCEPT SELECT id FROM blocked))
     RETURNING m.id, m.content, m.phone_number, m.attempts, m.priority, m.created_at,
               extract(epoch FROM now() - GREATEST(m.send_at, m.created_at))::float8 AS waited,
-              m.phone_checked, m.traceparent
+              m.phone_checked, m.traceparent, m.round_failed
 ), spent AS (
     UPDATE dispatch_control SET budget = budget - (SELECT count(*) FROM claimed)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM claimed)
 )
 SELECT id, content, phone_number, attempts, (SELECT last_tick_at FROM budget), waited, phone_checked,
-       COALESCE(traceparent, '')
+       COALESCE(traceparent, ''), round_failed
 FROM claimed ORDER BY priority DESC, created_at, id`
 
 // Claim reserves up to n due messages under a lease of length lease, within
@@ -133,8 +148,10 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration, maxAttemp
 		var (
 			tick   *time.Time
 			waited float64
+			failed string
 		)
-		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick, &waited, &c.PhoneChecked, &c.Traceparent)
+		err := r.Scan(&c.ID, &c.Content, &c.PhoneNumber, &c.Attempt, &tick, &waited, &c.PhoneChecked, &c.Traceparent, &failed)
+		c.RoundFailed = splitNames(failed)
 		if tick != nil {
 			c.Tick = *tick
 		}

@@ -363,8 +363,9 @@ WHERE id IN (SELECT 'm-' || g FROM generate_series(1, 2000) g)`)
 		name, sql, args string
 	}{
 		{"record", store.RecordSQL, strings.Join([]string{idArray, fill("1"), fill("'sent'::text"), fill("now()"),
-			fill("'r'::text"), fill("now()"), fill("''::text"), fill("now()"), fill("1"), fill("200"), fill("'sent'::text")}, ", ")},
-		{"release", store.ReleaseSQL, idArray + ", " + fill("1") + ", " + fill("now()")},
+			fill("'r'::text"), fill("now()"), fill("''::text"), fill("now()"), fill("1"), fill("200"), fill("'sent'::text"),
+			fill("'p'::text"), fill("''::text")}, ", ")},
+		{"release", store.ReleaseSQL, idArray + ", " + fill("1") + ", " + fill("now()") + ", " + fill("NULL::timestamptz")},
 	}
 	removed := regexp.MustCompile(`Rows Removed by Join Filter: (\d+)`)
 	for _, st := range statements {

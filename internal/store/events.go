@@ -163,6 +163,7 @@ type snapshotRow struct {
 	DeliveredAt     *time.Time `json:"delivered_at"`
 	DeliveryError   *string    `json:"delivery_error"`
 	StatusCallback  *string    `json:"status_callback"`
+	Provider        *string    `json:"provider"`
 }
 
 // DecodeSnapshot reads an event's snapshot (to_jsonb of the messages row
@@ -183,7 +184,7 @@ func DecodeSnapshot(b []byte) (Message, error) {
 		NextAttemptAt: r.NextAttemptAt, LastError: str(r.LastError), RemoteMessageID: str(r.RemoteMessageID),
 		SentAt: r.SentAt, CreatedAt: r.CreatedAt, SendAt: r.SendAt, ExpiresAt: r.ExpiresAt, Priority: r.Priority,
 		DeliveryStatus: str(r.DeliveryStatus), DeliveredAt: r.DeliveredAt, DeliveryError: str(r.DeliveryError),
-		StatusCallback: str(r.StatusCallback),
+		StatusCallback: str(r.StatusCallback), Provider: str(r.Provider),
 	}, nil
 }
 

@@ -40,6 +40,9 @@ type Message struct {
 	// StatusCallback is the URL that receives this message's status
 	// callbacks instead of STATUS_CALLBACK_URL; empty for that one.
 	StatusCallback string
+	// Provider is the provider that accepted the message; empty until
+	// it is sent.
+	Provider string
 }
 
 // NewMessage is what a producer supplies; everything else has a default.
@@ -65,14 +68,14 @@ type NewMessage struct {
 const messageColumns = `id, content, phone_number, status, attempts, next_attempt_at,
     COALESCE(last_error, ''), COALESCE(remote_message_id, ''), sent_at, created_at,
     send_at, expires_at, priority, COALESCE(delivery_status, ''), delivered_at, COALESCE(delivery_error, ''),
-    COALESCE(status_callback, '')`
+    COALESCE(status_callback, ''), COALESCE(provider, '')`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
 	var prio int16
 	err := row.Scan(&m.ID, &m.Content, &m.PhoneNumber, &m.Status, &m.Attempts, &m.NextAttemptAt,
 		&m.LastError, &m.RemoteMessageID, &m.SentAt, &m.CreatedAt,
-		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError, &m.StatusCallback)
+		&m.SendAt, &m.ExpiresAt, &prio, &m.DeliveryStatus, &m.DeliveredAt, &m.DeliveryError, &m.StatusCallback, &m.Provider)
 	m.Priority = int(prio)
 	return m, err
 }
@@ -264,7 +267,7 @@ RETURNING ` + messageColumns
 func (s *Store) RetryFailed(ctx context.Context, id string) (Message, error) {
 	q := `
 UPDATE messages
-SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_expires_at = NULL
+SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_expires_at = NULL, round_failed = ''
 WHERE id = $1 AND status = 'failed'
 RETURNING ` + messageColumns
 	m, err := scanMessage(s.pool.QueryRow(ctx, q, id))

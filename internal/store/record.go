@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,11 @@ type Outcome struct {
 	Duration   time.Duration
 	StatusCode int    // the HTTP status; 0 when there was no answer
 	Kind       string // one of messaging.Kinds
+	// Provider is the provider called; empty when no call was made.
+	Provider string
+	// NextRound are the providers that failed retryably in the round
+	// the message is in after this outcome (written to round_failed).
+	NextRound []string
 }
 
 // fenceSQL is the lease fence of a batch statement that joins messages m
@@ -66,18 +72,21 @@ SET status            = r.status,
     remote_message_id = CASE WHEN r.status = 'sent' THEN NULLIF(r.remote_id, '') ELSE m.remote_message_id END,
     next_attempt_at   = CASE WHEN r.status = 'pending' THEN r.next_at ELSE m.next_attempt_at END,
     last_error        = CASE WHEN r.status = 'sent' THEN NULL ELSE r.error END,
-    lease_expires_at  = NULL
-FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[])
-     AS r(id, attempt, status, sent_at, remote_id, next_at, error)
+    lease_expires_at  = NULL,
+    provider          = CASE WHEN r.status = 'sent' THEN NULLIF(r.provider, '') ELSE m.provider END,
+    round_failed      = r.round_failed
+FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::text[],
+            $12::text[], $13::text[])
+     AS r(id, attempt, status, sent_at, remote_id, next_at, error, provider, round_failed)
 WHERE m.id = r.id AND ` + fenceSQL + `
 RETURNING m.id, m.attempts
 ), attempts AS (
-INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status_code, outcome, error)
+INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status_code, outcome, error, provider)
 SELECT r.id,
        COALESCE((SELECT max(a.attempt) FROM message_attempts a WHERE a.message_id = r.id), 0) + 1,
-       r.started_at, r.duration_ms, NULLIF(r.status_code, 0), r.kind, NULLIF(r.error, '')
-FROM unnest($1::text[], $2::int[], $7::text[], $8::timestamptz[], $9::int[], $10::int[], $11::text[])
-     AS r(id, attempt, error, started_at, duration_ms, status_code, kind)
+       r.started_at, r.duration_ms, NULLIF(r.status_code, 0), r.kind, NULLIF(r.error, ''), NULLIF(r.provider, '')
+FROM unnest($1::text[], $2::int[], $7::text[], $8::timestamptz[], $9::int[], $10::int[], $11::text[], $12::text[])
+     AS r(id, attempt, error, started_at, duration_ms, status_code, kind, provider)
 JOIN updated u ON u.id = r.id AND u.attempts = r.attempt
 WHERE r.started_at IS NOT NULL
 )
@@ -101,6 +110,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []Outcome) (map[string]
 		took     = make([]int32, len(outs))
 		codes    = make([]int32, len(outs))
 		kinds    = make([]string, len(outs))
+		provs    = make([]string, len(outs))
+		rounds   = make([]string, len(outs))
 	)
 	for i, o := range outs {
 		ids[i], attempts[i], statuses[i] = o.ID, int32(o.Attempt), o.Status
@@ -110,9 +121,10 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []Outcome) (map[string]
 			started[i] = &at
 		}
 		took[i], codes[i], kinds[i] = durationMillis(o.Duration), int32(o.StatusCode), attemptKind(o)
+		provs[i], rounds[i] = o.Provider, strings.Join(o.NextRound, ",")
 	}
 	rows, err := s.pool.Query(ctx, recordSQL, ids, attempts, statuses, sentAt, remote, nextAt, errs,
-		started, took, codes, kinds)
+		started, took, codes, kinds, provs, rounds)
 	if err != nil {
 		return nil, fmt.Errorf("record outcomes: %w", err)
 	}
@@ -153,8 +165,9 @@ func attemptKind(o Outcome) string {
 const releaseSQL = `
 WITH released AS (
     UPDATE messages m
-    SET status = 'pending', attempts = m.attempts - 1, lease_expires_at = NULL
-    FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS r(id, attempt, tick)
+    SET status = 'pending', attempts = m.attempts - 1, lease_expires_at = NULL,
+        next_attempt_at = COALESCE(r.due, m.next_attempt_at)
+    FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[]) AS r(id, attempt, tick, due)
     WHERE m.id = r.id AND ` + fenceSQL + `
     RETURNING r.tick
 ), refund AS (
@@ -175,15 +188,20 @@ func (s *Store) Release(ctx context.Context, cs []Claimed) (int64, error) {
 	ids := make([]string, len(cs))
 	attempts := make([]int32, len(cs))
 	ticks := make([]*time.Time, len(cs))
+	dues := make([]*time.Time, len(cs))
 	for i, c := range cs {
 		ids[i], attempts[i] = c.ID, int32(c.Attempt)
 		if !c.Tick.IsZero() {
 			t := c.Tick
 			ticks[i] = &t
 		}
+		if !c.RetryAt.IsZero() {
+			d := c.RetryAt
+			dues[i] = &d
+		}
 	}
 	var n int64
-	if err := s.pool.QueryRow(ctx, releaseSQL, ids, attempts, ticks).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, releaseSQL, ids, attempts, ticks, dues).Scan(&n); err != nil {
 		return 0, fmt.Errorf("release claims: %w", err)
 	}
 	return n, nil

@@ -49,6 +49,9 @@ type Lifecycle struct {
 	// StatusCallback is the URL that receives this message's status
 	// callbacks instead of STATUS_CALLBACK_URL; null: that one.
 	StatusCallback *string `json:"status_callback" extensions:"x-nullable" example:"https://hooks.example.com/sms-status"`
+	// Provider is the provider that accepted the message (PROVIDERS;
+	// default when it is unset); null until sent.
+	Provider *string `json:"provider" extensions:"x-nullable" example:"primary"`
 }
 
 // SMSParts is how a message's content travels as SMS, computed from the
@@ -76,7 +79,7 @@ func LifecycleOf(m store.Message) Lifecycle {
 	return Lifecycle{
 		SendAt: UTC(m.SendAt), ExpiresAt: UTC(m.ExpiresAt), Priority: m.Priority,
 		DeliveryStatus: Nullable(m.DeliveryStatus), DeliveredAt: UTC(m.DeliveredAt), DeliveryError: Nullable(m.DeliveryError),
-		StatusCallback: Nullable(m.StatusCallback),
+		StatusCallback: Nullable(m.StatusCallback), Provider: Nullable(m.Provider),
 	}
 }
 

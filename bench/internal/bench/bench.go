@@ -78,6 +78,10 @@ type Options struct {
 	// trigger, on with status callbacks going to a local receiver; the
 	// median ratio on / off is reported.
 	CallbackPairs int
+	// TwoProviders adds 1-worker drains with two providers (PROVIDERS,
+	// no rate limit) beside drains with the one provider, alternating in
+	// pairs, for the cost of choosing a provider per message.
+	TwoProviders bool
 	// BaselinePairs is how many (this code, baseline) pairs of 1-worker
 	// drains run, alternating; the first pair's drain of this code is the
 	// main table's. The median of the pairs' ratios is reported.
@@ -116,6 +120,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.BaselinePairs, "baseline-pairs", 3, "alternating (this code, baseline) pairs of 1-worker drains; the median ratio is reported")
 	fs.IntVar(&o.PurgeRows, "purge-rows", 1000000, "also drain with 1 worker while the scheduler's retention purge deletes this many finished rows (0: skip)")
 	fs.IntVar(&o.CallbackPairs, "callback-pairs", 3, "alternating pairs of 1-worker drains with status callbacks off (no outbox trigger) and on (to a local receiver); the median ratio is reported (0: skip)")
+	fs.BoolVar(&o.TwoProviders, "two-providers", true, "also drain with 1 worker and two providers (no rate limit) against one provider, in 2 alternating pairs")
 	quick := fs.Bool("quick", false, "smoke-test sizes: 5000 messages, 10k/200k sent rows, 50 claim runs")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -346,6 +351,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 				return nil, err
 			}
 		}
+		if i == 0 && w == 1 && err == nil && o.TwoProviders {
+			if err := runProviderPairs(ctx, o, rep, scheduler, worker, run, log); err != nil {
+				return nil, err
+			}
+		}
 		if i == 0 && riverBin != "" {
 			if err := runRiverPeers(ctx, o, rep, riverBin, dir, run, wire, log); err != nil {
 				return nil, err
@@ -491,6 +501,48 @@ func runCallbackPairs(ctx context.Context, o Options, rep *Report, scheduler, wo
 		rep.Callbacks = append(rep.Callbacks, CallbackPair{Without: off, With: on})
 		log.Info("callback pair done", "pair", k+1, "off_per_second", int(off.Rate()), "on_per_second", int(on.Rate()),
 			"ratio", fmt.Sprintf("%.2f", on.Rate()/off.Rate()), "callbacks", on.Callbacks)
+	}
+	return nil
+}
+
+// providerPairs is how many (one provider, two providers) pairs of
+// 1-worker drains run, the order alternating, so that a machine that slows
+// or speeds up during the run favours neither.
+const providerPairs = 2
+
+// runProviderPairs drains with one worker and two providers (PROVIDERS,
+// the default route to both, no rate limit) and with the one provider,
+// alternating. A drain that fails is noted and the bench goes on.
+func runProviderPairs(ctx context.Context, o Options, rep *Report, scheduler, worker, run string, log *slog.Logger) error {
+	for k := range providerPairs {
+		var pair ProviderPair
+		for j, n := range []int{1, 2} {
+			if k%2 == 1 {
+				n = 3 - n
+			}
+			spec := o.drainSpec(1, fmt.Sprintf("b%s-p%d%d", run, k, j), scheduler, worker, log)
+			spec.providers = n
+			log.Info("drain with providers", "pair", k+1, "providers", n)
+			dr, err := runDrain(ctx, spec)
+			if err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				rep.Notes = append(rep.Notes, fmt.Sprintf("provider pair %d: the drain with %d providers failed: %v", k+1, n, err))
+				pair = ProviderPair{}
+				break
+			}
+			if n == 1 {
+				pair.One = dr
+			} else {
+				pair.Two = dr
+			}
+		}
+		if pair.One.Rate() > 0 && pair.Two.Rate() > 0 {
+			rep.Providers = append(rep.Providers, pair)
+			log.Info("provider pair done", "pair", k+1, "one_per_second", int(pair.One.Rate()), "two_per_second", int(pair.Two.Rate()),
+				"ratio", fmt.Sprintf("%.2f", pair.Two.Rate()/pair.One.Rate()))
+		}
 	}
 	return nil
 }

@@ -174,8 +174,11 @@ type drainSpec struct {
 	// noOutbox drops the trigger that records status callback events,
 	// for a drain without any of their cost.
 	noOutbox bool
-	timeout  time.Duration
-	log      *slog.Logger
+	// providers, when 2 or more, names that many providers (PROVIDERS),
+	// all at the sink, with the default route through them in order.
+	providers int
+	timeout   time.Duration
+	log       *slog.Logger
 }
 
 // runDrain inserts the backlog in a fresh database, starts one scheduler
@@ -250,6 +253,14 @@ func runDrain(ctx context.Context, sp drainSpec) (res DrainResult, err error) {
 		}
 		defer cbr.close()
 		base = append(base, "STATUS_CALLBACK_URL="+cbr.url)
+	}
+	if sp.providers > 1 {
+		names := make([]string, sp.providers)
+		for i := range names {
+			names[i] = fmt.Sprintf("p%d", i+1)
+			base = append(base, fmt.Sprintf("PROVIDER_P%d_URL=%s", i+1, rcv.url))
+		}
+		base = append(base, "PROVIDERS="+strings.Join(names, ","))
 	}
 	var procs []*proc
 	defer func() {

@@ -33,7 +33,10 @@ type Report struct {
 	Purge *PurgePair
 	// Callbacks are the pairs of 1-worker drains with status callbacks
 	// off and on.
-	Callbacks   []CallbackPair
+	Callbacks []CallbackPair
+	// Providers are the 1-worker drains with two providers and with one,
+	// in pairs.
+	Providers   []ProviderPair
 	BaselineRev string
 	Notes       []string
 }
@@ -299,6 +302,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	if err := r.writePurge(w); err != nil {
 		return err
 	}
+	if err := r.writeProviders(w); err != nil {
+		return err
+	}
 	if err := r.writeBaseline(w); err != nil {
 		return err
 	}
@@ -325,14 +331,15 @@ func (r *Report) VsBaseline() float64 {
 			xs = append(xs, x)
 		}
 	}
-	if len(xs) == 0 {
-		return math.NaN()
-	}
 	return median(xs)
 }
 
-// median of xs (not empty); sorts xs.
+// median is the middle of xs (the mean of the two middle ones for an even
+// count), NaN when xs is empty. It sorts xs.
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
 	slices.Sort(xs)
 	if n := len(xs); n%2 == 0 {
 		return (xs[n/2-1] + xs[n/2]) / 2
@@ -367,6 +374,38 @@ func (r *Report) writeCallbacks(w io.Writer) error {
 	m := median(ratios)
 	t.add(fmt.Sprintf("**median on / off** (target ≥ %.2f: %s)", targetVsCallbacks, verdict(m >= targetVsCallbacks)), "", "", "**"+ratio(m)+"**", "")
 	t.add(fmt.Sprintf("duplicate deliveries (target 0: %s)", verdict(dups == 0)), "", "", fmt.Sprint(dups), "")
+	if _, err := io.WriteString(w, "\n"); err != nil {
+		return err
+	}
+	return t.write(w)
+}
+
+// ProviderPair is a 1-worker drain with one provider and one with two
+// (no rate limit), in the same run.
+type ProviderPair struct{ One, Two DrainResult }
+
+// targetVsProviders is the least a drain with two providers may keep of
+// the drain with one.
+const targetVsProviders = 0.9
+
+// writeProviders writes the table of the drains with two providers
+// against one.
+func (r *Report) writeProviders(w io.Writer) error {
+	if len(r.Providers) == 0 {
+		return nil
+	}
+	t := &table{}
+	t.add(fmt.Sprintf("Two providers (no rate limit) against one, 1 worker × %d calls", r.Providers[0].One.Concurrency), "value", "target", "met")
+	ratios := make([]float64, len(r.Providers))
+	dups := 0
+	for i, p := range r.Providers {
+		ratios[i] = p.Two.Rate() / p.One.Rate()
+		dups += p.Two.Duplicates
+		t.add(fmt.Sprintf("pair %d: one provider / two providers, messages/s", i+1), fmt.Sprintf("%.0f / %.0f", p.One.Rate(), p.Two.Rate()), "", "")
+	}
+	vs := median(ratios)
+	t.add("**two providers / one (median of the pairs)**", "**"+ratio(vs)+"**", fmt.Sprintf("≥ %.2f", targetVsProviders), verdict(vs >= targetVsProviders))
+	t.add("duplicate deliveries", fmt.Sprint(dups), "0", verdict(dups == 0))
 	if _, err := io.WriteString(w, "\n"); err != nil {
 		return err
 	}

@@ -147,6 +147,39 @@
     await refreshSwitch().catch(failed("Read the switch"));
   }
 
+  // ---- Providers ----------------------------------------------------------
+
+  // refreshProviders shows each provider with its state, and an enable
+  // button that is live while a 410 has it disabled.
+  async function refreshProviders() {
+    const list = await api("GET", "/api/v1/providers");
+    const items = (list.data || []).map((p) => {
+      const btn = el("button", { type: "button", class: "ghost", "data-testid": "btn-enable-" + p.name, text: "Enable" });
+      btn.disabled = p.state !== "disabled";
+      btn.addEventListener("click", () => enableProvider(p.name, btn));
+      return el("li", { class: "provider", "data-testid": "provider-" + p.name, "data-state": p.state }, [
+        el("span", { class: "name", text: p.name }),
+        el("span", { class: "muted mono", text: p.host }),
+        el("span", { class: "badge p-" + p.state, "data-field": "state", text: p.state, title: p.reason || "" }),
+        el("span", { class: "muted", text: p.calls_last_minute + " calls, " + p.failures_last_minute + " failed in the last minute" +
+          (p.rate > 0 ? " · limit " + p.rate + "/s" : "") }),
+        btn,
+      ]);
+    });
+    $("#providers").replaceChildren(...items);
+  }
+
+  async function enableProvider(name, btn) {
+    btn.disabled = true;
+    try {
+      await api("POST", "/api/v1/providers/" + encodeURIComponent(name) + "/enable");
+      toast("Provider " + name + " enabled");
+    } catch (err) {
+      failed("Enable " + name)(err);
+    }
+    await refreshProviders().catch(failed("Read the providers"));
+  }
+
   // ---- Counts -----------------------------------------------------------
 
   async function refreshCounts() {
@@ -296,7 +329,7 @@
     ["id", "Id"], ["status", "Status"], ["phone_number", "To"], ["content", "Content"], ["attempts", "Tries"],
     ["priority", "Priority"], ["created_at", "Created"], ["send_at", "Send at"], ["expires_at", "Expires"],
     ["sent_at", "Sent"], ["remote_message_id", "Remote id"], ["delivery_status", "Delivery"],
-    ["delivered_at", "Delivered"], ["last_error", "Last error"],
+    ["delivered_at", "Delivered"], ["provider", "Provider"], ["last_error", "Last error"],
   ];
 
   // TRIES_TITLE explains the message's attempts field: it counts the times
@@ -440,12 +473,13 @@
       el("td", { class: "num", text: String(a.attempt) }),
       el("td", { class: "time", text: clock(a.started_at), title: a.started_at }),
       el("td", { class: "num", text: a.duration_ms + " ms" }),
+      el("td", { text: a.provider || "–" }),
       el("td", { class: "num", text: a.status_code === null || a.status_code === undefined ? "–" : String(a.status_code) }),
       el("td", {}, [el("span", { class: "badge s-" + ({ retry: "pending", gone: "expired" }[a.outcome] || a.outcome), text: a.outcome })]),
       el("td", { class: "content", text: a.error || "", title: a.error || "" }),
     ]));
     host.replaceChildren(el("table", {}, [
-      el("thead", {}, [el("tr", {}, ["#", "Started", "Took", "HTTP", "Outcome", "Error"].map((h) => el("th", { text: h })))]),
+      el("thead", {}, [el("tr", {}, ["#", "Started", "Took", "Provider", "HTTP", "Outcome", "Error"].map((h) => el("th", { text: h })))]),
       el("tbody", {}, body),
     ]));
   }
@@ -511,6 +545,7 @@
   async function refreshAll() {
     await Promise.all([
       refreshSwitch().catch(failed("Read the switch")),
+      refreshProviders().catch(failed("Read the providers")),
       refreshCounts().catch(failed("Count messages")),
       refreshTable().catch(failed("List messages")),
       refreshDetail().catch(failed("Read the message")),
@@ -558,6 +593,7 @@
     setFilter(first.get("status") || "all");
     if (first.get("msg")) openDetail(first.get("msg")).catch(failed("Read the message"));
     refreshSwitch().catch(failed("Read the switch"));
+    refreshProviders().catch(failed("Read the providers"));
     refreshCounts().catch(failed("Count messages"));
     refreshChart().catch(failed("Read the chart"));
     setInterval(tick, REFRESH_MS);
