@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/messaging-server/messaging-server/internal/metrics"
@@ -38,9 +39,13 @@ const (
 	// recordTimeout bounds one statement recording an outcome; it runs
 	// with a fresh context, so a stopping worker still records.
 	recordTimeout = 5 * time.Second
-	// recordTries bounds the tries of one record; the event goes out again
-	// after its lease when all fail.
-	recordTries = 3
+	// recordFirstBackoff and recordMaxBackoff space the tries of a record
+	// that failed: the wait doubles from the first, with jitter, up to the
+	// second. The tries stop at recordMargin before the batch's earliest
+	// lease ends; its events then go out again after their lease.
+	recordFirstBackoff = 50 * time.Millisecond
+	recordMaxBackoff   = 2 * time.Second
+	recordMargin       = 5 * time.Second
 	// recordBatch bounds the outcomes one record statement writes.
 	recordBatch = 256
 	// gaugeEvery is how often the pending gauge is counted.
@@ -71,6 +76,8 @@ type Config struct {
 type Signals struct {
 	// Recorded hears each outcome once its statement is settled.
 	Recorded chan store.EventOutcome
+	// RecordFailed hears each record statement that failed.
+	RecordFailed chan error
 }
 
 // Deps are the sender's dependencies.
@@ -101,12 +108,18 @@ type Sender struct {
 	// at most two connections (a claim and a record), however many calls
 	// are in flight, and leaves the rest of the pool to delivery.
 	outs chan recorded
+	// failing is set while a record statement fails: the sender then
+	// claims nothing and starts no call, since their outcomes could not
+	// be written either.
+	failing atomic.Bool
 }
 
 // recorded is an outcome to write, with the event it is of.
 type recorded struct {
 	ev store.ClaimedEvent
 	o  store.EventOutcome
+	// claimed is when the claim that leased ev returned.
+	claimed time.Time
 }
 
 // New builds a Sender over d.
@@ -180,6 +193,12 @@ func (s *Sender) Run(ctx context.Context) {
 			counted = time.Now()
 			s.countPending(ctx)
 		}
+		if s.failing.Load() {
+			// A call whose outcome cannot be recorded is never started:
+			// wait until the recorder writes again.
+			s.pause(ctx, pollMax)
+			continue
+		}
 		free := cap(slots) - len(slots)
 		if free < (cap(slots)+1)/2 {
 			// Claim in batches: wait until half the slots are free, so
@@ -188,6 +207,7 @@ func (s *Sender) Run(ctx context.Context) {
 			continue
 		}
 		evs, err := s.store.ClaimEvents(ctx, free, s.cfg.Lease, s.cfg.URL != "")
+		claimed := time.Now()
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("claim status callback events", "err", err)
@@ -199,7 +219,7 @@ func (s *Sender) Run(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.send(ctx, ev)
+				s.send(ctx, ev, claimed)
 				<-slots
 			}()
 		}
@@ -243,7 +263,7 @@ func (s *Sender) countPending(ctx context.Context) {
 // send makes one call for ev and records its outcome. The call runs to
 // its end even when ctx ends (it is bounded by Config.Timeout), so a stopping
 // worker records what it started.
-func (s *Sender) send(ctx context.Context, ev store.ClaimedEvent) {
+func (s *Sender) send(ctx context.Context, ev store.ClaimedEvent, claimed time.Time) {
 	if ev.Attempts == 1 {
 		s.m.Started(ev.Type)
 	}
@@ -257,7 +277,7 @@ func (s *Sender) send(ctx context.Context, ev store.ClaimedEvent) {
 	if d.Status == store.EventPending {
 		o.NextAt = time.Now().Add(d.Delay)
 	}
-	s.outs <- recorded{ev: ev, o: o}
+	s.outs <- recorded{ev: ev, o: o, claimed: claimed}
 }
 
 // call POSTs ev to url and answers the HTTP status.
@@ -314,13 +334,20 @@ func (s *Sender) recorder(ctx context.Context) {
 }
 
 // record writes a batch with a fresh bounded context (so a stopping worker
-// still records what it started), a few times with a backoff; when every
-// try fails the events go out again after their lease.
+// still records what it started). A failed statement is tried again with a
+// doubling backoff until recordMargin before the batch's earliest lease
+// ends; meanwhile the sender starts no call. When no try worked the events
+// go out again after their lease, with the same webhook-id.
 func (s *Sender) record(ctx context.Context, batch []recorded) {
 	outs := make([]store.EventOutcome, len(batch))
+	giveUp := batch[0].claimed
 	for i, r := range batch {
 		outs[i] = r.o
+		if r.claimed.Before(giveUp) {
+			giveUp = r.claimed
+		}
 	}
+	giveUp = giveUp.Add(s.cfg.Lease - min(recordMargin, s.cfg.Lease/4))
 	defer func() {
 		for _, r := range batch {
 			select {
@@ -330,20 +357,38 @@ func (s *Sender) record(ctx context.Context, batch []recorded) {
 		}
 	}()
 	var held map[string]bool
-	for try := 1; ; try++ {
+	backoff := recordFirstBackoff
+	for {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		var err error
 		held, err = s.store.RecordEvents(rctx, outs)
 		cancel()
 		if err == nil {
+			if s.failing.Swap(false) {
+				s.log.Info("status callback outcomes are recorded again: calls resume")
+			}
 			break
 		}
-		if try >= recordTries {
-			s.log.Error("record status callback outcomes; the events go out again after their lease", "count", len(batch), "err", err)
+		select {
+		case s.signals.RecordFailed <- err:
+		default:
+		}
+		if !s.failing.Swap(true) {
+			s.log.Error("record status callback outcomes: no call starts until a record works", "count", len(batch), "err", err)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1) //nolint:gosec // jitter, not a secret
+		if ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
+			// Given up (or stopping): these events go out again after
+			// their lease. The sender may claim again, so a fault that
+			// outlasts a lease costs at most Concurrency repeated calls
+			// per lease, each with the same webhook-id.
+			s.failing.Store(false)
+			s.log.Error("record status callback outcomes: the events go out again after their lease", "count", len(batch), "err", err)
 			return
 		}
-		t := time.NewTimer(time.Duration(try) * 200 * time.Millisecond)
+		t := time.NewTimer(wait)
 		<-t.C
+		backoff = min(backoff*2, recordMaxBackoff)
 	}
 	for _, r := range batch {
 		ev, o := r.ev, r.o
