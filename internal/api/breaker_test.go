@@ -33,7 +33,7 @@ func TestSchedulerShowsTheBreaker(t *testing.T) {
 		t.Fatalf("since is not RFC 3339 UTC: %s", b)
 	}
 	_, _, m := e.get("/metrics")
-	for _, want := range []string{`messaging_breaker_state{state="open"} 1`, `messaging_breaker_state{state="closed"} 0`, `messaging_breaker_trips_total 3`} {
+	for _, want := range []string{`messaging_breaker_state{provider="default",state="open"} 1`, `messaging_breaker_state{provider="default",state="closed"} 0`, `messaging_breaker_trips_total{provider="default"} 3`} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

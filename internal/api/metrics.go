@@ -21,7 +21,7 @@ const scrapeTimeout = 5 * time.Second
 // metrics is the scrape endpoint.
 //
 //	@Summary		Prometheus metrics
-//	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and the shared circuit breaker (messaging_breaker_state{state}, messaging_breaker_trips_total) and the retention purge (messaging_retention_purged_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
+//	@Description	Prometheus text format: asynq queue metrics (asynq_*, for every queue in Redis), messages by status, the sending switch and each provider's shared circuit breaker (messaging_breaker_state{provider,state}, messaging_breaker_trips_total{provider}) and the retention purge (messaging_retention_purged_total) read from PostgreSQL at scrape time (messaging_*), and Go/process metrics of the API. Per-delivery counters and webhook latency histograms live in the worker processes, which serve them on METRICS_PORT.
 //	@Tags			health
 //	@Produce		plain,json
 //	@Success		200	{string}	string	"Prometheus text exposition format"
@@ -34,7 +34,7 @@ func (s *Server) metricsHandler() fiber.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		unchecked{asynqmetrics.NewQueueMetricsCollector(s.insp)},
-		&storeCollector{st: s.deps.Store, first: s.firstProvider()},
+		&storeCollector{st: s.deps.Store, providers: s.providerNames()},
 	)
 	// A failing collector costs its own metrics, not the whole scrape.
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -54,9 +54,9 @@ func (unchecked) Describe(chan<- *prometheus.Desc) {}
 // scrape time, so the numbers are right whichever process changed them.
 type storeCollector struct {
 	st *store.Store
-	// first is the provider whose breaker the api's metrics show: the
-	// first in PROVIDERS (each worker serves every provider's).
-	first string
+	// providers are the names in PROVIDERS (default when it is unset),
+	// whose shared breakers the metrics show.
+	providers []string
 }
 
 var (
@@ -67,9 +67,9 @@ var (
 	lastTickDesc = prometheus.NewDesc("messaging_last_tick_timestamp_seconds",
 		"Unix time a worker last started a tick (absent before the first).", nil, nil)
 	breakerStateDesc = prometheus.NewDesc("messaging_breaker_state",
-		"1 for the state the shared circuit breaker is in (closed, open, half_open), 0 for the others.", []string{"state"}, nil)
+		"1 for the state each provider's shared circuit breaker is in (closed, open, half_open), 0 for the others.", []string{"provider", "state"}, nil)
 	breakerTripsDesc = prometheus.NewDesc("messaging_breaker_trips_total",
-		"Times the shared circuit breaker went from closed to open, across every worker.", nil, nil)
+		"Times each provider's shared circuit breaker went from closed to open, across every worker.", []string{"provider"}, nil)
 	retentionPurgedDesc = prometheus.NewDesc("messaging_retention_purged_total",
 		"Messages the retention purge deleted, across every scheduler process.", nil, nil)
 )
@@ -97,17 +97,20 @@ func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.GaugeValue, float64(n), status)
 		}
 	}
-	if br, err := breaker.Read(ctx, sc.st.ProviderBreaker(sc.first)); err != nil {
-		ch <- prometheus.NewInvalidMetric(breakerStateDesc, err)
-	} else {
+	for _, name := range sc.providers {
+		br, err := breaker.Read(ctx, sc.st.ProviderBreaker(name))
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(breakerStateDesc, err)
+			continue
+		}
 		for _, m := range breaker.Modes {
 			v := 0.0
 			if m == br.State {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(breakerStateDesc, prometheus.GaugeValue, v, string(m))
+			ch <- prometheus.MustNewConstMetric(breakerStateDesc, prometheus.GaugeValue, v, name, string(m))
 		}
-		ch <- prometheus.MustNewConstMetric(breakerTripsDesc, prometheus.CounterValue, float64(br.Trips))
+		ch <- prometheus.MustNewConstMetric(breakerTripsDesc, prometheus.CounterValue, float64(br.Trips), name)
 	}
 	if ret, err := sc.st.Retention(ctx); err != nil {
 		ch <- prometheus.NewInvalidMetric(retentionPurgedDesc, err)

@@ -250,6 +250,18 @@ func queueOf(opts []asynq.Option) string {
 	return "default"
 }
 
+// providerNames are the names in PROVIDERS, or default when it is unset.
+func (s *Server) providerNames() []string {
+	if len(s.cfg.ProviderList) == 0 {
+		return []string{store.DefaultProvider}
+	}
+	names := make([]string, len(s.cfg.ProviderList))
+	for i, p := range s.cfg.ProviderList {
+		names[i] = p.Name
+	}
+	return names
+}
+
 // firstProvider is the name of the first provider in PROVIDERS (default
 // when it is unset).
 func (s *Server) firstProvider() string {
