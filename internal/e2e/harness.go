@@ -69,6 +69,16 @@ func RunWithBinaries(m interface{ Run() int }, setDir func(string), after func()
 	return code
 }
 
+// SlowTest marks t parallel and skips it under -short (make test-short):
+// the tests that use it start the built programs and take seconds each.
+func SlowTest(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts the built programs")
+	}
+	t.Parallel()
+}
+
 // FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()

@@ -19,12 +19,3 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(e2e.RunWithBinaries(m, func(dir string) { binDir = dir }, nil))
 }
-
-// slowTest marks t parallel and skips it under -short.
-func slowTest(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts the built programs")
-	}
-	t.Parallel()
-}

@@ -189,7 +189,7 @@ const (
 	callsWhileDown = 60
 )
 
-// runOutage is the proof: the provider is down (mode) for the
+// runOutage: the provider is down (mode) for the
 // outage while 200 messages are due. At most maxCalls calls are made while
 // it is down, none fails, the API shows the breaker open, everything is
 // sent within recoveryBound of recovery, each message accepted once, and

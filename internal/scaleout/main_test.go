@@ -25,15 +25,6 @@ func TestMain(m *testing.M) {
 	os.Exit(e2e.RunWithBinaries(m, func(dir string) { binDir = dir }, nil))
 }
 
-// slowTest marks t parallel and skips it under -short.
-func slowTest(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts real servers and the built programs")
-	}
-	t.Parallel()
-}
-
 // newRun makes a migrated database with n messages, a webhook receiver and
 // the programs' environment: INFO logs and a 300 s REDIS_TTL, under vars
 // (an empty value removes the variable).

@@ -134,7 +134,7 @@ func poolerErrors(t *testing.T, procs ...*e2e.Proc) {
 // POSTGRES_MIGRATE_URI, then drain 2,000 messages over POSTGRES_URI; /readyz
 // answers through the pooler. Nothing is lost and nothing is accepted twice.
 func TestPgBouncerDrain(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	bouncer := startPgBouncer(t)
 	o := runOptions(0, e2e.Slow(2*time.Millisecond), map[string]string{"MESSAGE_FETCH_LIMIT": "500", "MAX_CONCURRENT_JOBS": "8"})
 	o.Unmigrated = true
@@ -176,7 +176,7 @@ func TestPgBouncerDrain(t *testing.T) {
 // the dead worker's calls whose outcome it never recorded. Each of those
 // is accepted at most twice.
 func TestPgBouncerKillWorker(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	start := time.Now()
 	bouncer := startPgBouncer(t)
 	// WEBHOOK_TIMEOUT is the default, so the lease is the default 30 s and
@@ -245,7 +245,7 @@ func TestPgBouncerKillWorker(t *testing.T) {
 // ticks), and afterwards the drain finishes with nothing lost and nothing
 // accepted twice.
 func TestPgBouncerPause(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	bouncer := startPgBouncer(t)
 	// WEBHOOK_TIMEOUT is the default, so the lease is the default 30 s and
 	// outlasts the pause: a worker that cannot reach its database for

@@ -147,7 +147,7 @@ func (s *sentinels) waitNewMaster(t *testing.T) time.Duration {
 
 // Sentinel, forced failover: SENTINEL FAILOVER midway through the drain.
 func TestSentinelForcedFailover(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	s := startSentinels(t)
 	var promoted time.Duration
 	res := drain(t, s.env(), func() {
@@ -166,7 +166,7 @@ func TestSentinelForcedFailover(t *testing.T) {
 
 // Sentinel, master killed: kill -9 of the master midway through the drain.
 func TestSentinelMasterKilled(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	s := startSentinels(t)
 	var promoted time.Duration
 	res := drain(t, s.env(), func() {
@@ -182,7 +182,7 @@ func TestSentinelMasterKilled(t *testing.T) {
 // Cluster: three masters made with redis-cli --cluster create; the drain,
 // then every message:sent:<id> record read back through the cluster.
 func TestClusterDrain(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	var addrs []string
 	for i := range 3 {
 		port, bus := e2e.FreePort(t), e2e.FreePort(t)
@@ -231,7 +231,7 @@ func TestClusterDrain(t *testing.T) {
 // TLS: the drain against a redis-server that speaks only TLS, its
 // certificate signed by a CA made here and named by REDIS_TLS_CA.
 func TestTLSDrain(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	dir := t.TempDir()
 	ca, cert, key := writeTestPKI(t, dir)
 	port := e2e.FreePort(t)

@@ -58,7 +58,7 @@ func scrape(addr string) (string, error) {
 // Four workers on one host with the default METRICS_PORT all run, each on
 // its own metrics port, and share the drain.
 func TestFourWorkersWithDefaultSettings(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	r := newRun(t, 400, nil, map[string]string{"METRICS_PORT": "", "MESSAGE_FETCH_LIMIT": "100"})
 	sched := r.Start("scheduler")
 	var workers []*e2e.Proc
@@ -94,7 +94,7 @@ func TestFourWorkersWithDefaultSettings(t *testing.T) {
 // A METRICS_PORT set explicitly that cannot be bound stops the worker with
 // exit 2 and a line naming the variable.
 func TestExplicitMetricsPortInUseExits2(t *testing.T) {
-	slowTest(t)
+	e2e.SlowTest(t)
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
