@@ -77,14 +77,22 @@ func TestProgramsSendTheSampleRows(t *testing.T) {
 			t.Errorf("sample %s reached the webhook %d times", id, calls[id])
 		}
 	}
+	// The completer writes the sent records to Redis right after the
+	// record statement commits: wait for them.
 	rdb := testenv.NewRedis(t)
-	for _, id := range samples {
-		if err := rdb.Get(context.Background(), cache.Key(id)).Err(); err != nil {
-			t.Errorf("sample %s not cached: %v", id, err)
+	keys := make([]string, len(samples))
+	for i, id := range samples {
+		keys[i] = cache.Key(id)
+	}
+	testenv.Eventually(t, 10*time.Second, "every sample row to be cached", func() bool {
+		n, err := rdb.Exists(context.Background(), keys...).Result()
+		if err != nil {
+			t.Fatalf("read the cache: %v", err)
 		}
-		if err := rdb.Del(context.Background(), cache.Key(id)).Err(); err != nil {
-			t.Fatal(err)
-		}
+		return n == int64(len(keys))
+	})
+	if err := rdb.Del(context.Background(), keys...).Err(); err != nil {
+		t.Fatal(err)
 	}
 
 	for _, path := range []string{"/healthz", "/readyz"} {
