@@ -81,7 +81,10 @@ func TestSenderStartsNoCallWhileRecordsFail(t *testing.T) {
 		deadline := time.After(20 * time.Second)
 		for range k {
 			select {
-			case <-signals.RecordFailed:
+			case err := <-signals.RecordFailed:
+				if err == nil {
+					t.Fatal("a record failure signal without its error")
+				}
 			case <-deadline:
 				t.Fatalf("the record did not fail %d times", k)
 			}
