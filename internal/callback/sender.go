@@ -39,13 +39,6 @@ const (
 	// recordTimeout bounds one statement recording an outcome; it runs
 	// with a fresh context, so a stopping worker still records.
 	recordTimeout = 5 * time.Second
-	// recordFirstBackoff and recordMaxBackoff space the tries of a record
-	// that failed: the wait doubles from the first, with jitter, up to the
-	// second. The tries stop at recordMargin before the batch's earliest
-	// lease ends; its events then go out again after their lease.
-	recordFirstBackoff = 50 * time.Millisecond
-	recordMaxBackoff   = 2 * time.Second
-	recordMargin       = 5 * time.Second
 	// recordBatch bounds the outcomes one record statement writes.
 	recordBatch = 256
 	// gaugeEvery is how often the pending gauge is counted.
@@ -334,9 +327,9 @@ func (s *Sender) recorder(ctx context.Context) {
 }
 
 // record writes a batch with a fresh bounded context (so a stopping worker
-// still records what it started). A failed statement is tried again with a
-// doubling backoff until recordMargin before the batch's earliest lease
-// ends; meanwhile the sender starts no call. When no try worked the events
+// still records what it started). A failed statement is tried again with
+// retry.WriteWait's backoff until retry.LeaseDeadline of the batch's
+// earliest claim; meanwhile the sender starts no call. When no try worked the events
 // go out again after their lease, with the same webhook-id.
 func (s *Sender) record(ctx context.Context, batch []recorded) {
 	outs := make([]store.EventOutcome, len(batch))
@@ -347,7 +340,7 @@ func (s *Sender) record(ctx context.Context, batch []recorded) {
 			giveUp = r.claimed
 		}
 	}
-	giveUp = giveUp.Add(s.cfg.Lease - min(recordMargin, s.cfg.Lease/4))
+	giveUp = retry.LeaseDeadline(giveUp, s.cfg.Lease)
 	defer func() {
 		for _, r := range batch {
 			select {
@@ -357,7 +350,7 @@ func (s *Sender) record(ctx context.Context, batch []recorded) {
 		}
 	}()
 	var held map[string]bool
-	backoff := recordFirstBackoff
+	backoff := retry.WriteFirst
 	for {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		var err error
@@ -376,7 +369,8 @@ func (s *Sender) record(ctx context.Context, batch []recorded) {
 		if !s.failing.Swap(true) {
 			s.log.Error("record status callback outcomes: no call starts until a record works", "count", len(batch), "err", err)
 		}
-		wait := backoff/2 + rand.N(backoff/2+1) //nolint:gosec // jitter, not a secret
+		var wait time.Duration
+		wait, backoff = retry.WriteWait(backoff, rand.Float64()) //nolint:gosec // jitter, not a secret
 		if ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
 			// Given up (or stopping): these events go out again after
 			// their lease. The sender may claim again, so a fault that
@@ -388,7 +382,6 @@ func (s *Sender) record(ctx context.Context, batch []recorded) {
 		}
 		t := time.NewTimer(wait)
 		<-t.C
-		backoff = min(backoff*2, recordMaxBackoff)
 	}
 	for _, r := range batch {
 		ev, o := r.ev, r.o

@@ -12,6 +12,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/messaging"
+	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/store"
 )
 
@@ -155,14 +156,6 @@ func (s *Service) record(ctx context.Context, batch []result) {
 	}
 }
 
-// The backoff between two writes of the same outcomes: 50 ms doubling to
-// 2 s, each spread over [d/2, d) by jitter so that workers do not retry in
-// step.
-const (
-	recordRetryFirst = 50 * time.Millisecond
-	recordRetryMax   = 2 * time.Second
-)
-
 // pendingOutcome is an outcome not yet written.
 type pendingOutcome struct {
 	out      store.Outcome
@@ -201,7 +194,7 @@ type outcomeSet map[string]bool
 // recorded and the ids it dropped.
 func (s *Service) persist(ctx context.Context, pend []pendingOutcome) (written, outcomeSet) {
 	done := written{changed: map[string]bool{}, safe: map[string]bool{}}
-	delay := recordRetryFirst
+	delay := retry.WriteFirst
 	for {
 		rctx, cancel := s.recordCtx(ctx)
 		rest, err := s.write(rctx, pend, done)
@@ -212,8 +205,8 @@ func (s *Service) persist(ctx context.Context, pend []pendingOutcome) (written, 
 		}
 		s.recordFailed(err)
 		pend = rest
-		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2))) //nolint:gosec // jitter, not a secret
-		delay = min(2*delay, recordRetryMax)
+		var wait time.Duration
+		wait, delay = retry.WriteWait(delay, rand.Float64()) //nolint:gosec // jitter, not a secret
 		late, next := 0, time.Now().Add(wait)
 		allLate := true
 		for i := range pend {

@@ -129,7 +129,7 @@ type pick struct {
 
 // chain is the chain of providers for the E.164 number to.
 func (s *Service) chain(to string) []string {
-	if s.router == nil || len(s.providers) == 1 {
+	if len(s.providers) == 1 {
 		return []string{s.providers[0].Name}
 	}
 	return s.router(to)

@@ -32,6 +32,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/message"
 	"github.com/messaging-server/messaging-server/internal/metrics"
+	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/tracing"
 	"github.com/messaging-server/messaging-server/internal/webhook"
@@ -450,12 +451,9 @@ type result struct {
 }
 
 // recordDeadline is the last moment an outcome of a row claimed at
-// claimedAt is written for sure: its lease minus a margin for the write
-// itself (a quarter of the lease, at most 5 s). After it another worker
-// may take the row again.
+// claimedAt is written for sure (retry.LeaseDeadline).
 func (s *Service) recordDeadline(claimedAt time.Time) time.Time {
-	margin := min(s.cfg.Lease/4, 5*time.Second)
-	return claimedAt.Add(s.cfg.Lease - margin)
+	return retry.LeaseDeadline(claimedAt, s.cfg.Lease)
 }
 
 func (s *Service) isDraining() bool {

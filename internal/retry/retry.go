@@ -1,7 +1,8 @@
 // Package retry is the delay before each retry of a failed webhook call: a
 // schedule of steps measured in hours, not seconds, so that a message outlives
-// a provider outage. It is pure: no clock, no randomness of its
-// own, no I/O.
+// a provider outage; and the short backoff and deadline of a database write
+// that must land (an outcome record). It is pure: no clock, no randomness
+// of its own, no I/O.
 package retry
 
 import (
@@ -137,4 +138,26 @@ func (s Schedule) Delay(attempt int, retryAfter time.Duration, jitter float64) t
 		d = max(d, min(retryAfter, s.Largest()))
 	}
 	return d
+}
+
+// The backoff between two tries of a database write that failed (an
+// outcome record): WriteFirst doubling to WriteMax.
+const (
+	WriteFirst = 50 * time.Millisecond
+	WriteMax   = 2 * time.Second
+)
+
+// WriteWait is the wait after a failed write whose backoff is d, spread
+// over [d/2, d) by jitter (in [0, 1)) so that processes do not retry in
+// step, and the backoff of the try after it: doubled, at most WriteMax.
+func WriteWait(d time.Duration, jitter float64) (wait, next time.Duration) {
+	return d/2 + time.Duration(jitter*float64(d/2)), min(2*d, WriteMax)
+}
+
+// LeaseDeadline is the last moment an outcome of a claim made at claimedAt
+// under lease is written for sure: the lease minus a margin for the write
+// itself (a quarter of the lease, at most 5 s). After it another worker
+// may claim the row again.
+func LeaseDeadline(claimedAt time.Time, lease time.Duration) time.Time {
+	return claimedAt.Add(lease - min(lease/4, 5*time.Second))
 }

@@ -127,3 +127,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestWriteWait(t *testing.T) {
+	for _, tc := range []struct {
+		d          time.Duration
+		jitter     float64
+		wait, next time.Duration
+	}{
+		{retry.WriteFirst, 0, 25 * time.Millisecond, 100 * time.Millisecond},
+		{retry.WriteFirst, 0.5, 37500 * time.Microsecond, 100 * time.Millisecond},
+		{time.Second, 0.999, 999500 * time.Microsecond, retry.WriteMax},
+		{retry.WriteMax, 0, time.Second, retry.WriteMax},
+	} {
+		wait, next := retry.WriteWait(tc.d, tc.jitter)
+		if wait != tc.wait || next != tc.next {
+			t.Errorf("WriteWait(%s, %v) = %s, %s; want %s, %s", tc.d, tc.jitter, wait, next, tc.wait, tc.next)
+		}
+	}
+}
+
+func TestLeaseDeadline(t *testing.T) {
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		lease, after time.Duration
+	}{
+		{40 * time.Second, 35 * time.Second}, // margin 5 s
+		{8 * time.Second, 6 * time.Second},   // margin a quarter
+	} {
+		if got := retry.LeaseDeadline(at, tc.lease); !got.Equal(at.Add(tc.after)) {
+			t.Errorf("LeaseDeadline(lease %s) = %s after the claim, want %s", tc.lease, got.Sub(at), tc.after)
+		}
+	}
+}
