@@ -147,6 +147,8 @@ func answerFor(err error) *Error {
 		return errCrossSite
 	case errors.Is(err, messaging.ErrNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "message not found"}
+	case errors.Is(err, messaging.ErrProviderNotFound):
+		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "provider not found"}
 	case errors.Is(err, messaging.ErrEventNotFound):
 		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "event not found"}
 	case errors.Is(err, messaging.ErrNotFailed):

@@ -9,6 +9,7 @@ import (
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/config"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // ProviderStatus is one provider messages are sent to (PROVIDERS, or the
@@ -40,9 +41,6 @@ type ProviderStatus struct {
 type ProviderList struct {
 	Data []ProviderStatus `json:"data"`
 }
-
-// errProviderNotFound answers a provider name PROVIDERS does not list.
-var errProviderNotFound = &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "provider not found"}
 
 // listProviders shows every provider with its state.
 //
@@ -99,7 +97,7 @@ func (s *Server) enableProvider(c *fiber.Ctx) error {
 		}
 	}
 	if p == nil {
-		return errProviderNotFound
+		return messaging.ErrProviderNotFound
 	}
 	if _, err := s.deps.Store.ProviderBreaker(p.Name).Enable(ctx); err != nil {
 		return err

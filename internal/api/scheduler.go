@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/messaging-server/messaging-server/internal/breaker"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/store"
 	"github.com/messaging-server/messaging-server/internal/task"
 )
@@ -252,21 +253,17 @@ func queueOf(opts []asynq.Option) string {
 
 // providerNames are the names in PROVIDERS, or default when it is unset.
 func (s *Server) providerNames() []string {
-	if len(s.cfg.ProviderList) == 0 {
-		return []string{store.DefaultProvider}
+	if names := s.cfg.ProviderNames(); len(names) > 0 {
+		return names
 	}
-	names := make([]string, len(s.cfg.ProviderList))
-	for i, p := range s.cfg.ProviderList {
-		names[i] = p.Name
-	}
-	return names
+	return []string{messaging.DefaultProvider}
 }
 
 // firstProvider is the name of the first provider in PROVIDERS (default
 // when it is unset).
 func (s *Server) firstProvider() string {
 	if len(s.cfg.ProviderList) == 0 {
-		return store.DefaultProvider
+		return messaging.DefaultProvider
 	}
 	return s.cfg.ProviderList[0].Name
 }

@@ -6,14 +6,13 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// DefaultProvider is the name of the one provider built from WEBHOOK_*
-// when PROVIDERS is unset.
-const DefaultProvider = "default"
+	"github.com/messaging-server/messaging-server/internal/messaging"
+)
 
 // ProviderVars are the per-provider variables, PROVIDER_<NAME>_ followed
 // by each suffix, with the sentence an operator sees when one is rejected.
@@ -112,7 +111,7 @@ func ParseRoutes(s string, known []string) ([]Route, error) {
 			inChain := map[string]bool{}
 			for n := range strings.SplitSeq(list, ",") {
 				n = strings.TrimSpace(n)
-				if !contains(known, n) {
+				if !slices.Contains(known, n) {
 					return nil, fmt.Errorf("rule %q names %q, which is not in PROVIDERS", rule, n)
 				}
 				if inChain[n] {
@@ -136,15 +135,6 @@ func routePrefix(p string) bool {
 	}
 	digits, ok := strings.CutPrefix(p, "+")
 	return ok && len(digits) >= 1 && len(digits) <= 6 && strings.Trim(digits, "0123456789") == ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ChainFor is the chain of the longest prefix of ROUTES that the E.164
@@ -174,17 +164,17 @@ func (c *Config) loadProviders(vars map[string]string) error {
 	raw := vars["PROVIDERS"]
 	if strings.TrimSpace(raw) == "" {
 		c.ProviderList = []Provider{{
-			Name: DefaultProvider, URL: c.WebhookURL, Secret: c.WebhookSecret, AuthHeader: c.WebhookAuthHeader,
+			Name: messaging.DefaultProvider, URL: c.WebhookURL, Secret: c.WebhookSecret, AuthHeader: c.WebhookAuthHeader,
 			AuthKey: c.WebhookAuthKey, Timeout: c.WebhookTimeout, Burst: 1,
 		}}
 		if strings.TrimSpace(c.Routes) != "" {
-			routes, err := ParseRoutes(c.Routes, []string{DefaultProvider})
+			routes, err := ParseRoutes(c.Routes, []string{messaging.DefaultProvider})
 			if err != nil {
 				return &Error{Var: "ROUTES", Value: c.Routes, Accepts: routesAccepts + ": " + err.Error()}
 			}
 			c.RouteTable = routes
 		} else {
-			c.RouteTable = []Route{{Prefix: "*", Chain: []string{DefaultProvider}}}
+			c.RouteTable = []Route{{Prefix: "*", Chain: []string{messaging.DefaultProvider}}}
 		}
 		return nil
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/messaging-server/messaging-server/internal/breaker"
 	"github.com/messaging-server/messaging-server/internal/cache"
 	"github.com/messaging-server/messaging-server/internal/message"
+	"github.com/messaging-server/messaging-server/internal/messaging"
 	"github.com/messaging-server/messaging-server/internal/metrics"
 	"github.com/messaging-server/messaging-server/internal/retry"
 	"github.com/messaging-server/messaging-server/internal/store"
@@ -261,7 +262,7 @@ func New(p Params) *Service {
 	}
 	provs := p.Providers
 	if len(provs) == 0 {
-		provs = []Provider{{Name: store.DefaultProvider, Sender: p.Sender, Gate: p.Breaker}}
+		provs = []Provider{{Name: messaging.DefaultProvider, Sender: p.Sender, Gate: p.Breaker}}
 	}
 	var gate Gate
 	if len(provs) == 1 {

@@ -9,6 +9,8 @@ import (
 // Errors callers branch on.
 var (
 	ErrNotFound = errors.New("message not found")
+	// ErrProviderNotFound: PROVIDERS names no provider so.
+	ErrProviderNotFound = errors.New("provider not found")
 	// ErrEventNotFound: no status callback event has the id.
 	ErrEventNotFound = errors.New("event not found")
 	ErrDuplicate     = errors.New("message id already exists")

@@ -6,6 +6,11 @@
 // phone number must meet are internal/message's.
 package messaging
 
+// DefaultProvider names the one provider of a deployment without
+// PROVIDERS, built from WEBHOOK_*; its breaker row is the one that existed
+// before providers were named.
+const DefaultProvider = "default"
+
 // Message statuses, as stored in messages.status.
 const (
 	// StatusPending: waiting for its first call, for a retry, or for its

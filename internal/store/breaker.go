@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/messaging-server/messaging-server/internal/messaging"
 )
 
 // BreakerRow is the delivery_breaker row.
@@ -29,10 +31,6 @@ type BreakerRow struct {
 	Disabled   string
 	DisabledAt *time.Time
 }
-
-// DefaultProvider names the one provider of a deployment without
-// PROVIDERS; its breaker row is the one that existed before providers.
-const DefaultProvider = "default"
 
 const breakerColumns = `state, since, reason, failure_rate, window_start, calls, failures,
     prev_calls, prev_failures, probe_at, trips, COALESCE(disabled_reason, ''), disabled_at`
@@ -72,19 +70,19 @@ ON CONFLICT (provider) DO NOTHING`, names); err != nil {
 // Breaker reads the default provider's breaker row (see
 // ProviderBreaker.Breaker).
 func (s *Store) Breaker(ctx context.Context) (BreakerRow, time.Time, error) {
-	return s.ProviderBreaker(DefaultProvider).Breaker(ctx)
+	return s.ProviderBreaker(messaging.DefaultProvider).Breaker(ctx)
 }
 
 // UpdateBreaker changes the default provider's breaker row (see
 // ProviderBreaker.UpdateBreaker).
 func (s *Store) UpdateBreaker(ctx context.Context, apply func(cur BreakerRow, now time.Time) BreakerChange) (BreakerRow, int64, error) {
-	return s.ProviderBreaker(DefaultProvider).UpdateBreaker(ctx, apply)
+	return s.ProviderBreaker(messaging.DefaultProvider).UpdateBreaker(ctx, apply)
 }
 
 // ClaimBreakerProbe claims the default provider's probe (see
 // ProviderBreaker.ClaimBreakerProbe).
 func (s *Store) ClaimBreakerProbe(ctx context.Context, cooldown, probeTimeout time.Duration, reason, reprobe string) (BreakerRow, time.Time, bool, error) {
-	return s.ProviderBreaker(DefaultProvider).ClaimBreakerProbe(ctx, cooldown, probeTimeout, reason, reprobe)
+	return s.ProviderBreaker(messaging.DefaultProvider).ClaimBreakerProbe(ctx, cooldown, probeTimeout, reason, reprobe)
 }
 
 // Name is the provider's name.
